@@ -1,0 +1,27 @@
+# catvae: do synthetic images from VAEs and cross-attention VAEs help a CNN on imbalanced medical images?
+#
+#   snakemake --cores 2                                  # the embedded demo (config/config.yaml)
+#   snakemake --cores 8 --configfile config/paper.yaml   # the paper's settings
+#   snakemake --profile profiles/slurm ...               # the same DAG on a SLURM cluster
+#
+# Stages, one rule file each: data -> generators -> classifier -> report. Outputs go to results/<dataset.name>/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/generators.smk"
+include: "workflow/rules/classifier.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        study_targets(),

@@ -1,0 +1,52 @@
+"""Which classes a dataset has, known before any file is written (Snakemake needs them to build the DAG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from catvae.errors import CatvaeError
+
+BRATS_CLASSES = ["NoTumor", "Tumor"]
+
+
+def dataset_classes(dataset: Mapping[str, Any]) -> list[str]:
+    """Class names in a fixed order (the order of the classifier's outputs and of every table).
+
+    BraTS-like data is NoTumor / Tumor (Tumor is the positive class). Class-folder datasets take the configured
+    list, else their sub-folders sorted by name. MedMNIST takes the global class names of its files.
+    """
+    kind = dataset["kind"]
+    if kind in ("phantom", "brats"):
+        return list(BRATS_CLASSES)
+    if kind == "folder":
+        configured = (dataset.get("folder") or {}).get("classes")
+        if configured:
+            return list(configured)
+        root = Path(dataset["root"])
+        if not root.is_dir():
+            raise CatvaeError(f"config key 'dataset.root': folder not found: {root}")
+        names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if len(names) < 2:
+            raise CatvaeError(f"config key 'dataset.root': {root} needs at least two class sub-folders, found {names}")
+        return names
+    if kind == "medmnist":
+        from catvae.data.medmnist import medmnist_classes
+
+        return medmnist_classes(dataset["medmnist"]["files"])
+    raise CatvaeError(f"config key 'dataset.kind': unknown kind {kind!r}")
+
+
+CANONICAL_MODALITY = {"t2f": "flair", "t1n": "t1", "t1c": "t1ce", "t2w": "t2"}
+
+
+def dataset_modalities(dataset: Mapping[str, Any]) -> list[str]:
+    """Modality names the conditional VAE embeds (one per MRI sequence, per MedMNIST file, or the dataset itself)."""
+    kind = dataset["kind"]
+    if kind in ("phantom", "brats"):
+        return [CANONICAL_MODALITY.get(m, m) for m in dataset["modalities"]]
+    if kind == "medmnist":
+        from catvae.data.medmnist import medmnist_modalities
+
+        return medmnist_modalities(dataset["medmnist"]["files"])
+    return [dataset.get("name", "image")]

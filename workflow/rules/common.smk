@@ -1,0 +1,78 @@
+# Shared by every stage: the validated config, the results layout, and the lists that span the DAG
+# (classes, generators, targets, classifier arms). All paths are under results/<dataset.name>/.
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)
+
+from catvae.config import validate_config
+from catvae.data.classes import dataset_classes, dataset_modalities
+
+# Validate once at start-up, fill every default, and stop with a message that names the bad key.
+_validated = validate_config(config)
+config.clear()
+config.update(_validated)
+
+DATASET = config["dataset"]
+R = f"{config['results']}/{DATASET['name']}"
+ENV = "../../environment.yml"
+CLASSES = dataset_classes(DATASET)
+MODALITIES = dataset_modalities(DATASET)
+MODELS = list(config["generators"]["models"])
+TARGETS = [str(t) for t in config["synthesis"]["targets"]]
+SEEDS = list(config["seeds"])
+GPU = 0 if config["device"] == "cpu" else 1
+
+
+wildcard_constraints:
+    model="|".join(MODELS) or "none",
+    cls="|".join(CLASSES),
+    group="|".join(CLASSES + ["all"]),
+    seed=r"\d+",
+    arm=r"[A-Za-z]+(@[A-Za-z0-9]+)?",
+
+
+def generator_group(model, cls):
+    """The conditional VAE is one model over all classes; the others are one model per class."""
+    return "all" if model == "cvae" else cls
+
+
+def generator_jobs():
+    """(model, group) pairs that get a training job."""
+    jobs = []
+    for model in MODELS:
+        groups = ["all"] if model == "cvae" else CLASSES
+        jobs.extend((model, group) for group in groups)
+    return jobs
+
+
+def arms():
+    """Classifier arms: real only, every generator x target, and the reviewer's baselines x target."""
+    out = ["none"]
+    out += [f"{m}@{t}" for m in MODELS for t in TARGETS]
+    out += [f"{b}@{t}" for b in config["classifier"]["baselines"] for t in TARGETS]
+    return out
+
+
+def arm_generator(arm):
+    """The generator an arm draws synthetic images from, or None."""
+    method = arm.split("@")[0]
+    return method if method in MODELS else None
+
+
+def study_targets():
+    """Everything `snakemake` builds by default: tables, figures, provenance."""
+    targets = [
+        f"{R}/tables/classification.csv",
+        f"{R}/figures/confusion_matrices.png",
+        f"{R}/figures/learning_curves.png",
+        f"{R}/provenance.json",
+    ]
+    if MODELS:
+        targets += [f"{R}/tables/generator_quality.csv", f"{R}/figures/samples.png"]
+    if "cvae" in MODELS:
+        targets.append(f"{R}/figures/cvae_latent_space.png")
+    if config["classifier"]["paper_protocol"]:
+        targets.append(f"{R}/tables/classification_paper_protocol.csv")
+    return targets

@@ -1,0 +1,197 @@
+# Report stage: paper-shaped tables, figures, provenance; `snakemake --report` collects them into one HTML page.
+
+
+def quality_files(wildcards=None):
+    return [f"{R}/generators/{m}/{c}/quality.json" for m in MODELS for c in CLASSES]
+
+
+def metrics_files(name):
+    return [f"{R}/classifier/{a}/seed{s}/{name}" for a in arms() for s in SEEDS]
+
+
+TABLE_PARAMS = dict(config_name=config["config_name"], seeds=SEEDS, models=MODELS, classes=CLASSES)
+
+
+rule generator_quality_table:
+    input:
+        quality_files(),
+    output:
+        csv=report(f"{R}/tables/generator_quality.csv", caption="../report/generator_quality.rst", category="Tables"),
+        md=f"{R}/tables/generator_quality.md",
+        tex=f"{R}/tables/generator_quality.tex",
+    params:
+        kind="generator_quality",
+        **TABLE_PARAMS,
+    log:
+        f"{R}/logs/tables/generator_quality.log",
+    benchmark:
+        f"{R}/benchmarks/tables/generator_quality.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/tables.py"
+
+
+rule classification_table:
+    input:
+        metrics_files("metrics.json"),
+    output:
+        csv=report(f"{R}/tables/classification.csv", caption="../report/classification.rst", category="Tables"),
+        md=f"{R}/tables/classification.md",
+        tex=f"{R}/tables/classification.tex",
+    params:
+        kind="classification",
+        **TABLE_PARAMS,
+    log:
+        f"{R}/logs/tables/classification.log",
+    benchmark:
+        f"{R}/benchmarks/tables/classification.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/tables.py"
+
+
+rule paper_protocol_table:
+    input:
+        metrics_files("metrics_paper_protocol.json"),
+    output:
+        csv=report(
+            f"{R}/tables/classification_paper_protocol.csv",
+            caption="../report/paper_protocol.rst",
+            category="Tables",
+        ),
+        md=f"{R}/tables/classification_paper_protocol.md",
+        tex=f"{R}/tables/classification_paper_protocol.tex",
+    params:
+        kind="paper_protocol",
+        **TABLE_PARAMS,
+    log:
+        f"{R}/logs/tables/paper_protocol.log",
+    benchmark:
+        f"{R}/benchmarks/tables/paper_protocol.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/tables.py"
+
+
+rule confusion_figure:
+    input:
+        metrics_files("metrics.json"),
+    output:
+        report(f"{R}/figures/confusion_matrices.png", caption="../report/confusion.rst", category="Figures"),
+    log:
+        f"{R}/logs/figures/confusion_matrices.log",
+    benchmark:
+        f"{R}/benchmarks/figures/confusion_matrices.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/figure_confusion.py"
+
+
+rule learning_curves_figure:
+    input:
+        metrics_files("history.csv"),
+    output:
+        report(f"{R}/figures/learning_curves.png", caption="../report/learning_curves.rst", category="Figures"),
+    params:
+        arms=arms(),
+        seeds=SEEDS,
+    log:
+        f"{R}/logs/figures/learning_curves.log",
+    benchmark:
+        f"{R}/benchmarks/figures/learning_curves.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/figure_learning_curves.py"
+
+
+rule samples_figure:
+    input:
+        split=f"{R}/data/split.csv",
+        synthetic=[f"{R}/synthetic/{m}/{c}" for m in MODELS for c in CLASSES],
+    output:
+        report(f"{R}/figures/samples.png", caption="../report/samples.rst", category="Figures"),
+    params:
+        models=MODELS,
+        classes=CLASSES,
+        image_size=DATASET["image_size"],
+        per_row=6,
+        seed=config["synthesis"]["seed"],
+    log:
+        f"{R}/logs/figures/samples.log",
+    benchmark:
+        f"{R}/benchmarks/figures/samples.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/figure_samples.py"
+
+
+rule latent_figure:
+    input:
+        f"{R}/generators/cvae/all/latents.npz",
+    output:
+        report(f"{R}/figures/cvae_latent_space.png", caption="../report/latent.rst", category="Figures"),
+    log:
+        f"{R}/logs/figures/cvae_latent_space.log",
+    benchmark:
+        f"{R}/benchmarks/figures/cvae_latent_space.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/figure_latent.py"
+
+
+rule provenance:
+    input:
+        [t for t in study_targets() if not t.endswith("provenance.json")],
+    output:
+        report(f"{R}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
+    params:
+        config=config,
+        seeds=SEEDS,
+        config_files=[str(f) for f in workflow.configfiles],
+    log:
+        f"{R}/logs/provenance.log",
+    benchmark:
+        f"{R}/benchmarks/provenance.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/provenance.py"
