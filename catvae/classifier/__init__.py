@@ -1,0 +1,10 @@
+"""The classifier stage: the paper's CNN, the training-set arms, training and held-out evaluation.
+
+The public entry points are re-exported here so the CLI and Snakemake scripts import one place.
+"""
+
+from catvae.classifier.arms import TrainingSet, build_training_set, parse_arm
+from catvae.classifier.cnn import build_cnn, count_parameters
+from catvae.classifier.train import run_arm
+
+__all__ = ["TrainingSet", "build_cnn", "build_training_set", "count_parameters", "parse_arm", "run_arm"]

@@ -1,0 +1,78 @@
+"""The reference CNN classifier, ported layer for layer from the paper's Keras model.
+
+Keras `Conv2D` defaults to 'valid' padding, so the feature map shrinks by 2 per conv and halves (floor) per
+pool; matching that is what makes the parameter count (11,169,347 at 3x224x224 with 3 classes) agree exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from catvae.errors import CatvaeError
+
+
+def output_units(n_classes: int) -> int:
+    """Two classes use one sigmoid unit (as the reference did); more use one softmax unit per class."""
+    if n_classes < 2:
+        raise CatvaeError(f"the classifier needs at least 2 classes, got {n_classes}")
+    return 1 if n_classes == 2 else n_classes
+
+
+def _feature_side(image_size: int) -> int:
+    side = image_size
+    for _ in range(3):
+        side = (side - 2) // 2  # 3x3 'valid' conv, then 2x2 max-pool (floor)
+    return side
+
+
+def build_cnn(image_size: int, channels: int, n_classes: int) -> nn.Module:
+    """Conv 32/64/128 (3x3, ReLU, valid) each + 2x2 max-pool, Flatten, Dense 128 + ReLU, Dropout 0.5, output.
+
+    The output layer returns *logits*: the sigmoid / softmax lives in the loss (`BCEWithLogitsLoss`,
+    `CrossEntropyLoss`) and in prediction, which is numerically safer and has the same parameters.
+    """
+    if channels < 1:
+        raise CatvaeError(f"config key 'classifier.channels' must be >= 1, got {channels}")
+    side = _feature_side(int(image_size))
+    if side < 1:
+        raise CatvaeError(f"config key 'classifier.image_size' is too small for three conv+pool stages: {image_size}")
+    return nn.Sequential(
+        nn.Conv2d(channels, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128 * side * side, 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, output_units(n_classes)),
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, the figure the paper's Keras `model.summary()` reports."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def logits_to_probs(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Logits -> `[N, n_classes]` class probabilities (a single sigmoid unit becomes two columns)."""
+    if n_classes == 2:
+        p = torch.sigmoid(logits.reshape(-1))
+        return torch.stack([1.0 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
+
+
+def loss_function(n_classes: int) -> nn.Module:
+    """Binary cross-entropy for the one-unit binary head, cross-entropy otherwise (mean over the batch)."""
+    return nn.BCEWithLogitsLoss() if n_classes == 2 else nn.CrossEntropyLoss()
+
+
+def loss_targets(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Integer labels in the form the loss wants: float `[N, 1]` for BCE, long `[N]` for CE."""
+    return labels.float().reshape(-1, 1) if n_classes == 2 else labels.long()

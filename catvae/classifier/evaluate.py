@@ -1,0 +1,126 @@
+"""Scoring a trained classifier: the leakage guard, predictions, metrics, and the confusion-matrix files.
+
+The held-out protocol is only meaningful if the test set is real images of subjects the classifier never
+saw, so that is checked in code (raising, so it cannot be optimised away) before anything is scored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from catvae.classifier.arms import TrainingSet  # noqa: E402
+from catvae.classifier.cnn import logits_to_probs, loss_function, loss_targets  # noqa: E402
+from catvae.data.images import read_manifest  # noqa: E402
+from catvae.errors import CatvaeError  # noqa: E402
+from catvae.io import atomic_path, write_csv  # noqa: E402
+
+
+def check_no_leakage(training: TrainingSet, test: pd.DataFrame, synthetic_manifests: dict[str, str]) -> None:
+    """Raise if a training subject, a training image, or any synthetic image is in the test set.
+
+    Subjects are compared because slices of one brain are near-duplicates; paths are compared against the
+    training table (which includes the sources of duplicated / augmented images) and against every
+    synthetic manifest given, whether or not this arm drew from it.
+    """
+    train_table = training.table()
+    train_subjects = {s for s in train_table["subject"].astype(str) if s and s != "nan"}
+    test_subjects = {s for s in test["subject"].astype(str) if s and s != "nan"}
+    shared = sorted(train_subjects & test_subjects)
+    if shared:
+        raise CatvaeError(f"leakage: test subject(s) {shared[:5]} (of {len(shared)}) also appear in the training set")
+    test_paths = set(test["abspath"].astype(str))
+    reused = sorted(test_paths & set(train_table["abspath"].astype(str)))
+    if reused:
+        raise CatvaeError(f"leakage: test image(s) {reused[:3]} (of {len(reused)}) are in the training set")
+    for cls, manifest in sorted(synthetic_manifests.items()):
+        if not Path(manifest).is_file():
+            continue  # a class that needed no synthetic images may have no manifest at all
+        synthetic = set(read_manifest(manifest)["abspath"].astype(str))
+        fake = sorted(test_paths & synthetic)
+        if fake:
+            raise CatvaeError(f"leakage: test image(s) {fake[:3]} are listed in synthetic manifest {manifest}")
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, n_classes: int, batch_size: int,
+    device: torch.device,
+) -> tuple[np.ndarray, float]:
+    """Class probabilities `[N, n_classes]` and the mean loss, in eval mode (no dropout).
+
+    `images` are uint8 `[N, C, S, S]` (kept compact in memory), scaled to [0, 1] per batch on the device.
+    """
+    model.eval()
+    criterion = loss_function(n_classes)
+    probs, total = [], 0.0
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device).float().div_(255.0)
+        y = labels[start : start + batch_size].to(device)
+        logits = model(x)
+        total += float(criterion(logits, loss_targets(y, n_classes))) * len(x)
+        probs.append(logits_to_probs(logits, n_classes).cpu())
+    return torch.cat(probs).numpy(), total / max(1, len(images))
+
+
+def score(true: np.ndarray, probs: np.ndarray, loss: float, classes: list[str]) -> dict[str, Any]:
+    """Per-class precision / recall / F1 / support, accuracy, loss and the confusion matrix (scikit-learn)."""
+    labels = list(range(len(classes)))
+    pred = probs.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(true, pred, labels=labels, zero_division=0)
+    return {
+        "per_class": {
+            c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                "support": int(support[i])}
+            for i, c in enumerate(classes)
+        },
+        "accuracy": float(accuracy_score(true, pred)),
+        "loss": float(loss),
+        "confusion": confusion_matrix(true, pred, labels=labels).tolist(),
+        "n_test": int(len(true)),
+    }
+
+
+def write_confusion(csv_path: str | os.PathLike, png_path: str | os.PathLike, confusion: list[list[int]],
+                    classes: list[str], title: str) -> None:
+    """`confusion.csv` (rows true, columns predicted, named by class) and a labelled `confusion.png`."""
+    frame = pd.DataFrame(confusion, index=classes, columns=classes)
+    frame.index.name = "true\\predicted"
+    write_csv(csv_path, frame.reset_index())
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(classes), 1.2 + 1.2 * len(classes)))
+    ConfusionMatrixDisplay(np.asarray(confusion), display_labels=classes).plot(ax=ax, colorbar=False, cmap="Blues")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def predictions_table(test: pd.DataFrame, probs: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """`path, subject, true, pred, prob_<class>...` with `path` as written in split.csv."""
+    frame = pd.DataFrame(
+        {
+            "path": test["path"].to_numpy(),
+            "subject": test["subject"].to_numpy(),
+            "true": test["class"].to_numpy(),
+            "pred": [classes[i] for i in probs.argmax(axis=1)],
+        }
+    )
+    for i, c in enumerate(classes):
+        frame[f"prob_{c}"] = probs[:, i]
+    return frame

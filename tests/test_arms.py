@@ -1,0 +1,174 @@
+"""Arm parsing and training-set composition: exact counts, the synthetic prefix rule, seeded baselines."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from catvae.classifier.arms import build_training_set, parse_arm
+from catvae.classifier.augment import apply_recipe, draw_recipe
+from catvae.data.images import read_manifest, save_png
+from catvae.errors import CatvaeError
+
+CLASSES = ["NoTumor", "Tumor"]
+LAYOUT = {"train": {"NoTumor": 3, "Tumor": 6}, "val": {"NoTumor": 2, "Tumor": 2}, "test": {"NoTumor": 3, "Tumor": 3}}
+
+
+def _image(rng: np.random.Generator, cls: str, size: int) -> np.ndarray:
+    """A dark noisy disc; Tumor images add a bright square at a random place (learnable, not trivial)."""
+    yy, xx = np.mgrid[:size, :size]
+    image = 0.3 * (((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (size * 0.4) ** 2) + 0.05 * rng.random((size, size))
+    if cls == "Tumor":
+        r, c = rng.integers(size // 4, size - size // 4 - 4, size=2)
+        image[r : r + size // 6 + 2, c : c + size // 6 + 2] = 0.95
+    return np.clip(image, 0, 1)
+
+
+def make_dataset(root: Path, size: int = 16, layout: dict = LAYOUT, n_synthetic: int = 10,
+                 generator: str = "vae", seed: int = 0) -> tuple[str, dict[str, str]]:
+    """Write a tiny split.csv (two slices per subject) and one synthetic manifest per class; return their paths."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for partition, per_class in layout.items():
+        for cls, n in per_class.items():
+            for i in range(n):
+                rel = f"slices/{cls}/{partition}_{i:03d}.png"
+                save_png(root / "data" / rel, _image(rng, cls, size))
+                rows.append({"subject": f"{partition}-{cls}-{i // 2}", "modality": "flair", "plane": "axial",
+                             "slice_index": i, "class": cls, "tumor_voxels": 10 * (cls == "Tumor"),
+                             "brain_fraction": 0.5, "path": rel, "partition": partition})
+    split_csv = root / "data" / "split.csv"
+    pd.DataFrame(rows).to_csv(split_csv, index=False)
+    manifests = {}
+    for cls in CLASSES:
+        folder = root / "synthetic" / generator / cls
+        for i in range(n_synthetic):
+            save_png(folder / f"{i:05d}.png", _image(rng, cls, size))
+        manifest = pd.DataFrame({"index": range(n_synthetic), "class": cls, "model": generator,
+                                 "path": [f"{i:05d}.png" for i in range(n_synthetic)]})
+        manifest.to_csv(folder / "manifest.csv", index=False)
+        manifests[cls] = str(folder / "manifest.csv")
+    return str(split_csv), manifests
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    split_csv, manifests = make_dataset(tmp_path)
+    return read_manifest(split_csv), manifests
+
+
+@pytest.mark.parametrize(
+    "arm, expected",
+    [("none", ("none", None)), ("vae@437", ("vae", 437)), ("catvae@balance", ("catvae", "balance")),
+     ("oversample@1000", ("oversample", 1000)), ("classic@2000", ("classic", 2000)), ("my_gan@5", ("my_gan", 5))],
+)
+def test_parse_arm_accepts_the_documented_forms(arm, expected):
+    assert parse_arm(arm) == expected
+
+
+@pytest.mark.parametrize("arm", ["", "vae", "vae@", "@437", "vae@0", "vae@-3", "vae@1.5", "vae@abc",
+                                 "none@437", "vae@437@2", "va e@4", "../x@4"])
+def test_parse_arm_rejects_malformed_names(arm):
+    with pytest.raises(CatvaeError):
+        parse_arm(arm)
+
+
+def test_none_is_the_real_training_split_only(dataset):
+    split, manifests = dataset
+    ts = build_training_set(split, "none", CLASSES, manifests, seed=0)
+    assert ts.counts == {"NoTumor": {"total": 3, "real": 3, "synthetic": 0},
+                         "Tumor": {"total": 6, "real": 6, "synthetic": 0}}
+    assert ts.extra.empty and len(ts.table()) == 9 and set(ts.real["partition"]) == {"train"}
+
+
+def test_generator_arm_fills_each_class_up_to_the_target(dataset):
+    split, manifests = dataset
+    ts = build_training_set(split, "vae@8", CLASSES, manifests, seed=0)
+    assert ts.counts == {"NoTumor": {"total": 8, "real": 3, "synthetic": 5},
+                         "Tumor": {"total": 8, "real": 6, "synthetic": 2}}
+    assert set(ts.extra["source"]) == {"vae"}
+
+
+def test_generator_arm_takes_the_first_manifest_rows(dataset):
+    split, manifests = dataset
+    ts = build_training_set(split, "vae@8", CLASSES, manifests, seed=3)
+    for cls, n in (("NoTumor", 5), ("Tumor", 2)):
+        first = read_manifest(manifests[cls])["abspath"].iloc[:n].tolist()
+        assert ts.extra[ts.extra["class"] == cls]["abspath"].tolist() == first
+
+
+def test_balance_fills_the_minority_to_the_majority_count(dataset):
+    split, manifests = dataset
+    ts = build_training_set(split, "vae@balance", CLASSES, manifests, seed=0)
+    assert ts.target_count == 6
+    assert ts.counts == {"NoTumor": {"total": 6, "real": 3, "synthetic": 3},
+                         "Tumor": {"total": 6, "real": 6, "synthetic": 0}}
+
+
+def test_a_class_needing_no_extras_needs_no_manifest(dataset):
+    split, manifests = dataset
+    ts = build_training_set(split, "vae@balance", CLASSES, {"NoTumor": manifests["NoTumor"]}, seed=0)
+    assert ts.counts["Tumor"]["synthetic"] == 0
+
+
+def test_too_short_or_missing_or_mismatched_manifest_is_an_error(dataset, tmp_path):
+    split, manifests = dataset
+    with pytest.raises(CatvaeError, match="manifest.csv has 10 rows"):
+        build_training_set(split, "vae@20", CLASSES, manifests, seed=0)
+    with pytest.raises(CatvaeError, match="no manifest was given for class 'NoTumor'"):
+        build_training_set(split, "catvae@8", CLASSES, {}, seed=0)
+    with pytest.raises(CatvaeError, match="should hold only class 'NoTumor' from model 'catvae'"):
+        build_training_set(split, "catvae@8", CLASSES, manifests, seed=0)
+
+
+@pytest.mark.parametrize("method", ["oversample", "classic"])
+def test_baselines_fill_to_the_target_from_real_training_images(dataset, method):
+    split, manifests = dataset
+    ts = build_training_set(split, f"{method}@10", CLASSES, {}, seed=0)
+    assert ts.counts == {"NoTumor": {"total": 10, "real": 3, "synthetic": 7},
+                         "Tumor": {"total": 10, "real": 6, "synthetic": 4}}
+    train_paths = set(ts.real["abspath"])
+    assert set(ts.extra["abspath"]) <= train_paths
+    for cls in CLASSES:
+        sources = set(ts.real[ts.real["class"] == cls]["abspath"])
+        assert set(ts.extra[ts.extra["class"] == cls]["abspath"]) <= sources
+    recipes = ts.extra["recipe"].tolist()
+    assert all(recipes) if method == "classic" else not any(recipes)
+
+
+@pytest.mark.parametrize("method", ["oversample", "classic"])
+def test_baselines_are_seeded_and_nested(dataset, method):
+    split, _ = dataset
+    a = build_training_set(split, f"{method}@10", CLASSES, {}, seed=1).extra
+    b = build_training_set(split, f"{method}@10", CLASSES, {}, seed=1).extra
+    c = build_training_set(split, f"{method}@30", CLASSES, {}, seed=2).extra
+    small = build_training_set(split, f"{method}@8", CLASSES, {}, seed=1).extra
+    pd.testing.assert_frame_equal(a, b)
+    assert not a[["abspath", "recipe"]].equals(c[["abspath", "recipe"]].iloc[: len(a)].reset_index(drop=True))
+    for cls in CLASSES:
+        n = len(small[small["class"] == cls])
+        pd.testing.assert_frame_equal(small[small["class"] == cls].reset_index(drop=True),
+                                      a[a["class"] == cls].iloc[:n].reset_index(drop=True))
+
+
+def test_unknown_class_in_split_is_an_error(dataset):
+    split, manifests = dataset
+    with pytest.raises(CatvaeError, match="not in the configured classes"):
+        build_training_set(split, "none", ["Tumor", "Other"], manifests, seed=0)
+
+
+def test_augmentation_recipe_is_bounded_and_flips_exactly():
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 16, 16)).astype(np.float32)
+    for _ in range(20):
+        recipe = draw_recipe(rng)
+        assert -10 <= recipe["angle"] <= 10 and 0.9 <= recipe["contrast"] <= 1.1
+        out = apply_recipe(image, recipe)
+        assert out.shape == image.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+        json.dumps(recipe)
+    flip = {"flip_h": True, "flip_v": False, "angle": 0.0, "brightness": 0.0, "contrast": 1.0}
+    np.testing.assert_allclose(apply_recipe(image, flip), image[:, :, ::-1], atol=1e-6)
+    rotated = apply_recipe(image, {**flip, "flip_h": False, "angle": 10.0})
+    assert not np.allclose(rotated, image)
