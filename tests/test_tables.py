@@ -1,0 +1,189 @@
+"""Tables: exact renderings of tiny known inputs, mean ± std over seeds, row order, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from catvae.errors import CatvaeError
+from catvae.report.tables import (
+    CLASSIFICATION_COLUMNS, QUALITY_COLUMNS, MeanStd, classification_table, generator_quality_table,
+    load_records, write_table,
+)
+
+
+def metrics_record(arm, method, target, seed, *, f1=(0.4, 0.8), accuracy=0.8, loss=0.5, protocol="held-out"):
+    """A metrics.json record as the classifier stage writes it (two classes, training counts)."""
+    return {
+        "arm": arm, "method": method, "target": target, "seed": seed, "protocol": protocol,
+        "classes": ["NoTumor", "Tumor"],
+        "counts": {"NoTumor": {"total": target or 20, "real": 20, "synthetic": (target or 20) - 20},
+                   "Tumor": {"total": 60, "real": 60, "synthetic": 0}},
+        "per_class": {"NoTumor": {"precision": 0.5, "recall": 0.25, "f1": f1[0], "support": 8},
+                      "Tumor": {"precision": 0.75, "recall": 1.0, "f1": f1[1], "support": 24}},
+        "accuracy": accuracy, "loss": loss, "confusion": [[2, 6], [0, 24]], "n_test": 32, "n_train": 80,
+        "config_name": "tiny", "device": "cpu", "epochs": 2,
+    }
+
+
+def quality_record(model, cls, **overrides):
+    record = {
+        "model": model, "class": cls, "ssim": 0.61234, "psnr": 21.3456, "mse": 0.00734, "n_recon": 40,
+        "fid": 85.2, "kid": 0.0123, "kid_std": 0.0021, "n_fid_real": 40, "n_fid_fake": 200, "fid_note": None,
+        "train_time_s": 123.4, "inference_ms_per_image": 1.234, "peak_memory_mb": 512.0, "device": "cpu",
+        "memorisation": {"median_nn_ssim": 0.55, "near_copy_share": 0.0, "n": 200},
+        "attention": "fused", "context": "mean", "config_name": "tiny", "seed": 0,
+    }
+    record.update(overrides)
+    return record
+
+
+def test_classification_markdown_and_csv_exact(tmp_path):
+    frame = classification_table([metrics_record("none", "none", None, 0, f1=(0.3333, 0.8571),
+                                                 accuracy=0.8125, loss=0.45)])
+    paths = write_table(frame, tmp_path / "classification", caption="Test", config_name="tiny", seeds=[0])
+    assert [p.name for p in paths] == ["classification.csv", "classification.md", "classification.tex"]
+    assert (tmp_path / "classification.md").read_text() == (
+        "Table: Test (config `tiny`, seed 0).\n"
+        "\n"
+        "| Method           |   Target | Class   |   Total |   Real |   Synthetic |   Precision |   Recall |"
+        "    F1 |   Accuracy |   Loss | Seeds   |\n"
+        "|:-----------------|---------:|:--------|--------:|-------:|------------:|------------:|---------:|"
+        "------:|-----------:|-------:|:--------|\n"
+        "| None (real only) |        - | NoTumor |      20 |     20 |           0 |       0.500 |    0.250 |"
+        " 0.333 |      0.812 |  0.450 | 0       |\n"
+        "| None (real only) |        - | Tumor   |      60 |     60 |           0 |       0.750 |    1.000 |"
+        " 0.857 |      0.812 |  0.450 | 0       |\n"
+    )
+    assert (tmp_path / "classification.csv").read_text() == (
+        "Method,Target,Class,Total,Real,Synthetic,Precision,Precision std,Recall,Recall std,F1,F1 std,"
+        "Accuracy,Accuracy std,Loss,Loss std,Seeds,config,seeds\n"
+        "None (real only),,NoTumor,20,20,0,0.5,,0.25,,0.3333,,0.8125,,0.45,,0,tiny,0\n"
+        "None (real only),,Tumor,60,60,0,0.75,,1.0,,0.8571,,0.8125,,0.45,,0,tiny,0\n"
+    )
+    tex = (tmp_path / "classification.tex").read_text()
+    assert tex.startswith("% Test; config tiny, seed 0\n")
+    assert r"\caption{Test (config tiny, seed 0).}" in tex
+    assert r"None (real only) & - & NoTumor & 20 & 20 & 0 & 0.500 & 0.250 & 0.333 & 0.812 & 0.450 & 0 \\" in tex
+
+
+def test_mean_std_over_two_seeds(tmp_path):
+    records = [metrics_record("vae@60", "vae", 60, 0, f1=(0.5, 0.8), accuracy=0.5, loss=0.25),
+               metrics_record("vae@60", "vae", 60, 1, f1=(0.75, 0.9), accuracy=0.75, loss=0.75)]
+    frame = classification_table(records)
+    assert list(frame.columns) == list(CLASSIFICATION_COLUMNS)
+    f1 = frame.loc[frame["Class"] == "NoTumor", "F1"].item()
+    assert isinstance(f1, MeanStd) and f1.n == 2
+    assert f1.mean == pytest.approx(0.625)
+    assert f1.std == pytest.approx(np.std([0.5, 0.75], ddof=1))  # sample std over seeds
+    assert frame["Seeds"].tolist() == ["0, 1", "0, 1"]
+
+    write_table(frame, tmp_path / "c", caption="Two seeds", config_name="tiny", seeds=[0, 1])
+    md = (tmp_path / "c.md").read_text()
+    assert md.startswith("Table: Two seeds (config `tiny`, seeds 0, 1).")
+    assert "| 0.625 ± 0.177 | 0.625 ± 0.177 | 0.500 ± 0.354 | 0, 1    |" in md  # F1 NoTumor, accuracy, loss
+    assert r"0.625 $\pm$ 0.177" in (tmp_path / "c.tex").read_text()
+    csv = pd.read_csv(tmp_path / "c.csv")
+    row = csv[csv["Class"] == "NoTumor"].iloc[0]
+    assert row["F1"] == pytest.approx(0.625)
+    assert row["F1 std"] == pytest.approx(0.1767767, abs=1e-6)
+    assert row["Loss"] == pytest.approx(0.5) and row["Loss std"] == pytest.approx(0.3535534, abs=1e-6)
+    assert (csv["config"] == "tiny").all() and (csv["seeds"] == "0 1").all()
+    assert csv["Precision"].dtype == float and csv["Total"].tolist() == [60, 60]
+
+
+def test_row_order_none_generators_by_target_then_baselines():
+    records = [
+        metrics_record("classic@60", "classic", 60, 0),
+        metrics_record("catvae@100", "catvae", 100, 0),
+        metrics_record("vae@100", "vae", 100, 0),
+        metrics_record("oversample@60", "oversample", 60, 0),
+        metrics_record("none", "none", None, 0),
+        metrics_record("vae@60", "vae", 60, 0),
+        metrics_record("catvae@60", "catvae", 60, 0),
+    ]
+    frame = classification_table(records, method_order=["vae", "catvae", "cvae", "oversample", "classic"])
+    targets = [None if pd.isna(t) else int(t) for t in frame["Target"]]
+    arms = list(dict.fromkeys(zip(frame["Method"], targets)))
+    assert arms == [("None (real only)", None), ("VAE", 60), ("VAE", 100), ("CAT-VAE", 60), ("CAT-VAE", 100),
+                    ("Random oversampling", 60), ("Classical augmentation", 60)]
+    assert frame["Class"].tolist()[:2] == ["NoTumor", "Tumor"]
+    # Without a config order, methods keep the order they were first seen in.
+    unordered = classification_table(records)
+    assert list(dict.fromkeys(unordered["Method"])) == [
+        "None (real only)", "CAT-VAE", "VAE", "Classical augmentation", "Random oversampling"]
+
+
+def test_classification_rejects_bad_input():
+    with pytest.raises(CatvaeError, match="no metrics"):
+        classification_table([])
+    with pytest.raises(CatvaeError, match="given twice"):
+        classification_table([metrics_record("none", "none", None, 0)] * 2)
+    with pytest.raises(CatvaeError, match="protocol"):
+        classification_table([metrics_record("none", "none", None, 0),
+                              metrics_record("vae@60", "vae", 60, 0, protocol="paper-mixed-80/20")])
+    broken = metrics_record("none", "none", None, 0)
+    del broken["loss"]
+    with pytest.raises(CatvaeError, match="missing key.*loss"):
+        classification_table([broken])
+    broken = metrics_record("none", "none", None, 0)
+    broken["accuracy"] = "high"
+    with pytest.raises(CatvaeError, match="accuracy must be a number"):
+        classification_table([broken])
+
+
+def test_generator_quality_columns_notes_and_csv(tmp_path):
+    no_inception = quality_record("catvae", "Tumor", fid=None, kid=None, kid_std=None,
+                                  fid_note="n/a: no InceptionV3 weights")
+    frame = generator_quality_table([quality_record("vae", "Tumor"), no_inception,
+                                     quality_record("vae", "NoTumor", attention=None, context=None)])
+    assert list(frame.columns)[:len(QUALITY_COLUMNS)] == list(QUALITY_COLUMNS)
+    assert list(frame.columns)[len(QUALITY_COLUMNS):] == [
+        "N recon", "N FID real/fake", "Median NN SSIM", "Near-copy share", "Attention", "Context"]
+    assert frame["Model"].tolist() == ["VAE", "VAE", "CAT-VAE"]  # grouped by model, first-seen order
+    assert frame.loc[2, "FID"] == "n/a: no InceptionV3 weights"
+    assert frame.loc[2, "KID"] == "n/a: no InceptionV3 weights"
+    assert frame.loc[0, "KID"] == MeanStd(0.0123, 0.0021, 1)
+
+    write_table(frame, tmp_path / "generator_quality", caption="Generator quality", config_name="tiny", seeds=[0])
+    md = (tmp_path / "generator_quality.md").read_text().splitlines()
+    assert md[0] == "Table: Generator quality (config `tiny`, seed 0)."
+    assert md[5] == ("| VAE     | NoTumor | 0.6123 |  21.35 |                       85.20 |"
+                     "             0.0123 ± 0.0021 | 0.00734 |               123.4 |                   1.23 |"
+                     "              512.0 | cpu      |        40 | 40/200            |           0.5500 |"
+                     "             0.000 |             |           |")
+    assert "| n/a: no InceptionV3 weights | n/a: no InceptionV3 weights |" in md[6]
+    csv = pd.read_csv(tmp_path / "generator_quality.csv")
+    assert csv["FID"].dtype == float and math.isnan(csv.loc[2, "FID"])
+    assert csv.loc[2, "FID note"] == "n/a: no InceptionV3 weights"
+    assert csv.loc[0, "KID std"] == pytest.approx(0.0021)
+    assert csv["N recon"].tolist() == [40, 40, 40]
+
+
+def test_generator_quality_missing_key_names_file(tmp_path):
+    record = quality_record("vae", "Tumor")
+    del record["ssim"]
+    path = tmp_path / "quality.json"
+    path.write_text(json.dumps(record))
+    with pytest.raises(CatvaeError, match=r"quality\.json: missing key\(s\) ssim"):
+        generator_quality_table(load_records([path]))
+
+
+def test_load_records_reports_bad_files(tmp_path):
+    bad = tmp_path / "metrics.json"
+    bad.write_text("{not json")
+    with pytest.raises(CatvaeError, match="metrics.json: not valid JSON"):
+        load_records([bad])
+    with pytest.raises(CatvaeError, match="not found"):
+        load_records([tmp_path / "absent.json"])
+
+
+def test_write_table_leaves_nothing_when_it_fails(tmp_path):
+    frame = classification_table([metrics_record("none", "none", None, 0)])
+    with pytest.raises(CatvaeError, match="no seeds"):
+        write_table(frame, tmp_path / "t", caption="x", config_name="tiny", seeds=[])
+    assert list(tmp_path.iterdir()) == []
