@@ -1,0 +1,109 @@
+"""The CAT-VAE cross-attention block: Keras ``MultiHeadAttention(num_heads=8, key_dim=64, dropout=0.1)``.
+
+Keras applies its ``dropout`` to the attention *weights* (after the softmax). PyTorch's fused
+``scaled_dot_product_attention`` supports that only through ``dropout_p``, and on a CPU any
+``dropout_p > 0`` drops to the unfused math path (slower, the full weight matrix in memory). So the
+block runs in one of three modes, recorded in ``mode`` so outputs can say which ran:
+
+* ``faithful``: Keras semantics, dropout on the weights while training (SDPA with ``dropout_p``);
+* ``fused``: SDPA without weight dropout (fast, memory-lean; a documented departure from the reference);
+* ``explicit``: the same maths as ``faithful`` written out (softmax(QK^T/sqrt(d))V), float32; the
+  baseline for the equality test and for ``bench/train_generators.py``.
+
+In eval mode all three compute the same function.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from catvae.errors import CatvaeError
+from catvae.models.encoder import glorot_uniform_, keras_dense_init_
+
+ATTENTION_MODES = ("faithful", "fused", "explicit")
+
+
+def check_attention_mode(mode: str, key: str = "generators.catvae.attention") -> str:
+    """Validate an attention mode from the config, naming the config key on error."""
+    if mode not in ATTENTION_MODES:
+        raise CatvaeError(f"config key '{key}' must be one of {', '.join(ATTENTION_MODES)}; got {mode!r}")
+    return mode
+
+
+def explicit_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, training: bool = False) -> Tensor:
+    """softmax(Q K^T / sqrt(d)) V with dropout on the weights, as Keras computes it. Shapes [B, H, L, d]."""
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
+    weights = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=training)
+    return weights @ v
+
+
+class MultiHeadCrossAttention(nn.Module):
+    """Queries from one token set, keys and values from another; ``num_heads`` heads of ``key_dim`` each.
+
+    Projections are ``d_model -> num_heads*key_dim`` with bias (q, k, v) and back with bias, as Keras'
+    EinsumDense layers; at d_model 64, 8 heads x 64 that is 132,672 parameters.
+    """
+
+    def __init__(self, d_model: int = 64, num_heads: int = 8, key_dim: int = 64, dropout: float = 0.1,
+                 mode: str = "faithful") -> None:
+        super().__init__()
+        self.num_heads, self.key_dim, self.dropout = num_heads, key_dim, dropout
+        self.mode = check_attention_mode(mode)
+        inner = num_heads * key_dim
+        self.q_proj, self.k_proj, self.v_proj = (nn.Linear(d_model, inner) for _ in range(3))
+        self.out_proj = nn.Linear(inner, d_model)
+        # Keras kernels are (d_model, heads, key_dim) and (heads, key_dim, d_model); its fan rule for
+        # rank-3 kernels multiplies the leading axis into both fans.
+        for proj in (self.q_proj, self.k_proj, self.v_proj):
+            glorot_uniform_(proj.weight, num_heads * d_model, key_dim * d_model)
+            nn.init.zeros_(proj.bias)
+        glorot_uniform_(self.out_proj.weight, key_dim * num_heads, d_model * num_heads)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, self.key_dim).transpose(1, 2)
+
+    def forward(self, query: Tensor, context: Tensor) -> Tensor:
+        """query [B, Lq, d_model], context [B, Lk, d_model] -> [B, Lq, d_model]."""
+        q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(context)), self._heads(self.v_proj(context))
+        p = self.dropout if self.training else 0.0
+        if self.mode == "fused":
+            out = F.scaled_dot_product_attention(q, k, v)
+        elif self.mode == "faithful":
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        else:
+            out = explicit_attention(q.float(), k.float(), v.float(), dropout_p=p, training=self.training).to(q.dtype)
+        b, _, lq, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, lq, self.num_heads * self.key_dim))
+
+
+class CrossAttentionBlock(nn.Module):
+    """Attention, residual + LayerNorm(1e-6), feed-forward 64 -> 256 ReLU -> 64, residual + LayerNorm(1e-6).
+
+    166,016 parameters at the reference sizes, the difference between the CAT-VAE and VAE decoders.
+    """
+
+    def __init__(self, d_model: int = 64, num_heads: int = 8, key_dim: int = 64, ff_dim: int = 256,
+                 dropout: float = 0.1, eps: float = 1e-6, mode: str = "faithful") -> None:
+        super().__init__()
+        self.attention = MultiHeadCrossAttention(d_model, num_heads, key_dim, dropout, mode)
+        self.norm1 = nn.LayerNorm(d_model, eps=eps)
+        self.ff1 = keras_dense_init_(nn.Linear(d_model, ff_dim))
+        self.ff2 = keras_dense_init_(nn.Linear(ff_dim, d_model))
+        self.norm2 = nn.LayerNorm(d_model, eps=eps)
+
+    @property
+    def mode(self) -> str:
+        return self.attention.mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.attention.mode = check_attention_mode(value)
+
+    def forward(self, query: Tensor, context: Tensor) -> Tensor:
+        x = self.norm1(query + self.attention(query, context))
+        return self.norm2(x + self.ff2(F.relu(self.ff1(x))))

@@ -1,0 +1,74 @@
+"""Build a generator from its config block, and count parameters the way the reference tables do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from catvae.errors import CatvaeError
+from catvae.models.attention import check_attention_mode
+from catvae.models.cvae import ConditionalVAE
+from catvae.models.vae import VAE, CatVAE, GenerativeModel
+
+GENERATORS = ("vae", "catvae", "cvae")
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters (``requires_grad``), the figure Keras' ``summary()`` and the references report."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _positive_int(options: dict[str, Any], key: str, default: int, name: str) -> int:
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CatvaeError(f"config key 'generators.{name}.{key}' must be a positive integer, got {value!r}")
+    return value
+
+
+def build_generator(name: str, *, image_size: int, channels: int, options: dict[str, Any],
+                    n_classes: int = 1, n_modalities: int = 1) -> GenerativeModel:
+    """Make the ``vae``, ``catvae`` or ``cvae`` model for images ``channels x image_size x image_size``.
+
+    ``options`` is that model's block of the config (``generators.<name>``); keys other than the ones
+    read here (epochs, lr, ...) belong to training and are ignored.
+    vae/catvae read ``latent_dim`` (100) and, for catvae, ``attention`` ('faithful' | 'fused' | 'explicit').
+    cvae reads ``latent_dim`` (128), ``class_embedding`` (128), ``modality_embedding`` (64), ``hidden`` (256),
+    ``loss`` {mse, l1, perceptual, beta, gamma} and ``beta_warmup`` {start, epochs}.
+    """
+    if name not in GENERATORS:
+        raise CatvaeError(f"config key 'generators.models' names unknown generator {name!r}; known: {', '.join(GENERATORS)}")
+    if not isinstance(image_size, int) or image_size < 8:
+        raise CatvaeError(f"config key 'dataset.image_size' must be an integer >= 8, got {image_size!r}")
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise CatvaeError(f"config key 'dataset.channels' must be a positive integer, got {channels!r}")
+    options = dict(options or {})
+    if name in ("vae", "catvae"):
+        if image_size % 8:
+            raise CatvaeError(f"config key 'dataset.image_size' must be divisible by 8 for {name}, got {image_size}")
+        latent = _positive_int(options, "latent_dim", 100, name)
+        if name == "vae":
+            return VAE(image_size=image_size, channels=channels, latent_dim=latent)
+        mode = check_attention_mode(options.get("attention", "faithful"))
+        return CatVAE(image_size=image_size, channels=channels, latent_dim=latent, attention=mode)
+    if n_classes < 1 or n_modalities < 1:
+        raise CatvaeError(f"cvae needs at least one class and one modality, got {n_classes} and {n_modalities}")
+    loss = options.get("loss") or {}
+    warmup = options.get("beta_warmup") or {}
+    if not isinstance(loss, dict) or not isinstance(warmup, dict):
+        raise CatvaeError("config keys 'generators.cvae.loss' and 'generators.cvae.beta_warmup' must be mappings")
+    weights = {k: float(loss[k]) for k in ("mse", "l1", "perceptual", "beta", "gamma") if k in loss}
+    for key, value in weights.items():
+        if value < 0:
+            raise CatvaeError(f"config key 'generators.cvae.loss.{key}' must be >= 0, got {value}")
+    schedule = {k: int(warmup[k]) for k in ("start", "epochs") if k in warmup}
+    if any(v < 0 for v in schedule.values()):
+        raise CatvaeError(f"config key 'generators.cvae.beta_warmup' values must be >= 0, got {schedule}")
+    return ConditionalVAE(
+        image_size=image_size, channels=channels, n_classes=n_classes, n_modalities=n_modalities,
+        latent_dim=_positive_int(options, "latent_dim", 128, name),
+        class_embedding=_positive_int(options, "class_embedding", 128, name),
+        modality_embedding=_positive_int(options, "modality_embedding", 64, name),
+        hidden=_positive_int(options, "hidden", 256, name),
+        loss_weights=weights, beta_warmup=schedule,
+    )

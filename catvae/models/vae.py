@@ -1,0 +1,193 @@
+"""The generator interface shared by every model, and the paper's VAE and CAT-VAE.
+
+``GenerativeModel`` is what training, synthesis and the quality metrics code against: ``forward`` for
+training (sampled z), ``loss`` for the objective, and the inference helpers (``reconstruct``,
+``generate``, ``encode_mu``, ``context_features``), which always run in eval mode without gradients and
+restore the model's previous mode, so calling them mid-training is safe.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from catvae.errors import CatvaeError
+from catvae.models.attention import check_attention_mode
+from catvae.models.decoders import ConvDecoder
+from catvae.models.encoder import Encoder
+
+
+def kl_per_image(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dimensions, one value per image."""
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+
+
+def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+    """z = mu + sigma * eps, differentiable in mu and logvar."""
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+class GenerativeModel(nn.Module):
+    """Base class: image geometry, latent size, input checks and the eval-mode inference wrapper."""
+
+    name: str = ""
+    conditional: bool = False
+    uses_context: bool = False
+
+    def __init__(self, *, image_size: int, channels: int, latent_dim: int) -> None:
+        super().__init__()
+        self.image_size, self.channels, self.latent_dim = image_size, channels, latent_dim
+
+    # -- shared helpers --------------------------------------------------------------------------
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def check_images(self, x: Tensor) -> None:
+        """Raise CatvaeError unless x is [B, channels, image_size, image_size]."""
+        expected = (self.channels, self.image_size, self.image_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise CatvaeError(
+                f"{self.name}: images must be [B, {expected[0]}, {expected[1]}, {expected[2]}] "
+                f"(dataset.channels, dataset.image_size); got {list(x.shape)}"
+            )
+
+    def draw_latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """z ~ N(0, I) drawn on the generator's device (so a seed gives the same z on CPU and GPU)."""
+        if n < 1:
+            raise CatvaeError(f"{self.name}: number of images to generate must be >= 1, got {n}")
+        device = generator.device if generator is not None else self.device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        return z.to(self.device)
+
+    # -- interface (documented here, implemented by subclasses) ----------------------------------
+    def forward(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def loss(self, x: Tensor, out: dict[str, Tensor], labels: Tensor | None = None,
+             modalities: Tensor | None = None, epoch: int = 0) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def reconstruct(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def generate(self, n: int, *, context: Tensor | None = None, labels: Tensor | None = None,
+                 modalities: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def encode_mu(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def context_features(self, x: Tensor) -> Tensor | None:
+        """Encoder feature maps used as decoder context (CAT-VAE only); None for other models."""
+        return None
+
+
+class VAE(GenerativeModel):
+    """The paper's VAE: ``Encoder`` + ``ConvDecoder``; loss = BCE summed over pixels + KL, mean over batch."""
+
+    name = "vae"
+
+    def __init__(self, *, image_size: int, channels: int, latent_dim: int = 100) -> None:
+        super().__init__(image_size=image_size, channels=channels, latent_dim=latent_dim)
+        self.encoder = Encoder(image_size=image_size, channels=channels, latent_dim=latent_dim)
+        self.decoder = self._make_decoder()
+
+    def _make_decoder(self) -> ConvDecoder:
+        return ConvDecoder(image_size=self.image_size, channels=self.channels, latent_dim=self.latent_dim)
+
+    def _decode(self, z: Tensor, context: Tensor | None) -> Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> dict[str, Tensor]:
+        self.check_images(x)
+        mu, logvar, feats = self.encoder(x)
+        logits = self._decode(reparameterize(mu, logvar), feats)
+        return {"recon": torch.sigmoid(logits), "logits": logits, "mu": mu, "logvar": logvar}
+
+    def loss(self, x: Tensor, out: dict[str, Tensor], labels: Tensor | None = None,
+             modalities: Tensor | None = None, epoch: int = 0) -> dict[str, Tensor]:
+        batch = x.shape[0]
+        bce = F.binary_cross_entropy_with_logits(out["logits"], x, reduction="sum") / batch
+        kl = kl_per_image(out["mu"], out["logvar"]).mean()
+        return {"total": bce + kl, "bce": bce, "kl": kl}
+
+    def reconstruct(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
+        self.check_images(x)
+        with self._inference():
+            mu, _, feats = self.encoder(x)
+            return torch.sigmoid(self._decode(mu, feats))
+
+    def encode_mu(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
+        self.check_images(x)
+        with self._inference():
+            return self.encoder(x)[0]
+
+    def generate(self, n: int, *, context: Tensor | None = None, labels: Tensor | None = None,
+                 modalities: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        z = self.draw_latents(n, generator)
+        with self._inference():
+            return torch.sigmoid(self._decode(z, self._expand_context(context, n)))
+
+    def _expand_context(self, context: Tensor | None, n: int) -> Tensor | None:
+        return None
+
+
+class CatVAE(VAE):
+    """The CAT-VAE: the VAE whose decoder cross-attends to encoder feature maps.
+
+    Training uses the features of the input image itself as key/value; generation takes a context
+    ``[1 or n, 64, S/4, S/4]`` (the paper: the mean of the class's training features). ``attention``
+    records which attention implementation ran (see ``catvae.models.attention``).
+    """
+
+    name = "catvae"
+    uses_context = True
+
+    def __init__(self, *, image_size: int, channels: int, latent_dim: int = 100, attention: str = "faithful") -> None:
+        self._attention_mode = check_attention_mode(attention)
+        super().__init__(image_size=image_size, channels=channels, latent_dim=latent_dim)
+
+    @property
+    def attention(self) -> str:
+        """The attention mode in use: 'faithful', 'fused' or 'explicit'."""
+        return self.decoder.cross_attention.mode
+
+    @attention.setter
+    def attention(self, mode: str) -> None:
+        self.decoder.cross_attention.mode = mode
+
+    def _make_decoder(self) -> ConvDecoder:
+        return ConvDecoder(image_size=self.image_size, channels=self.channels, latent_dim=self.latent_dim,
+                           attention=self._attention_mode)
+
+    def _decode(self, z: Tensor, context: Tensor | None) -> Tensor:
+        return self.decoder(z, context)
+
+    def context_features(self, x: Tensor) -> Tensor:
+        self.check_images(x)
+        with self._inference():
+            return self.encoder.features(x)
+
+    def _expand_context(self, context: Tensor | None, n: int) -> Tensor:
+        size = self.encoder.feature_size
+        expected = (self.encoder.feature_channels, size, size)
+        if context is None:
+            raise CatvaeError("catvae.generate needs a context: encoder feature maps [1 or n, 64, S/4, S/4]")
+        if context.dim() != 4 or tuple(context.shape[1:]) != expected or context.shape[0] not in (1, n):
+            raise CatvaeError(f"catvae context must be [1 or {n}, {expected[0]}, {size}, {size}]; got {list(context.shape)}")
+        return context.to(self.device).expand(n, *expected)
