@@ -2,27 +2,6 @@
 # validated on the real validation split, scored once on the held-out real test split.
 
 
-def arm_synthetic(wildcards):
-    """Synthetic image folders an arm draws from (one per class), or nothing for real-only and baselines."""
-    model = arm_generator(wildcards.arm)
-    return {cls: f"{R}/synthetic/{model}/{cls}" for cls in CLASSES} if model else {}
-
-
-def classifier_outputs(paper_protocol):
-    folder = f"{R}/classifier/{{arm}}/seed{{seed}}"
-    out = {
-        "metrics": f"{folder}/metrics.json",
-        "history": f"{folder}/history.csv",
-        "predictions": f"{folder}/predictions.csv",
-        "confusion": f"{folder}/confusion.csv",
-        "confusion_png": f"{folder}/confusion.png",
-        "checkpoint": f"{folder}/checkpoint.pt",
-    }
-    if paper_protocol:
-        out["paper"] = f"{folder}/metrics_paper_protocol.json"
-    return out
-
-
 rule train_classifier:
     input:
         unpack(arm_synthetic),

@@ -76,3 +76,44 @@ def study_targets():
     if config["classifier"]["paper_protocol"]:
         targets.append(f"{R}/tables/classification_paper_protocol.csv")
     return targets
+
+
+def extract_input(wildcards):
+    """The phantom cohort is a rule output; real datasets are read in place from dataset.root."""
+    return {"cohort": f"{R}/phantom"} if DATASET["kind"] == "phantom" else {}
+
+
+def generator_checkpoint(wildcards):
+    return f"{R}/generators/{wildcards.model}/{generator_group(wildcards.model, wildcards.cls)}/checkpoint.pt"
+
+
+def arm_synthetic(wildcards):
+    """Synthetic image folders an arm draws from (one per class), or nothing for real-only and baselines."""
+    model = arm_generator(wildcards.arm)
+    return {cls: f"{R}/synthetic/{model}/{cls}" for cls in CLASSES} if model else {}
+
+
+def classifier_outputs(paper_protocol):
+    folder = f"{R}/classifier/{{arm}}/seed{{seed}}"
+    out = {
+        "metrics": f"{folder}/metrics.json",
+        "history": f"{folder}/history.csv",
+        "predictions": f"{folder}/predictions.csv",
+        "confusion": f"{folder}/confusion.csv",
+        "confusion_png": f"{folder}/confusion.png",
+        "checkpoint": f"{folder}/checkpoint.pt",
+    }
+    if paper_protocol:
+        out["paper"] = f"{folder}/metrics_paper_protocol.json"
+    return out
+
+
+def quality_files(wildcards=None):
+    return [f"{R}/generators/{m}/{c}/quality.json" for m in MODELS for c in CLASSES]
+
+
+def metrics_files(name):
+    return [f"{R}/classifier/{a}/seed{s}/{name}" for a in arms() for s in SEEDS]
+
+
+TABLE_PARAMS = dict(config_name=config["config_name"], seeds=SEEDS, models=MODELS, classes=CLASSES)

@@ -1,11 +1,6 @@
 # Data stage: (phantom cohort) -> 2D slices with manifest -> subject-level split.
 
 
-def extract_input(wildcards):
-    """The phantom cohort is a rule output; real datasets are read in place from dataset.root."""
-    return {"cohort": f"{R}/phantom"} if DATASET["kind"] == "phantom" else {}
-
-
 rule phantom:
     output:
         directory(f"{R}/phantom"),

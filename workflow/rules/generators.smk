@@ -2,10 +2,6 @@
 # and measure each model and class honestly (held-out reconstructions, FID/KID, memorisation, cost).
 
 
-def generator_checkpoint(wildcards):
-    return f"{R}/generators/{wildcards.model}/{generator_group(wildcards.model, wildcards.cls)}/checkpoint.pt"
-
-
 rule train_generator:
     input:
         split=f"{R}/data/split.csv",

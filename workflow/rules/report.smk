@@ -1,17 +1,6 @@
 # Report stage: paper-shaped tables, figures, provenance; `snakemake --report` collects them into one HTML page.
 
 
-def quality_files(wildcards=None):
-    return [f"{R}/generators/{m}/{c}/quality.json" for m in MODELS for c in CLASSES]
-
-
-def metrics_files(name):
-    return [f"{R}/classifier/{a}/seed{s}/{name}" for a in arms() for s in SEEDS]
-
-
-TABLE_PARAMS = dict(config_name=config["config_name"], seeds=SEEDS, models=MODELS, classes=CLASSES)
-
-
 rule generator_quality_table:
     input:
         quality_files(),

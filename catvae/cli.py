@@ -1,0 +1,198 @@
+"""The `catvae` command: each step of the study, usable without Snakemake.
+
+Settings come from a study config (the same YAML Snakemake reads, validated the same way); paths come from the
+command line. Snakemake remains the way to run the whole study; the CLI is for one step on its own, a debugger,
+or a notebook-free check of a dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from catvae.errors import CatvaeError
+from catvae.logs import setup_logging
+
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def _config(args: argparse.Namespace) -> dict:
+    from catvae.config import load_config
+
+    return load_config(args.config)
+
+
+def cmd_validate_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    cfg = _config(args)
+    print(yaml.safe_dump(cfg, sort_keys=False) if args.show else f"{args.config}: valid")
+
+
+def cmd_phantom(args: argparse.Namespace) -> None:
+    from catvae.data.phantom import write_phantom_cohort
+
+    cfg = _config(args)["dataset"]["phantom"]
+    shape = tuple(args.shape) if args.shape else tuple(cfg["shape"])
+    n = args.subjects if args.subjects is not None else cfg["n_subjects"]
+    seed = args.seed if args.seed is not None else cfg["seed"]
+    ids = write_phantom_cohort(args.out, n_subjects=n, shape=shape, seed=seed, threads=args.threads)
+    print(f"wrote {len(ids)} phantom subjects to {args.out}")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from catvae.data.prepare import prepare_dataset
+
+    dataset = _config(args)["dataset"]
+    if args.root:
+        dataset["root"] = args.root
+        if dataset["kind"] == "phantom":
+            dataset["kind"] = "brats"
+    cohort = args.root if dataset["kind"] == "phantom" else None
+    summary = prepare_dataset(dataset, args.out, cohort=cohort, threads=args.threads)
+    print(summary)
+
+
+def cmd_split(args: argparse.Namespace) -> None:
+    from catvae.data.split import write_split
+
+    split = _config(args)["dataset"]["split"]
+    seed = args.seed if args.seed is not None else split["seed"]
+    write_split(args.manifest, args.out, {k: split[k] for k in ("train", "val", "test")}, seed)
+    print(f"wrote {args.out}")
+
+
+def cmd_train_generator(args: argparse.Namespace) -> None:
+    from catvae.data.classes import dataset_classes, dataset_modalities
+    from catvae.generators.train import train_generator
+
+    cfg = _config(args)
+    ds = cfg["dataset"]
+    stats = train_generator(
+        args.model,
+        args.split,
+        args.out,
+        group=args.group,
+        image_size=ds["image_size"],
+        channels=ds["channels"],
+        options=cfg["generators"][args.model],
+        classes=dataset_classes(ds),
+        modalities=dataset_modalities(ds),
+        seed=cfg["synthesis"]["seed"],
+        device=cfg["device"],
+        threads=args.threads,
+    )
+    print(stats)
+
+
+def cmd_synthesise(args: argparse.Namespace) -> None:
+    from catvae.generators.synthesis import synthesise
+
+    cfg = _config(args)
+    model = Path(args.checkpoint).parent.parent.name
+    info = synthesise(
+        args.checkpoint,
+        args.split,
+        args.out,
+        class_name=args.cls,
+        targets=cfg["synthesis"]["targets"],
+        context_mode=cfg["generators"].get(model, {}).get("context", "mean"),
+        seed=cfg["synthesis"]["seed"],
+        device=cfg["device"],
+        batch_size=cfg["synthesis"]["batch_size"],
+        threads=args.threads,
+    )
+    print(info)
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    from catvae.classifier.train import run_arm
+    from catvae.data.classes import dataset_classes
+
+    cfg = _config(args)
+    classes = dataset_classes(cfg["dataset"])
+    synthetic = {}
+    if args.synthetic:
+        synthetic = {cls: str(Path(args.synthetic) / cls / "manifest.csv") for cls in classes}
+    clf = cfg["classifier"]
+    metrics = run_arm(
+        args.split,
+        args.out,
+        arm=args.arm,
+        seed=args.seed,
+        classes=classes,
+        synthetic_manifests=synthetic,
+        options={k: clf[k] for k in ("image_size", "channels", "epochs", "batch_size", "lr")},
+        config_name=cfg["config_name"],
+        paper_protocol=clf["paper_protocol"],
+        device=cfg["device"],
+        threads=args.threads,
+    )
+    print(f"accuracy {metrics['accuracy']:.3f} on {metrics['n_test']} held-out test images")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="catvae", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], None], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", default=DEFAULT_CONFIG, help=f"study config (default {DEFAULT_CONFIG})")
+        p.add_argument("--threads", type=int, default=1, help="worker processes / torch threads")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("validate-config", cmd_validate_config, "validate a study config and fill its defaults")
+    p.add_argument("--show", action="store_true", help="print the config with every default filled in")
+
+    p = add("phantom", cmd_phantom, "write the embedded BraTS-format phantom cohort")
+    p.add_argument("--out", required=True, help="folder to write <ID>/<ID>_<modality>.nii.gz into")
+    p.add_argument("--subjects", type=int, help="number of subjects (default: dataset.phantom.n_subjects)")
+    p.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"), help="volume shape")
+    p.add_argument("--seed", type=int, help="cohort seed (default: dataset.phantom.seed)")
+
+    p = add("extract", cmd_extract, "cut a dataset into labelled 2D slices with manifest.csv and discarded.csv")
+    p.add_argument("--root", help="BraTS folder (default: dataset.root of the config)")
+    p.add_argument("--out", required=True, help="output folder (slices/, manifest.csv, discarded.csv)")
+
+    p = add("split", cmd_split, "split manifest.csv by subject into train / val / test")
+    p.add_argument("--manifest", required=True, help="manifest.csv from `catvae extract`")
+    p.add_argument("--out", required=True, help="split.csv to write")
+    p.add_argument("--seed", type=int, help="split seed (default: dataset.split.seed)")
+
+    p = add("train-generator", cmd_train_generator, "train one generator on the training split")
+    p.add_argument("--model", required=True, choices=["vae", "catvae", "cvae"])
+    p.add_argument("--group", required=True, help="class name (vae, catvae) or 'all' (cvae)")
+    p.add_argument("--split", required=True, help="split.csv")
+    p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.csv, train_stats.json")
+
+    p = add("synthesise", cmd_synthesise, "generate one class's synthetic images for the largest target")
+    p.add_argument("--checkpoint", required=True, help="generators/<model>/<group>/checkpoint.pt")
+    p.add_argument("--class", dest="cls", required=True, help="class to generate")
+    p.add_argument("--split", required=True, help="split.csv")
+    p.add_argument("--out", required=True, help="folder for the PNGs and manifest.csv")
+
+    p = add("classify", cmd_classify, "train and score one classifier arm on the held-out test split")
+    p.add_argument("--arm", required=True, help="none, <generator>@<target>, oversample@<target>, classic@<target>")
+    p.add_argument("--split", required=True, help="split.csv")
+    p.add_argument("--synthetic", help="synthetic/<generator>/ folder (generator arms)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        args.func(args)
+    except CatvaeError as exc:
+        print(f"catvae: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
