@@ -1,0 +1,238 @@
+"""Report figures: confusion matrices, learning curves, real-vs-generated samples, the cVAE latent space.
+
+Every function takes plain data (the contracts' JSON records, DataFrames, arrays, a .npz path), draws with
+matplotlib's Agg backend (no display on a cluster node) and writes one PNG atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from catvae.errors import CatvaeError  # noqa: E402
+from catvae.io import atomic_path  # noqa: E402
+from catvae.report.tables import label, order_arms  # noqa: E402
+
+log = logging.getLogger("catvae.report.figures")
+
+HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+
+
+def _save(fig: plt.Figure, out_png: str | os.PathLike) -> Path:
+    out = Path(out_png)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    log.info("wrote %s", out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ confusion
+
+
+def confusion_grid(metrics: list[dict], out_png: str | os.PathLike,
+                   method_order: Sequence[str] | None = None) -> Path:
+    """One confusion-matrix panel per arm, in the classification table's row order.
+
+    With several seeds an arm's matrices are *summed* (counts stay whole numbers: each test image is
+    counted once per seed) and the panel title says which seeds. Colour is the row share (recall per true
+    class), so arms with different test sizes compare; the cells are annotated with the counts.
+    """
+    if not metrics:
+        raise CatvaeError(f"{out_png}: no metrics.json records to draw")
+    by_arm: dict[str, list[dict]] = {}
+    classes = None
+    for record in metrics:
+        where = record.get("_path", f"metrics.json of arm {record.get('arm')} seed {record.get('seed')}")
+        for key in ("arm", "method", "target", "seed", "classes", "confusion"):
+            if key not in record:
+                raise CatvaeError(f"{where}: missing key {key}")
+        classes = classes or list(record["classes"])
+        matrix = np.asarray(record["confusion"], dtype=float)
+        if list(record["classes"]) != classes or matrix.shape != (len(classes), len(classes)):
+            raise CatvaeError(f"{where}: confusion of shape {matrix.shape} does not match classes {classes}")
+        by_arm.setdefault(str(record["arm"]), []).append(record)
+
+    arms = order_arms(metrics, method_order)
+    ncols = min(4, len(arms))
+    nrows = math.ceil(len(arms) / ncols)
+    size = 1.0 + 0.9 * len(classes)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.5, size * nrows + 0.4), squeeze=False)
+    for ax, arm in zip(axes.flat, arms):
+        runs = sorted(by_arm[arm], key=lambda r: r["seed"])
+        counts = sum(np.asarray(r["confusion"], dtype=float) for r in runs)
+        share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), value in np.ndenumerate(counts):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center",
+                    color="white" if share[i, j] > 0.5 else "black", fontsize=9)
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        how = f"seed {seeds}" if len(runs) == 1 else f"sum of seeds {seeds}"
+        ax.set_title(f"{arm}\n({how})", fontsize=9)
+        ax.set_xticks(range(len(classes)), classes, fontsize=8, rotation=30 if len(classes) > 3 else 0)
+        ax.set_yticks(range(len(classes)), classes, fontsize=8)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+    for ax in list(axes.flat)[len(arms):]:
+        ax.axis("off")
+    fig.suptitle("Confusion matrices on the held-out test set (colour: share of the true class)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+# ------------------------------------------------------------------------------------ learning curves
+
+
+def read_history(path: str | os.PathLike) -> pd.DataFrame:
+    """A classifier history.csv, checked against the contract's columns."""
+    try:
+        frame = pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise CatvaeError(f"{path}: cannot read history ({exc})") from exc
+    missing = [c for c in HISTORY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CatvaeError(f"{path}: missing column(s) {', '.join(missing)}")
+    return frame
+
+
+def learning_curves(histories: Mapping[str, pd.DataFrame], out_png: str | os.PathLike) -> Path:
+    """Accuracy and loss per epoch, one colour per arm (key), solid = train, dashed = validation."""
+    if not histories:
+        raise CatvaeError(f"{out_png}: no histories to draw")
+    for name, frame in histories.items():
+        missing = [c for c in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc") if c not in frame]
+        if missing:
+            raise CatvaeError(f"history of {name}: missing column(s) {', '.join(missing)}")
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = plt.get_cmap("tab20" if len(histories) > 10 else "tab10")
+    for k, (name, frame) in enumerate(histories.items()):
+        colour = colours(k % colours.N)
+        for ax, metric in ((ax_acc, "acc"), (ax_loss, "loss")):
+            ax.plot(frame["epoch"], frame[f"train_{metric}"], color=colour, lw=1.4, label=f"{name} train")
+            ax.plot(frame["epoch"], frame[f"val_{metric}"], color=colour, lw=1.4, ls="--", label=f"{name} val")
+    ax_acc.set_title("Accuracy")
+    ax_loss.set_title("Loss")
+    for ax in (ax_acc, ax_loss):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    ax_acc.set_ylabel("accuracy")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7,
+                   ncol=1 if len(histories) <= 12 else 2)
+    fig.suptitle("Learning curves (solid: train, dashed: validation)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+# ---------------------------------------------------------------------------------------- sample grid
+
+
+def _check_images(images: Any, name: str) -> np.ndarray:
+    arr = np.asarray(images, dtype=float)
+    if arr.ndim != 4 or arr.shape[1] not in (1, 3):
+        raise CatvaeError(f"{name}: images must be [N, C, H, W] with C 1 or 3, got shape {arr.shape}")
+    if arr.size and (np.nanmin(arr) < 0 or np.nanmax(arr) > 1):
+        raise CatvaeError(f"{name}: image values must lie in [0, 1]")
+    return arr
+
+
+def sample_grid(real: Mapping[str, np.ndarray], generated: Mapping[str, Mapping[str, np.ndarray]],
+                out_png: str | os.PathLike, n_per_row: int = 6) -> Path:
+    """Rows: for each class, its real images then each generator's; up to `n_per_row` images a row.
+
+    `generated` maps generator -> class -> images; a generator without images of a class leaves its row
+    blank with a note, so a missing synthesis is visible rather than silently skipped.
+    """
+    if not real:
+        raise CatvaeError(f"{out_png}: no real images to draw")
+    if n_per_row < 1:
+        raise CatvaeError(f"{out_png}: n_per_row must be >= 1, got {n_per_row}")
+    rows: list[tuple[str, str, np.ndarray | None]] = []
+    for cls, images in real.items():
+        rows.append((cls, "real", _check_images(images, f"real images of {cls}")))
+        for model, per_class in generated.items():
+            images = per_class.get(cls)
+            rows.append((cls, label(model),
+                         None if images is None else _check_images(images, f"{model} images of {cls}")))
+    fig, axes = plt.subplots(len(rows), n_per_row, figsize=(1.3 * n_per_row + 1.2, 1.35 * len(rows)),
+                             squeeze=False)
+    for r, (cls, source, images) in enumerate(rows):
+        for c in range(n_per_row):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if images is not None and c < len(images):
+                image = images[c]
+                if image.shape[0] == 1:
+                    ax.imshow(image[0], cmap="gray", vmin=0, vmax=1)
+                else:
+                    ax.imshow(np.transpose(image, (1, 2, 0)))
+            elif images is None and c == 0:
+                ax.text(0.05, 0.5, "no images", fontsize=8, va="center", transform=ax.transAxes)
+        axes[r, 0].set_ylabel(f"{cls}\n{source}", fontsize=9, rotation=0, ha="right", va="center")
+    fig.suptitle("Real vs generated images", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+# --------------------------------------------------------------------------------------- latent space
+
+
+def latent_space(latents_npz: str | os.PathLike, out_png: str | os.PathLike) -> Path:
+    """PCA (2 components) of the conditional VAE's latent means, coloured by class and by modality."""
+    from sklearn.decomposition import PCA  # scikit-learn is only needed for this figure
+
+    try:
+        with np.load(latents_npz, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in ("mu", "labels", "modalities", "class_names", "modality_names")}
+    except FileNotFoundError as exc:
+        raise CatvaeError(f"{latents_npz}: file not found") from exc
+    except KeyError as exc:
+        raise CatvaeError(f"{latents_npz}: missing array {exc}") from exc
+    except (ValueError, OSError) as exc:
+        raise CatvaeError(f"{latents_npz}: not a readable .npz ({exc})") from exc
+    mu = np.asarray(arrays["mu"], dtype=float)
+    labels, modalities = arrays["labels"].astype(int), arrays["modalities"].astype(int)
+    if mu.ndim != 2 or mu.shape[0] < 2 or mu.shape[1] < 2:
+        raise CatvaeError(f"{latents_npz}: mu must be [N>=2, D>=2], got shape {mu.shape}")
+    if labels.shape != (mu.shape[0],) or modalities.shape != (mu.shape[0],):
+        raise CatvaeError(f"{latents_npz}: labels/modalities must have one entry per row of mu ({mu.shape[0]})")
+    groups = {"class": (labels, [str(n) for n in arrays["class_names"]]),
+              "modality": (modalities, [str(n) for n in arrays["modality_names"]])}
+    for what, (codes, names) in groups.items():
+        if codes.size and (codes.min() < 0 or codes.max() >= len(names)):
+            raise CatvaeError(f"{latents_npz}: {what} codes outside 0..{len(names) - 1}")
+
+    pca = PCA(n_components=2)
+    points = pca.fit_transform(mu)
+    explained = pca.explained_variance_ratio_
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for ax, (what, (codes, names)) in zip(axes, groups.items()):
+        colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+        for k, name in enumerate(names):
+            chosen = codes == k
+            if chosen.any():
+                ax.scatter(points[chosen, 0], points[chosen, 1], s=8, alpha=0.7, color=colours(k % colours.N),
+                           label=f"{name} ({chosen.sum()})")
+        ax.set_title(f"coloured by {what}")
+        ax.set_xlabel(f"PC1 ({explained[0]:.0%} of variance)")
+        ax.set_ylabel(f"PC2 ({explained[1]:.0%} of variance)")
+        ax.legend(fontsize=7, markerscale=2, loc="best")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Conditional VAE latent means (PCA of mu, N={mu.shape[0]}, D={mu.shape[1]})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_png)

@@ -1,0 +1,98 @@
+"""Figures: each writes a readable PNG of plausible size from tiny fixture data; bad input is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from catvae.errors import CatvaeError
+from catvae.report.figures import confusion_grid, latent_space, learning_curves, read_history, sample_grid
+
+
+def _metrics(arm, method, target, seed, confusion):
+    return {"arm": arm, "method": method, "target": target, "seed": seed, "classes": ["NoTumor", "Tumor"],
+            "confusion": confusion}
+
+
+def _png_size(path):
+    assert path.exists() and path.stat().st_size > 5_000  # a drawn figure, not an empty canvas
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def test_confusion_grid(tmp_path):
+    metrics = [_metrics("none", "none", None, 0, [[5, 3], [1, 20]]),
+               _metrics("vae@437", "vae", 437, 0, [[6, 2], [2, 19]]),
+               _metrics("vae@437", "vae", 437, 1, [[7, 1], [3, 18]]),
+               _metrics("oversample@437", "oversample", 437, 0, [[4, 4], [0, 21]])]
+    out = confusion_grid(metrics, tmp_path / "figures" / "confusion.png")
+    width, height = _png_size(out)
+    assert width > 400 and height > 200
+
+
+def test_confusion_grid_rejects_wrong_shape(tmp_path):
+    with pytest.raises(CatvaeError, match="does not match classes"):
+        confusion_grid([_metrics("none", "none", None, 0, [[1, 2, 3]])], tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_learning_curves(tmp_path):
+    epochs = np.arange(1, 6)
+    histories = {
+        arm: pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs + shift, "train_acc": 1 - 0.5 / epochs - shift,
+                           "val_loss": 1.2 / epochs + shift, "val_acc": 0.9 - 0.5 / epochs - shift, "seconds": 1.0})
+        for arm, shift in (("none/seed0", 0.0), ("vae@437/seed0", 0.1), ("classic@437/seed0", 0.2))
+    }
+    width, height = _png_size(learning_curves(histories, tmp_path / "curves.png"))
+    assert width > 800 and height > 300
+
+
+def test_read_history_checks_columns(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,train_loss\n1,0.5\n")
+    with pytest.raises(CatvaeError, match="history.csv: missing column"):
+        read_history(path)
+
+
+def test_sample_grid(tmp_path):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    blob = np.exp(-((yy - 16) ** 2 + (xx - 16) ** 2) / 80.0)[None]  # a bright disc, like a brain slice
+    real = {cls: np.clip(blob[None] * rng.uniform(0.6, 1, (4, 1, 1, 1)), 0, 1) for cls in ("NoTumor", "Tumor")}
+    generated = {"vae": {cls: rng.uniform(0, 1, (5, 1, 32, 32)) for cls in real},
+                 "catvae": {"Tumor": rng.uniform(0, 1, (3, 1, 32, 32))}}  # catvae/NoTumor missing: a note
+    width, height = _png_size(sample_grid(real, generated, tmp_path / "samples.png", n_per_row=4))
+    assert height > width / 2  # six rows (2 classes x real + 2 generators) of four images
+
+
+def test_sample_grid_rejects_bad_images(tmp_path):
+    with pytest.raises(CatvaeError, match=r"\[N, C, H, W\]"):
+        sample_grid({"Tumor": np.zeros((2, 32, 32))}, {}, tmp_path / "s.png")
+    with pytest.raises(CatvaeError, match=r"\[0, 1\]"):
+        sample_grid({"Tumor": np.full((2, 1, 8, 8), 255.0)}, {}, tmp_path / "s.png")
+
+
+def test_latent_space(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2], 40)
+    modalities = np.tile([0, 1], 60)
+    mu = rng.normal(size=(120, 16)) + 3 * np.eye(16)[labels] + 1.5 * np.eye(16)[modalities + 5]
+    path = tmp_path / "latents.npz"
+    np.savez(path, mu=mu, labels=labels, modalities=modalities,
+             class_names=np.array(["NoTumor", "Tumor", "Other"]), modality_names=np.array(["flair", "t1"]))
+    width, height = _png_size(latent_space(path, tmp_path / "latent.png"))
+    assert width > 800 and height > 300
+
+
+def test_latent_space_rejects_bad_npz(tmp_path):
+    path = tmp_path / "latents.npz"
+    np.savez(path, mu=np.zeros((4, 3)), labels=np.zeros(4, int))
+    with pytest.raises(CatvaeError, match="latents.npz: missing array"):
+        latent_space(path, tmp_path / "l.png")
+    np.savez(path, mu=np.zeros((4, 3)), labels=np.array([0, 0, 1, 5]), modalities=np.zeros(4, int),
+             class_names=np.array(["a", "b"]), modality_names=np.array(["flair"]))
+    with pytest.raises(CatvaeError, match="class codes outside"):
+        latent_space(path, tmp_path / "l.png")
