@@ -1,0 +1,392 @@
+"""Train one generator (VAE / CAT-VAE per class, conditional VAE over all classes) with checkpoint + resume.
+
+Why resume matters: the paper preset trains for 500 epochs; a job killed by a cluster's time limit must
+continue where it stopped and end with exactly the weights an uninterrupted run would have produced.
+That is achieved by (1) shuffling each epoch with its own generator seeded `seed + epoch`, and
+(2) saving every other RNG state (torch, NumPy, Python, CUDA), the optimiser, scheduler and AMP scaler
+into the resume checkpoint, which lives outside Snakemake's declared outputs (Snakemake deletes those
+before re-running a job).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from catvae.data.images import load_images, read_manifest
+from catvae.device import resolve_device, seed_everything, set_threads
+from catvae.errors import CatvaeError
+from catvae.generators.checkpoint import (
+    capture_rng_state,
+    config_fingerprint,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from catvae.io import write_csv, write_json
+
+log = logging.getLogger("catvae.generators.train")
+
+MODELS = ("vae", "catvae", "cvae")
+CONDITIONAL_MODELS = ("cvae",)  # trained once over all classes, group "all"
+SPLIT_COLUMNS = ("class", "path", "partition", "modality")
+RESUME_FILE = "resume.pt"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Which images a generator sees (shared with synthesis and evaluation, so all three agree)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_split(split_csv: str) -> pd.DataFrame:
+    """Read `split.csv` with the columns the generator stages need; paths become absolute in `abspath`."""
+    split = read_manifest(split_csv, required=SPLIT_COLUMNS)
+    bad = sorted(set(split["partition"]) - {"train", "val", "test"})
+    if bad:
+        raise CatvaeError(f"split file {split_csv} has unknown partition value(s) {bad}")
+    split["modality"] = split["modality"].fillna("").astype(str)
+    return split
+
+
+def class_rows(split: pd.DataFrame, class_name: str, partition: str) -> pd.DataFrame:
+    """Rows of one class in one partition, in file order (so results do not depend on pandas' sort)."""
+    return split[(split["class"] == class_name) & (split["partition"] == partition)].reset_index(drop=True)
+
+
+def encode_conditions(
+    rows: pd.DataFrame, classes: Sequence[str], modalities: Sequence[str], split_csv: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class index in `classes` and modality index in `modalities` for every row (the cvae's conditions)."""
+    unknown_classes = sorted(set(rows["class"]) - set(classes))
+    if unknown_classes:
+        raise CatvaeError(f"split file {split_csv} has class(es) {unknown_classes} not in config classes {list(classes)}")
+    unknown_modalities = sorted(set(rows["modality"]) - set(modalities))
+    if unknown_modalities:
+        raise CatvaeError(
+            f"split file {split_csv} has modality value(s) {unknown_modalities} not in config key "
+            f"'dataset.modalities' {list(modalities)}"
+        )
+    class_index = {c: i for i, c in enumerate(classes)}
+    modality_index = {m: i for i, m in enumerate(modalities)}
+    labels = np.array([class_index[c] for c in rows["class"]], dtype=np.int64)
+    mods = np.array([modality_index[m] for m in rows["modality"]], dtype=np.int64)
+    return labels, mods
+
+
+def training_rows(
+    split: pd.DataFrame, split_csv: str, model_name: str, group: str, classes: Sequence[str]
+) -> pd.DataFrame:
+    """The training images of one generator: one class for vae/catvae, every class (group "all") for cvae."""
+    if model_name in CONDITIONAL_MODELS:
+        if group != "all":
+            raise CatvaeError(f"model {model_name!r} trains over all classes: group must be 'all', got {group!r}")
+        rows = split[split["partition"] == "train"]
+        rows = rows[rows["class"].isin(classes)].reset_index(drop=True)
+        label = "any class"
+    else:
+        if group not in classes:
+            raise CatvaeError(f"generator group {group!r} is not one of the classes {list(classes)}")
+        rows = class_rows(split, group, "train")
+        label = f"class {group!r}"
+    if rows.empty:
+        raise CatvaeError(f"no training images of {label} in split file {split_csv}")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------------------
+
+
+def train_generator(
+    model_name: str,
+    split_csv: str,
+    out_dir: str,
+    *,
+    group: str,
+    image_size: int,
+    channels: int,
+    options: dict,
+    classes: list[str],
+    modalities: list[str],
+    seed: int,
+    device: str = "auto",
+    threads: int = 1,
+    resume_dir: str | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> dict:
+    """Train `model_name` on the training images of `group`; write checkpoint.pt, history.csv, train_stats.json.
+
+    `options` is the config block `generators.<model_name>` (training keys `epochs`, `batch_size`, `lr`,
+    `weight_decay`, `checkpoint_every`, `amp`, `plateau: {patience, factor}`, `grad_clip`, plus the model's own
+    keys, passed whole to `build_generator`). Every `checkpoint_every` epochs a resume checkpoint is written to
+    `resume_dir` (default `out_dir/.resume`); a later call with the same configuration continues from it and
+    deletes it once the run is complete. `on_epoch_end(epoch)` runs after each epoch's resume checkpoint
+    (1-based epoch); an exception there stops training as a crash would. Returns the train_stats dict.
+    """
+    from catvae.metrics.resources import PeakMemory
+    from catvae.models import build_generator, count_parameters
+
+    if model_name not in MODELS:
+        raise CatvaeError(f"unknown generator {model_name!r}; config key 'generators.models' allows {list(MODELS)}")
+    hp = _training_options(model_name, options)
+    set_threads(threads)
+    dev = resolve_device(device)
+    conditional = model_name in CONDITIONAL_MODELS
+    out = Path(out_dir)
+    resume_path = Path(resume_dir) if resume_dir else out / ".resume"
+    resume_path = resume_path / RESUME_FILE
+
+    split = read_split(split_csv)
+    rows = training_rows(split, split_csv, model_name, group, classes)
+    images = torch.from_numpy(load_images(list(rows["abspath"]), image_size, channels))
+    labels_np, mods_np = encode_conditions(rows, classes, modalities, split_csv) if conditional else (None, None)
+    n_classes = len(classes) if conditional else 1
+    n_modalities = len(modalities) if conditional else 1
+
+    fingerprint = config_fingerprint(
+        model_name=model_name, group=group, image_size=image_size, channels=channels, options=options,
+        classes=list(classes), modalities=list(modalities), seed=seed,
+        rows=rows[["path", "class", "modality"]].to_dict("list"),
+    )
+
+    seed_everything(seed)
+    model = build_generator(
+        model_name, image_size=image_size, channels=channels, options=dict(options),
+        n_classes=n_classes, n_modalities=n_modalities,
+    ).to(dev)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    scheduler = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", patience=hp["plateau"]["patience"], factor=hp["plateau"]["factor"]
+        )
+        if hp["plateau"]
+        else None
+    )
+    amp_dtype = _amp_dtype(hp["amp"], dev)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    history: list[dict[str, float]] = []
+    start_epoch, elapsed_before, peak_before, resumed_from = 0, 0.0, 0.0, None
+    resume = _load_resume(resume_path, fingerprint, hp["epochs"])
+    if resume is not None:
+        model.load_state_dict(resume["model_state"])
+        optimizer.load_state_dict(resume["optimizer_state"])
+        if scheduler is not None and resume.get("scheduler_state") is not None:
+            scheduler.load_state_dict(resume["scheduler_state"])
+        if resume.get("scaler_state"):
+            scaler.load_state_dict(resume["scaler_state"])
+        restore_rng_state(resume["rng_state"])
+        history = list(resume["history"])
+        start_epoch = resumed_from = int(resume["epoch"])
+        elapsed_before = float(resume.get("elapsed_s", 0.0))
+        peak_before = float(resume.get("peak_memory_mb") or 0.0)
+        log.info("resuming %s/%s from epoch %d (%s)", model_name, group, start_epoch, resume_path)
+
+    images = images.to(dev)
+    labels = torch.from_numpy(labels_np).to(dev) if conditional else None
+    mods = torch.from_numpy(mods_np).to(dev) if conditional else None
+    log.info(
+        "training %s/%s on %d images (%dx%d, %d channel(s)) for %d epochs on %s%s",
+        model_name, group, len(rows), image_size, image_size, channels, hp["epochs"], dev,
+        f", AMP {amp_dtype}" if amp_dtype else "",
+    )
+
+    def payload(epoch: int, elapsed: float, peak: float) -> dict[str, Any]:
+        return {
+            "model_name": model_name, "group": group, "image_size": image_size, "channels": channels,
+            "options": dict(options), "classes": list(classes), "modalities": list(modalities),
+            "n_classes": n_classes, "n_modalities": n_modalities, "seed": seed, "epoch": epoch,
+            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+            "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
+            "rng_state": capture_rng_state(), "history": list(history), "fingerprint": fingerprint,
+            "elapsed_s": elapsed, "peak_memory_mb": peak, "device": str(dev),
+        }
+
+    started = time.perf_counter()
+    peak_mb, peak_scope = peak_before, None
+    for epoch in range(start_epoch + 1, hp["epochs"] + 1):
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        # One measurement block per epoch: its peak is known as soon as the epoch ends, so a resume checkpoint
+        # carries the peak so far and a resumed run still reports the whole run's peak.
+        with PeakMemory(dev) as peak:
+            means = _train_epoch(
+                model, optimizer, scaler, images, labels, mods,
+                epoch=epoch, seed=seed, batch_size=hp["batch_size"], grad_clip=hp["grad_clip"], amp_dtype=amp_dtype,
+            )
+        peak_mb, peak_scope = max(peak_mb, float(peak.peak_mb)), peak.scope
+        if scheduler is not None:
+            scheduler.step(means["total"])
+        seconds = time.perf_counter() - t0
+        history.append({"epoch": epoch, **means, "lr": lr, "seconds": seconds})
+        log.info(
+            "%s/%s epoch %d/%d: %s lr %.3g (%.1f s)", model_name, group, epoch, hp["epochs"],
+            " ".join(f"{k} {v:.4g}" for k, v in means.items()), lr, seconds,
+        )
+        if epoch % hp["checkpoint_every"] == 0 and epoch < hp["epochs"]:
+            save_checkpoint(resume_path, payload(epoch, elapsed_before + time.perf_counter() - started, peak_mb))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    wall_time = elapsed_before + time.perf_counter() - started
+
+    save_checkpoint(out / "checkpoint.pt", payload(hp["epochs"], wall_time, peak_mb))
+    write_csv(out / "history.csv", pd.DataFrame(history))
+    stats = {
+        "model": model_name, "group": group, "wall_time_s": wall_time, "peak_memory_mb": peak_mb,
+        "peak_memory_scope": peak_scope,
+        "device": str(dev), "n_train": len(rows), "epochs": hp["epochs"], "parameters": count_parameters(model),
+        "attention": options.get("attention") if model_name == "catvae" else None,
+        "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None, "seed": seed,
+        "image_size": image_size, "channels": channels, "batch_size": hp["batch_size"],
+        "resumed_from_epoch": resumed_from, "final_loss": history[-1]["total"] if history else None,
+    }
+    write_json(out / "train_stats.json", stats)
+    _remove_resume(resume_path)
+    log.info("finished %s/%s in %.1f s (peak %.0f MB)", model_name, group, wall_time, peak_mb)
+    return stats
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """Shuffled index batches of one epoch, from a generator seeded `seed + epoch` (resumable without state).
+
+    A trailing batch of one image is merged into the previous one: BatchNorm (cvae) cannot train on one image.
+    """
+    gen = torch.Generator().manual_seed(int(seed) + int(epoch))
+    chunks = list(torch.randperm(n, generator=gen).split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    return chunks
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    mods: torch.Tensor | None,
+    *,
+    epoch: int,
+    seed: int,
+    batch_size: int,
+    grad_clip: float | None,
+    amp_dtype: torch.dtype | None,
+) -> dict[str, float]:
+    """One pass over the data; returns each loss term's mean over images (batch-size weighted)."""
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    for idx in epoch_batches(len(images), batch_size, seed, epoch):
+        idx = idx.to(images.device)
+        x = images[idx]
+        y = labels[idx] if labels is not None else None
+        m = mods[idx] if mods is not None else None
+        optimizer.zero_grad(set_to_none=True)
+        autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
+        with autocast:
+            out = model(x, labels=y, modalities=m)
+        if amp_dtype:
+            # Losses run in float32 outside autocast: BCE is not autocast-safe and sums over pixels overflow fp16.
+            out = {k: v.float() for k, v in out.items()}
+        terms = model.loss(x, out, labels=y, modalities=m, epoch=epoch - 1)
+        total = terms["total"]
+        scaler.scale(total).backward()
+        if grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value.detach().float() * len(idx)
+    means = {key: float(value) / len(images) for key, value in sums.items()}
+    if not math.isfinite(means["total"]):
+        raise CatvaeError(
+            f"training loss became {means['total']} in epoch {epoch}; lower config key 'lr' ({optimizer.defaults['lr']})"
+        )
+    return means
+
+
+def _training_options(model_name: str, options: dict) -> dict[str, Any]:
+    """Validate the training keys of `generators.<model>`; a bad value raises CatvaeError naming the key."""
+    prefix = f"generators.{model_name}"
+    for key in ("epochs", "batch_size", "lr"):
+        if key not in options:
+            raise CatvaeError(f"config key '{prefix}.{key}' is missing")
+
+    def positive(key: str, value: Any, kind: type) -> Any:
+        try:
+            cast = kind(value)
+        except (TypeError, ValueError):
+            raise CatvaeError(f"config key '{prefix}.{key}' must be a positive number, got {value!r}") from None
+        if not cast > 0 or (kind is int and cast != value):
+            raise CatvaeError(f"config key '{prefix}.{key}' must be a positive {kind.__name__}, got {value!r}")
+        return cast
+
+    epochs = positive("epochs", options["epochs"], int)
+    plateau = options.get("plateau")
+    if plateau:
+        plateau = {
+            "patience": int(plateau.get("patience", 10)),
+            "factor": float(plateau.get("factor", 0.1)),
+        }
+        if not 0 < plateau["factor"] < 1:
+            raise CatvaeError(f"config key '{prefix}.plateau.factor' must be in (0, 1), got {plateau['factor']}")
+    grad_clip = options.get("grad_clip")
+    return {
+        "epochs": epochs,
+        "batch_size": positive("batch_size", options["batch_size"], int),
+        "lr": positive("lr", options["lr"], float),
+        "weight_decay": float(options.get("weight_decay", 0.0) or 0.0),
+        "checkpoint_every": positive("checkpoint_every", options.get("checkpoint_every", epochs), int),
+        "amp": bool(options.get("amp", False)),
+        "plateau": plateau or None,
+        "grad_clip": positive("grad_clip", grad_clip, float) if grad_clip else None,
+    }
+
+
+def _amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
+    """bfloat16 where the GPU has it (no loss scaling needed), float16 otherwise; None on CPU."""
+    if not amp:
+        return None
+    if device.type != "cuda":
+        log.info("config key 'amp' is true but the device is %s: training in float32", device)
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _load_resume(path: Path, fingerprint: str, epochs: int) -> dict[str, Any] | None:
+    """The resume checkpoint if it belongs to this exact configuration, else None (with the reason logged)."""
+    if not path.is_file():
+        return None
+    try:
+        payload = load_checkpoint(path)
+    except CatvaeError as exc:
+        log.warning("ignoring unreadable resume checkpoint: %s", exc)
+        return None
+    if payload.get("fingerprint") != fingerprint:
+        log.warning("ignoring resume checkpoint %s: it was written for a different configuration", path)
+        return None
+    if int(payload["epoch"]) > epochs:
+        log.warning("ignoring resume checkpoint %s: epoch %s is past the %d configured", path, payload["epoch"], epochs)
+        return None
+    return payload
+
+
+def _remove_resume(path: Path) -> None:
+    # The run is complete, so the resume file (optimiser state included, as large as the model x3) is waste.
+    if path.is_file():
+        path.unlink()
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass  # not empty or already gone: leave it
