@@ -187,3 +187,11 @@ def test_write_table_leaves_nothing_when_it_fails(tmp_path):
     with pytest.raises(CatvaeError, match="no seeds"):
         write_table(frame, tmp_path / "t", caption="x", config_name="tiny", seeds=[])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_table_keeps_dots_in_the_stem(tmp_path):
+    frame = classification_table([metrics_record("none", "none", None, 0)])
+    paths = write_table(frame, tmp_path / "classification.v2", caption="x", config_name="tiny", seeds=[3])
+    assert [p.name for p in paths] == ["classification.v2.csv", "classification.v2.md", "classification.v2.tex"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert pd.read_csv(paths[0])["seeds"].tolist() == [3, 3]

@@ -174,6 +174,7 @@ def generator_quality_table(quality: list[dict]) -> pd.DataFrame:
         if not isinstance(memo, Mapping):
             raise CatvaeError(f"{where}: memorisation must be an object, got {memo!r}")
         n_real, n_fake = record.get("n_fid_real"), record.get("n_fid_fake")
+        n_recon = _number(record.get("n_recon"), "n_recon", where)
         rows.append({
             "Model": label(record["model"]),
             "Class": str(record["class"]),
@@ -186,7 +187,7 @@ def generator_quality_table(quality: list[dict]) -> pd.DataFrame:
             "Inference (ms/image)": metric("inference_ms_per_image"),
             "Peak memory (MB)": metric("peak_memory_mb"),
             "Device": str(record["device"]),
-            "N recon": record.get("n_recon"),
+            "N recon": None if math.isnan(n_recon) else int(n_recon),
             "N FID real/fake": f"{n_real}/{n_fake}" if n_real is not None or n_fake is not None else "",
             "Median NN SSIM": _number(memo.get("median_nn_ssim"), "memorisation.median_nn_ssim", where),
             "Near-copy share": _number(memo.get("near_copy_share"), "memorisation.near_copy_share", where),
@@ -381,7 +382,7 @@ def write_table(df: pd.DataFrame, stem: str | Path, *, caption: str, config_name
         caption=f"{caption} ({where.replace('`', '')}).", label=f"tab:{stem.name}")
     latex = latex.replace("±", r"$\pm$")  # escape=True already escaped every other special character
 
-    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
+    paths = [stem.parent / f"{stem.name}.{suffix}" for suffix in ("csv", "md", "tex")]
     with atomic_path(paths[0]) as tmp:
         _csv_frame(df, config_name, seeds).to_csv(tmp, index=False)
     with atomic_path(paths[1]) as tmp:
