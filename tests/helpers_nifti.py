@@ -13,7 +13,7 @@ import numpy as np
 
 SHAPE = (24, 24, 16)
 #: tumour box (inclusive index ranges per axis: sagittal x, coronal y, axial z); it covers the centre slices
-TUMOUR_BOX = ((13, 16), (10, 13), (6, 9))
+TUMOUR_BOX = ((10, 13), (10, 13), (6, 9))
 NAMES_2023 = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w", "seg": "seg"}
 
 

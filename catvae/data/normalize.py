@@ -1,0 +1,100 @@
+"""Load NIfTI volumes and normalise their intensities per volume, robustly, to [0, 1].
+
+MRI intensities have no absolute scale: the same tissue reads 300 in one scan and 3,000 in another. Every
+volume is therefore mapped on its own brain voxels' percentiles (not min/max, which a few hot voxels decide),
+so that slices of different subjects and sequences are comparable pixels for the generators and the CNN.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import nibabel as nib
+import numpy as np
+
+from catvae.errors import CatvaeError
+
+DEFAULT_NORMALIZATION = {"lower_percentile": 0.5, "upper_percentile": 99.5}
+
+
+def load_volume(path: str | os.PathLike, dtype: Any = np.float32) -> np.ndarray:
+    """The 3D voxel array of a NIfTI file (scaling applied); a corrupt or non-3D file is a CatvaeError naming it."""
+    path = Path(path)
+    try:
+        image = nib.load(str(path))
+        data = np.asarray(image.get_fdata(dtype=dtype))
+    except Exception as exc:  # nibabel, gzip and numpy raise many types for a damaged file
+        raise CatvaeError(f"cannot read NIfTI volume {path}: {exc}") from exc
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]  # some tools write a trailing singleton time axis
+    if data.ndim != 3:
+        raise CatvaeError(f"NIfTI volume {path} has shape {data.shape}; a 3D volume is needed")
+    return data
+
+
+def normalization_params(normalization: Mapping[str, Any] | None) -> tuple[float, float]:
+    """(lower, upper) percentiles from the `dataset.normalization` config block, validated."""
+    cfg = {**DEFAULT_NORMALIZATION, **dict(normalization or {})}
+    unknown = sorted(set(cfg) - set(DEFAULT_NORMALIZATION))
+    if unknown:
+        raise CatvaeError(f"config key 'dataset.normalization.{unknown[0]}': unknown key")
+    try:
+        lower, upper = float(cfg["lower_percentile"]), float(cfg["upper_percentile"])
+    except (TypeError, ValueError) as exc:
+        raise CatvaeError(f"config key 'dataset.normalization': percentiles must be numbers ({exc})") from exc
+    if not 0.0 <= lower < 100.0:
+        raise CatvaeError(f"config key 'dataset.normalization.lower_percentile': {lower} is not in [0, 100)")
+    if not lower < upper <= 100.0:
+        raise CatvaeError(
+            f"config key 'dataset.normalization.upper_percentile': {upper} must be in (lower_percentile, 100]"
+        )
+    return lower, upper
+
+
+def brain_mask(volume: np.ndarray) -> np.ndarray:
+    """Voxels that belong to the head, i.e. differ from the background value.
+
+    BraTS volumes are skull-stripped with a constant background (0, or a negative constant after some
+    preprocessing), so the background is the value that dominates the volume's outer faces. Where the faces
+    hold no dominant value (a volume that is not skull-stripped), every finite voxel counts.
+    """
+    finite = np.isfinite(volume)
+    faces = np.concatenate(
+        [volume[[0, -1], :, :].ravel(), volume[:, [0, -1], :].ravel(), volume[:, :, [0, -1]].ravel()]
+    )
+    faces = faces[np.isfinite(faces)]
+    if faces.size:
+        values, counts = np.unique(faces, return_counts=True)
+        top = int(np.argmax(counts))
+        if counts[top] >= 0.5 * faces.size:
+            return finite & (volume != values[top])
+    return finite
+
+
+def normalize_volume(
+    volume: np.ndarray,
+    lower_percentile: float = 0.5,
+    upper_percentile: float = 99.5,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """float32 copy of `volume` with brain voxels mapped so the two percentiles go to 0 and 1 (clipped), background 0.
+
+    Works on any numeric dtype (int16 with negative values, float64 ...). A brain of constant intensity maps to 0,
+    which the slice filter then drops as constant.
+    """
+    data = np.asarray(volume)
+    if data.ndim != 3:
+        raise CatvaeError(f"normalize_volume needs a 3D volume, got shape {data.shape}")
+    mask = brain_mask(data) if mask is None else mask
+    data = data.astype(np.float32, copy=False)
+    out = np.zeros(data.shape, dtype=np.float32)
+    if not mask.any():
+        return out
+    brain = data[mask]
+    lo, hi = np.percentile(brain, [lower_percentile, upper_percentile])
+    if not hi > lo:
+        return out
+    out[mask] = np.clip((brain - lo) / (hi - lo), 0.0, 1.0)
+    return out
