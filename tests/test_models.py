@@ -1,0 +1,220 @@
+"""Generative models: reference parameter counts, shapes, attention equivalences, losses, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from catvae.errors import CatvaeError
+from catvae.models import (
+    MultiHeadCrossAttention,
+    build_generator,
+    count_parameters,
+    explicit_attention,
+)
+from catvae.models.encoder import SameConv2d, SameConvTranspose2d
+
+torch.set_num_threads(1)
+
+CVAE_OPTIONS = {"latent_dim": 128, "class_embedding": 128, "modality_embedding": 64, "hidden": 256,
+                "loss": {"mse": 1.0, "l1": 0.5, "perceptual": 0.1, "beta": 1.0, "gamma": 0.5},
+                "beta_warmup": {"start": 2, "epochs": 10}, "epochs": 5, "lr": 5e-4}
+SEED_CVAE_COUNT = 1_155_993          # figure reported by the MedMNIST reference (DESIGN.md section 2)
+OUR_CVAE_COUNT = 1_115_545           # this port; the gap is explained in catvae/models/cvae.py
+
+
+def _build(name: str, size: int = 32, channels: int = 1, **kw):
+    options = CVAE_OPTIONS if name == "cvae" else {"latent_dim": 16, "attention": kw.pop("attention", "faithful")}
+    return build_generator(name, image_size=size, channels=channels, options=options, **kw)
+
+
+def _conditions(name: str, n: int, n_classes: int = 2, n_modalities: int = 1) -> dict:
+    if name != "cvae":
+        return {}
+    return {"labels": torch.arange(n) % n_classes, "modalities": torch.arange(n) % n_modalities}
+
+
+# -- reference sizes ---------------------------------------------------------------------------------
+def test_paper_preset_parameter_counts_match_keras_reference():
+    torch.manual_seed(0)
+    vae = build_generator("vae", image_size=128, channels=3, options={"latent_dim": 100})
+    assert count_parameters(vae.encoder) == 16_848_264
+    assert count_parameters(vae.decoder) == 1_711_043
+    for mode in ("faithful", "fused"):
+        cat = build_generator("catvae", image_size=128, channels=3, options={"latent_dim": 100, "attention": mode})
+        assert count_parameters(cat.encoder) == 16_848_264
+        assert count_parameters(cat.decoder) == 1_877_059
+        assert count_parameters(cat) == 16_848_264 + 1_877_059
+        assert cat.attention == mode
+
+
+def test_cvae_parameter_count_at_medmnist_size(capsys):
+    model = build_generator("cvae", image_size=28, channels=1, options=CVAE_OPTIONS, n_classes=21, n_modalities=3)
+    ours = count_parameters(model)
+    with capsys.disabled():
+        print(f"\ncvae 1x28x28, 21 classes, 3 modalities: ours {ours:,} trainable (+{model.frozen_parameters:,} frozen "
+              f"perceptual); reference reports {SEED_CVAE_COUNT:,}")
+    assert ours == OUR_CVAE_COUNT
+    assert model.frozen_parameters == 4_800
+    out = model(torch.rand(2, 1, 28, 28), torch.tensor([0, 20]), torch.tensor([0, 2]))
+    assert out["recon"].shape == (2, 1, 28, 28)       # the output_padding mirror lands on 28, no crop
+    assert out["class_logits"].shape == (2, 21) and out["modality_logits"].shape == (2, 3)
+
+
+# -- shapes -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["vae", "catvae", "cvae"])
+def test_demo_preset_forward_shapes(name):
+    model = build_generator(name, image_size=64, channels=1,
+                            options=CVAE_OPTIONS if name == "cvae" else {"latent_dim": 100}, n_classes=2)
+    x = torch.rand(3, 1, 64, 64)
+    out = model(x, **_conditions(name, 3))
+    latent = 128 if name == "cvae" else 100
+    assert out["recon"].shape == x.shape and out["mu"].shape == out["logvar"].shape == (3, latent)
+    assert 0 <= out["recon"].min() and out["recon"].max() <= 1
+    assert model.reconstruct(x, **_conditions(name, 3)).shape == x.shape
+    assert model.encode_mu(x, **_conditions(name, 3)).shape == (3, latent)
+    context = model.context_features(x)
+    if name == "catvae":
+        assert context.shape == (3, 64, 16, 16) and model.uses_context
+    else:
+        assert context is None
+    if name == "cvae":
+        assert model.conditional and "modality_logits" not in out   # one modality: no modality head
+        assert model.modality_head is None
+
+
+# -- attention ----------------------------------------------------------------------------------------
+def test_sdpa_equals_explicit_softmax_attention():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 8, 16, 64), torch.randn(2, 8, 64, 64), torch.randn(2, 8, 64, 64)
+    reference = torch.softmax(q @ k.transpose(-2, -1) / 8.0, dim=-1) @ v
+    torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v), reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(explicit_attention(q, k, v), reference, rtol=1e-5, atol=1e-5)
+
+    block = MultiHeadCrossAttention(mode="fused").eval()
+    query, memory = torch.randn(2, 16, 64), torch.randn(2, 64, 64)
+    fused = block(query, memory)
+    block.mode = "explicit"
+    torch.testing.assert_close(block(query, memory), fused, rtol=1e-5, atol=1e-5)
+
+
+def test_faithful_and_fused_differ_only_in_weight_dropout():
+    torch.manual_seed(0)
+    faithful = _build("catvae", attention="faithful")
+    fused = _build("catvae", attention="fused")
+    fused.load_state_dict(faithful.state_dict())
+    x = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(faithful.reconstruct(x), fused.reconstruct(x), rtol=1e-5, atol=1e-5)
+
+    attn_f, attn_u = faithful.decoder.cross_attention.attention, fused.decoder.cross_attention.attention
+    attn_f.train(), attn_u.train()
+    query, memory = torch.randn(2, 16, 64), torch.randn(2, 64, 64)
+    torch.testing.assert_close(attn_u(query, memory), attn_u(query, memory))     # fused: no dropout
+    torch.manual_seed(1)
+    first = attn_f(query, memory)
+    torch.manual_seed(2)
+    assert not torch.allclose(first, attn_f(query, memory))                      # faithful: weight dropout
+    attn_f.dropout = 0.0
+    torch.testing.assert_close(attn_f(query, memory), attn_u(query, memory), rtol=1e-5, atol=1e-5)
+
+
+# -- Keras layer semantics ----------------------------------------------------------------------------
+def test_same_transposed_conv_is_the_adjoint_of_same_conv():
+    """TF defines Conv2DTranspose(padding='same') as the gradient of Conv2D(padding='same')."""
+    torch.manual_seed(0)
+    conv, deconv = SameConv2d(3, 5, 3, stride=2), SameConvTranspose2d(5, 3, 3, stride=2)
+    with torch.no_grad():
+        deconv.weight.copy_(conv.weight)
+        conv.bias.zero_(), deconv.bias.zero_()
+    x, y = torch.randn(2, 3, 8, 8), torch.randn(2, 5, 4, 4)
+    assert conv(x).shape == y.shape and deconv(y).shape == x.shape
+    torch.testing.assert_close((conv(x) * y).sum(), (x * deconv(y)).sum(), rtol=1e-4, atol=1e-4)
+    # and 'same' padding goes after the image: the top-left output sees no padding
+    torch.testing.assert_close(conv(x)[..., 0, 0], F.conv2d(x[..., :3, :3], conv.weight)[..., 0, 0])
+
+
+def _blobs(n: int, size: int = 32) -> torch.Tensor:
+    """Bright Gaussian blobs at varied places on a dark field: learnable structure, unlike pure noise."""
+    grid = torch.arange(size, dtype=torch.float32)
+    centres = torch.linspace(8, size - 8, n)
+    yy, xx = grid.view(1, -1, 1), grid.view(1, 1, -1)
+    return torch.exp(-((yy - centres.view(-1, 1, 1)) ** 2 + (xx - centres.flip(0).view(-1, 1, 1)) ** 2) / 30).unsqueeze(1)
+
+
+# -- training and generation --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["vae", "catvae", "cvae"])
+def test_loss_decreases_over_a_few_adam_steps(name):
+    torch.manual_seed(0)
+    model = _build(name, n_classes=2) if name == "cvae" else _build(name)
+    x = _blobs(8)
+    cond = _conditions(name, 8)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(15):
+        out = model(x, **cond)
+        terms = model.loss(x, out, epoch=50, **cond)
+        opt.zero_grad()
+        terms["total"].backward()
+        opt.step()
+        losses.append(terms["total"].item())
+    assert all(torch.isfinite(v).all() for v in terms.values())
+    assert losses[-1] < 0.9 * losses[0], losses
+    expected = {"vae": {"bce", "kl"}, "catvae": {"bce", "kl"},
+                "cvae": {"mse", "l1", "perceptual", "kl", "ce_class", "ce_modality", "beta"}}[name]
+    assert expected | {"total"} <= set(terms)
+
+
+@pytest.mark.parametrize("name", ["vae", "catvae", "cvae"])
+def test_generate_is_seeded_and_in_unit_range(name):
+    torch.manual_seed(0)
+    model = _build(name, n_classes=2) if name == "cvae" else _build(name)
+    model.train()
+    kwargs = dict(_conditions(name, 5))
+    if name == "catvae":
+        kwargs["context"] = model.context_features(torch.rand(1, 1, 32, 32))
+    a = model.generate(5, generator=torch.Generator().manual_seed(7), **kwargs)
+    b = model.generate(5, generator=torch.Generator().manual_seed(7), **kwargs)
+    c = model.generate(5, generator=torch.Generator().manual_seed(8), **kwargs)
+    assert a.shape == (5, 1, 32, 32)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+    assert model.training                       # inference helpers restore the training mode
+
+
+def test_cvae_beta_warmup_schedule():
+    model = _build("cvae", n_classes=2)          # beta 1.0, start 2, over 10 epochs
+    assert [model.beta_at(e) for e in (0, 2, 7, 12, 40)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    x = torch.rand(2, 1, 32, 32)
+    out = model(x, torch.tensor([0, 1]))
+    assert model.loss(x, out, torch.tensor([0, 1]), epoch=7)["beta"].item() == pytest.approx(0.5)
+    assert model.loss(x, out, torch.tensor([0, 1]), epoch=7)["ce_modality"].item() == 0.0
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["vae", "catvae"])
+def test_image_size_not_divisible_by_8_is_rejected(name):
+    with pytest.raises(CatvaeError, match="dataset.image_size"):
+        build_generator(name, image_size=60, channels=1, options={})
+
+
+def test_bad_options_and_inputs_raise_catvae_error():
+    with pytest.raises(CatvaeError, match="generators.catvae.attention"):
+        build_generator("catvae", image_size=32, channels=1, options={"attention": "flash"})
+    with pytest.raises(CatvaeError, match="generators.models"):
+        build_generator("gan", image_size=32, channels=1, options={})
+    with pytest.raises(CatvaeError, match="latent_dim"):
+        build_generator("vae", image_size=32, channels=1, options={"latent_dim": 0})
+    cat = _build("catvae")
+    with pytest.raises(CatvaeError, match="context"):
+        cat.generate(2)
+    with pytest.raises(CatvaeError, match="context"):
+        cat.generate(2, context=torch.zeros(3, 64, 8, 8))
+    with pytest.raises(CatvaeError, match="dataset.image_size"):
+        cat(torch.rand(1, 1, 64, 64))
+    cvae = _build("cvae", n_classes=2, n_modalities=2)
+    with pytest.raises(CatvaeError, match="labels"):
+        cvae(torch.rand(1, 1, 32, 32))
+    with pytest.raises(CatvaeError, match="labels"):
+        cvae.generate(1, labels=torch.tensor([5]), modalities=torch.tensor([0]))
