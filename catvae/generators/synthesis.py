@@ -1,0 +1,205 @@
+"""Synthesise images of one class from a trained generator, once for the largest target.
+
+Why once: the classifier arms for targets 437, 1000 and 2000 take prefixes of the same generation-ordered
+manifest, so two arms differ only in how many synthetic images they add, never in which ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from catvae.data.images import load_images, save_png
+from catvae.device import resolve_device, seed_everything, set_threads
+from catvae.errors import CatvaeError
+from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
+from catvae.generators.train import class_rows, read_split
+from catvae.io import write_csv, write_json
+
+log = logging.getLogger("catvae.generators.synthesis")
+
+CONTEXT_MODES = ("mean", "sample")
+MANIFEST_COLUMNS = ["index", "class", "model", "path"]
+
+
+def targets_for(n_real_train: int, target: int | str, *, majority: int | None = None) -> int:
+    """Number of synthetic images that bring a class with `n_real_train` real images up to `target`.
+
+    `target` is a count or the keyword "balance" (= `majority`, the largest class's real training count).
+    A target at or below the real count needs no synthetic images (0), never a negative number.
+    """
+    return max(0, resolve_target(target, majority) - int(n_real_train))
+
+
+def resolve_target(target: int | str, majority: int | None) -> int:
+    """A target as a count: ints pass through, "balance" becomes the majority class's real training count."""
+    if isinstance(target, str):
+        if target.strip().lower() == "balance":
+            if majority is None:
+                raise CatvaeError("synthesis target 'balance' needs the majority class count")
+            return int(majority)
+        if target.strip().isdigit():
+            return int(target)
+        raise CatvaeError(f"config key 'synthesis.targets' has {target!r}: use a non-negative integer or 'balance'")
+    if isinstance(target, bool) or int(target) != target or target < 0:
+        raise CatvaeError(f"config key 'synthesis.targets' has {target!r}: use a non-negative integer or 'balance'")
+    return int(target)
+
+
+def synthesise(
+    checkpoint: str,
+    split_csv: str,
+    out_dir: str,
+    *,
+    class_name: str,
+    targets: Sequence[int | str],
+    context_mode: str = "mean",
+    seed: int,
+    device: str = "auto",
+    batch_size: int = 256,
+    threads: int = 1,
+) -> dict:
+    """Generate `max(0, max(targets) - n_real_train)` images of `class_name`; write PNGs, manifest.csv, info.json.
+
+    CAT-VAE context (the decoder's cross-attention keys/values): `mean` = mean encoder features over the class's
+    training images (the paper's rule); `sample` = features of one training image drawn at random (seeded) per
+    synthetic image. The conditional VAE gets the class label, and cycles through the modalities present in the
+    class's training images (in the order of the checkpoint's modality list), so image i has modality
+    `present[i % len(present)]`. Returns the info.json dict.
+    """
+    if context_mode not in CONTEXT_MODES:
+        raise CatvaeError(f"config key 'generators.catvae.context' must be one of {list(CONTEXT_MODES)}, got {context_mode!r}")
+    if not targets:
+        raise CatvaeError("config key 'synthesis.targets' is empty")
+    set_threads(threads)
+    dev = resolve_device(device)
+    payload = load_checkpoint(checkpoint)
+    model_name = payload["model_name"]
+    split = read_split(split_csv)
+    counts = split[split["partition"] == "train"]["class"].value_counts()
+    train_rows = class_rows(split, class_name, "train")
+    n_real = len(train_rows)
+    if n_real == 0:
+        raise CatvaeError(f"no training images of class {class_name!r} in split file {split_csv}")
+    majority = int(counts.max())
+    largest = max(resolve_target(t, majority) for t in targets)
+    count = targets_for(n_real, largest)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_stale(out, class_name)
+    check_class(payload, class_name, checkpoint)
+    model = build_from_checkpoint(payload, dev)
+    uses_context = bool(getattr(model, "uses_context", False))
+    conditional = bool(getattr(model, "conditional", False))
+    context_used = context_mode if uses_context else None
+    seed_everything(seed)
+    modality_cycle = _modality_cycle(payload, train_rows, class_name) if conditional else None
+
+    rows = []
+    if count:
+        log.info("generating %d %s images of class %r (context %s)", count, model_name, class_name, context_used)
+        real = load_images(list(train_rows["abspath"]), int(payload["image_size"]), int(payload["channels"]))
+        sampler = ContextSampler(model, real, context_mode, seed, dev) if uses_context else None
+        gen = torch.Generator(device=dev).manual_seed(int(seed))
+        done = 0
+        while done < count:
+            n = min(batch_size, count - done)
+            kwargs = {}
+            if sampler is not None:
+                kwargs["context"] = sampler.next(n)
+            if conditional:
+                kwargs["labels"] = torch.full((n,), payload["classes"].index(class_name), dtype=torch.long, device=dev)
+                kwargs["modalities"] = torch.as_tensor(
+                    [modality_cycle[(done + i) % len(modality_cycle)] for i in range(n)], dtype=torch.long, device=dev
+                )
+            with torch.no_grad():
+                images = model.generate(n, generator=gen, **kwargs).float().clamp(0, 1).cpu().numpy()
+            for i, image in enumerate(images):
+                index = done + i
+                name = f"{class_name}_{index:05d}.png"
+                save_png(out / name, image)
+                rows.append({"index": index, "class": class_name, "model": model_name, "path": name})
+            done += n
+            log.info("%s/%s: %d/%d images", model_name, class_name, done, count)
+
+    info = {
+        "model": model_name, "class": class_name, "n_real_train": n_real, "majority_train": majority,
+        "targets": [t if isinstance(t, str) else int(t) for t in targets], "largest_target": largest,
+        "n_generated": count, "context": context_used, "seed": int(seed), "checkpoint": str(checkpoint),
+        "modalities": [payload["modalities"][m] for m in modality_cycle] if modality_cycle else None,
+    }
+    # info.json first, manifest last: the manifest is the file downstream rules wait for.
+    write_json(out / "info.json", info)
+    write_csv(out / "manifest.csv", pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
+    return info
+
+
+def check_class(payload: dict, class_name: str, checkpoint: str) -> None:
+    """A per-class generator must have been trained on `class_name`; a conditional one must know the class."""
+    if class_name not in payload["classes"]:
+        raise CatvaeError(f"class {class_name!r} is not among the classes {payload['classes']} of {checkpoint}")
+    group = payload.get("group")
+    if group not in (None, "all", class_name):
+        raise CatvaeError(f"generator checkpoint {checkpoint} was trained on class {group!r}, not {class_name!r}")
+
+
+class ContextSampler:
+    """Cross-attention context for CAT-VAE generation, batch by batch.
+
+    `mean` computes the class's mean encoder features once; `sample` encodes a seeded random training image per
+    synthetic image (encoded per batch, so memory stays one batch of features however large the class).
+    """
+
+    def __init__(self, model: torch.nn.Module, real: np.ndarray, mode: str, seed: int, device: torch.device,
+                 encode_batch: int = 64):
+        self.model, self.real, self.mode, self.device = model, real, mode, device
+        self.rng = np.random.default_rng(seed)
+        self.mean: torch.Tensor | None = None
+        if mode == "mean":
+            total, n = None, 0
+            for start in range(0, len(real), encode_batch):
+                feats = self._features(np.arange(start, min(start + encode_batch, len(real))))
+                total = feats.sum(0, keepdim=True) if total is None else total + feats.sum(0, keepdim=True)
+                n += len(feats)
+            self.mean = total / n
+
+    def next(self, n: int) -> torch.Tensor:
+        """Context for the next `n` synthetic images, shape `[n, ...features]`."""
+        if self.mean is not None:
+            return self.mean.expand(n, *self.mean.shape[1:])
+        return self._features(self.rng.integers(0, len(self.real), size=n))
+
+    @torch.no_grad()
+    def _features(self, index: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(self.real[index]).to(self.device)
+        feats = self.model.context_features(x)
+        if feats is None:
+            raise CatvaeError(f"model {self.model.name!r} returned no context features")
+        return feats.float()
+
+
+def _modality_cycle(payload: dict, train_rows: pd.DataFrame, class_name: str) -> list[int]:
+    """Modality indices present among the class's training images, in the checkpoint's modality order."""
+    present = set(train_rows["modality"])
+    cycle = [i for i, m in enumerate(payload["modalities"]) if m in present]
+    if not cycle:
+        raise CatvaeError(
+            f"class {class_name!r} training images have modalities {sorted(present)}, none of the generator's "
+            f"{payload['modalities']}"
+        )
+    return cycle
+
+
+def _remove_stale(out: Path, class_name: str) -> None:
+    # A re-run with a smaller target must not leave older PNGs beside the new manifest.
+    pattern = re.compile(rf"^{re.escape(class_name)}_\d{{5,}}\.png$")
+    for path in out.iterdir():
+        if pattern.match(path.name):
+            path.unlink()

@@ -1,0 +1,117 @@
+"""Synthesis: counts per target (nested, 'balance', below the real count), context modes, files and manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from catvae.data.images import load_images
+from catvae.errors import CatvaeError
+from catvae.generators.synthesis import resolve_target, synthesise, targets_for
+from test_generator_training import make_split, train
+
+N_TRAIN = {"NoTumor": 6, "Tumor": 9}  # make_split's default counts, 60% train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """A split, and 1-epoch generators: vae and catvae of NoTumor, cvae over both classes."""
+    root = tmp_path_factory.mktemp("synth")
+    split_csv = make_split(root)
+    ckpts = {"split": split_csv}
+    for model in ("vae", "catvae", "cvae"):
+        group = "all" if model == "cvae" else "NoTumor"
+        train(model, split_csv, root / model / group, group=group, epochs=1)
+        ckpts[model] = root / model / group / "checkpoint.pt"
+    return ckpts
+
+
+def run(trained, model, out, *, class_name="NoTumor", targets=(10,), **kwargs) -> dict:
+    return synthesise(str(trained[model]), str(trained["split"]), str(out), class_name=class_name,
+                      targets=list(targets), seed=kwargs.pop("seed", 0), device="cpu", **kwargs)
+
+
+def test_targets_for():
+    assert targets_for(6, 10) == 4
+    assert targets_for(12, 10) == 0
+    assert targets_for(10, 10) == 0
+    assert targets_for(6, "balance", majority=9) == 3
+    assert targets_for(9, "balance", majority=9) == 0
+    assert resolve_target("437", None) == 437
+    with pytest.raises(CatvaeError, match="synthesis.targets"):
+        resolve_target(-1, None)
+    with pytest.raises(CatvaeError, match="synthesis.targets"):
+        resolve_target("most", 9)
+
+
+def test_count_is_largest_target_minus_real_and_files_match_manifest(trained, tmp_path):
+    info = run(trained, "vae", tmp_path, targets=[8, 13, 10], batch_size=3)
+    assert info["n_real_train"] == N_TRAIN["NoTumor"] and info["largest_target"] == 13
+    assert info["n_generated"] == 13 - 6 and info["context"] is None and info["model"] == "vae"
+    manifest = pd.read_csv(tmp_path / "manifest.csv")
+    assert list(manifest.columns) == ["index", "class", "model", "path"]
+    assert list(manifest["index"]) == list(range(7))
+    assert set(manifest["class"]) == {"NoTumor"} and set(manifest["model"]) == {"vae"}
+    assert list(manifest["path"]) == [f"NoTumor_{i:05d}.png" for i in range(7)]
+    images = load_images([tmp_path / p for p in manifest["path"]], 16, 1)
+    assert images.shape == (7, 1, 16, 16) and 0 <= images.min() and images.max() <= 1
+    assert json.loads((tmp_path / "info.json").read_text()) == info
+
+
+def test_smaller_target_is_a_prefix_and_generation_is_seeded(trained, tmp_path):
+    run(trained, "vae", tmp_path / "a", targets=[9, 12], batch_size=4)
+    run(trained, "vae", tmp_path / "b", targets=[12], batch_size=4)
+    a = sorted((tmp_path / "a").glob("*.png"))
+    b = sorted((tmp_path / "b").glob("*.png"))
+    assert [p.name for p in a] == [p.name for p in b]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+
+
+def test_balance_brings_minority_to_majority_count(trained, tmp_path):
+    info = run(trained, "vae", tmp_path, targets=["balance"])
+    assert info["largest_target"] == N_TRAIN["Tumor"] and info["n_generated"] == 9 - 6
+
+
+def test_target_below_real_count_gives_a_valid_empty_manifest(trained, tmp_path):
+    (tmp_path / "NoTumor_00042.png").write_bytes(b"stale")  # from an earlier, larger run
+    info = run(trained, "vae", tmp_path, targets=[4])
+    assert info["n_generated"] == 0
+    manifest = pd.read_csv(tmp_path / "manifest.csv")
+    assert manifest.empty and list(manifest.columns) == ["index", "class", "model", "path"]
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_catvae_context_modes(trained, tmp_path):
+    mean = run(trained, "catvae", tmp_path / "mean", targets=[10], context_mode="mean")
+    sample = run(trained, "catvae", tmp_path / "sample", targets=[10], context_mode="sample")
+    assert mean["context"] == "mean" and sample["context"] == "sample"
+    paths = [f"NoTumor_{i:05d}.png" for i in range(4)]
+    a = load_images([tmp_path / "mean" / p for p in paths], 16, 1)
+    b = load_images([tmp_path / "sample" / p for p in paths], 16, 1)
+    assert not np.array_equal(a, b)  # same z (same seed), different keys/values
+    again = run(trained, "catvae", tmp_path / "again", targets=[10], context_mode="sample")
+    c = load_images([tmp_path / "again" / p for p in paths], 16, 1)
+    assert again == sample
+    np.testing.assert_array_equal(b, c)
+
+
+def test_cvae_generates_each_class_with_its_label(trained, tmp_path):
+    info = run(trained, "cvae", tmp_path / "no", class_name="NoTumor", targets=[8])
+    assert info["n_generated"] == 2 and info["modalities"] == ["flair"] and info["model"] == "cvae"
+    info = run(trained, "cvae", tmp_path / "yes", class_name="Tumor", targets=[12])
+    assert info["n_generated"] == 3
+    assert len(pd.read_csv(tmp_path / "yes" / "manifest.csv")) == 3
+
+
+def test_bad_requests_raise(trained, tmp_path):
+    with pytest.raises(CatvaeError, match="generators.catvae.context"):
+        run(trained, "catvae", tmp_path, context_mode="median")
+    with pytest.raises(CatvaeError, match="trained on class 'NoTumor'"):
+        run(trained, "vae", tmp_path, class_name="Tumor")
+    with pytest.raises(CatvaeError, match="not found"):
+        synthesise(str(tmp_path / "missing.pt"), str(trained["split"]), str(tmp_path), class_name="NoTumor",
+                   targets=[10], seed=0, device="cpu")
