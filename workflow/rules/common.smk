@@ -116,4 +116,8 @@ def metrics_files(name):
     return [f"{R}/classifier/{a}/seed{s}/{name}" for a in arms() for s in SEEDS]
 
 
-TABLE_PARAMS = dict(config_name=config["config_name"], seeds=SEEDS, models=MODELS, classes=CLASSES)
+TABLE_PARAMS = dict(
+    config_name=config["config_name"],
+    seeds=SEEDS,
+    method_order=MODELS + list(config["classifier"]["baselines"]),
+)

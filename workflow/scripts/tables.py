@@ -16,7 +16,10 @@ CAPTIONS = {
 def build():
     rows = [read_json(p) for p in snakemake.input]
     kind = snakemake.params.kind
-    frame = generator_quality_table(rows) if kind == "generator_quality" else classification_table(rows)
+    if kind == "generator_quality":
+        frame = generator_quality_table(rows)
+    else:
+        frame = classification_table(rows, method_order=list(snakemake.params.method_order))
     return write_table(
         frame,
         Path(snakemake.output.csv).with_suffix(""),
