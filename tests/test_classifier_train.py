@@ -50,6 +50,9 @@ def test_run_arm_writes_every_file_with_sane_metrics(dataset, tmp_path):
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
     assert history["epoch"].tolist() == [1, 2]
+    composition = pd.read_csv(tmp_path / "training_set.csv", keep_default_na=False)
+    assert len(composition) == 16 and (composition["source"] == "classic").sum() == 7
+    assert all((tmp_path / p).is_file() for p in composition["path"])  # relative to the CSV's folder
     predictions = pd.read_csv(tmp_path / "predictions.csv")
     assert list(predictions.columns) == ["path", "subject", "true", "pred", "prob_NoTumor", "prob_Tumor"]
     assert len(predictions) == 6
@@ -58,7 +61,7 @@ def test_run_arm_writes_every_file_with_sane_metrics(dataset, tmp_path):
 
     paper = json.loads((tmp_path / "metrics_paper_protocol.json").read_text())
     assert paper["protocol"] == PAPER_PROTOCOL == "paper-mixed-80/20" and "NOT a held-out" in paper["note"]
-    assert set(on_disk) - {"train_seconds", "train_images_per_s", "parameters", "paper_protocol_accuracy"} <= set(paper)
+    assert set(on_disk) - {"train_seconds", "epoch_images_per_s", "parameters", "paper_protocol_accuracy"} <= set(paper)
     assert paper["n_train"] + paper["n_test"] == 16
     assert np.array(paper["confusion"]).sum() == paper["n_test"]
 

@@ -27,7 +27,11 @@ EXTRA_COLUMNS = ["class", "abspath", "source", "origin", "subject", "recipe"]
 
 
 def parse_arm(arm: str) -> tuple[str, int | str | None]:
-    """`"none"` -> `("none", None)`; `"catvae@1000"` -> `("catvae", 1000)`; `"classic@balance"` -> `("classic", "balance")`."""
+    """Split an arm name into (method, target), raising CatvaeError on anything malformed.
+
+    `"none"` -> `("none", None)`; `"catvae@1000"` -> `("catvae", 1000)`; `"classic@balance"` ->
+    `("classic", "balance")`. Method names are restricted to `[A-Za-z0-9_-]` because they name folders.
+    """
     if not isinstance(arm, str) or not arm:
         raise CatvaeError(f"classifier arm must be a non-empty string, got {arm!r}")
     if arm == "none":

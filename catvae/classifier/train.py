@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_table(table: pd.DataFrame, classes: list[str], image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_table(
+    table: pd.DataFrame, classes: list[str], image_size: int, channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images of a table (`abspath`, `class`, optional `recipe`) as uint8 `[N, C, S, S]` plus int64 labels.
 
     Each file is read once however often it is duplicated; recipes are applied to the float image before
@@ -116,6 +119,17 @@ def fit(
                  label, epoch, options["epochs"], rows[-1]["train_loss"], rows[-1]["train_acc"],
                  val_loss, val_acc, seconds, n / seconds if seconds > 0 else float("nan"))
     return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"])
+
+
+def _portable(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """The training table with `path`/`origin` relative to `folder`, the manifests' convention (movable results)."""
+    def rel(p: str) -> str:
+        return os.path.relpath(p, folder) if p and os.path.isabs(p) else p
+
+    frame = table.copy()
+    frame.insert(1, "path", [rel(p) for p in frame.pop("abspath").astype(str)])
+    frame["origin"] = [rel(p) for p in frame["origin"].astype(str)]
+    return frame
 
 
 def _composition(sources: pd.Series, classes_col: pd.Series, classes: list[str]) -> dict[str, dict[str, int]]:
@@ -192,14 +206,15 @@ def run_arm(
     metrics.update(score(test_data[1].numpy(), probs, test_loss, classes))
     metrics.update({"counts": training.counts, "n_train": len(table), "parameters": count_parameters(model),
                     "train_seconds": train_seconds,
-                    "train_images_per_s": len(table) * options["epochs"] / history["seconds"].sum()})
+                    # epoch throughput: training images per second of epoch wall time (validation pass included)
+                    "epoch_images_per_s": len(table) * options["epochs"] / history["seconds"].sum()})
 
     with atomic_path(out / "checkpoint.pt") as tmp:
         torch.save({"model": model.state_dict(), "classes": classes, "options": options, "arm": arm,
                     "seed": seed, "epoch": options["epochs"], "n_classes": n_classes}, tmp)
     write_csv(out / "history.csv", history)
     write_csv(out / "predictions.csv", predictions_table(parts["test"], probs, classes))
-    write_csv(out / "training_set.csv", table)
+    write_csv(out / "training_set.csv", _portable(table, out))
     write_confusion(out / "confusion.csv", out / "confusion.png", metrics["confusion"], classes,
                     title=f"{arm} seed {seed} (held-out test, n={metrics['n_test']})")
     if paper_protocol:
