@@ -1,0 +1,132 @@
+"""Subject-level (and image-level) stratified split: no leakage, classes covered, seeded and validated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from catvae.data.split import split_manifest, validate_fractions, write_split
+from catvae.errors import CatvaeError
+
+FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+def make_manifest(n_subjects: int = 40, seed: int = 0, n_no_tumor_only: int = 3) -> pd.DataFrame:
+    """Paper-rule-like manifest: 3 slices per subject, most subjects mostly Tumor, a few with NoTumor only."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_subjects):
+        n_tumor = 0 if s < n_no_tumor_only else int(rng.integers(1, 4))
+        for j, plane in enumerate(["axial", "sagittal", "coronal"]):
+            cls = "Tumor" if j < n_tumor else "NoTumor"
+            rows.append({"subject": f"S{s:03d}", "modality": "flair", "plane": plane, "slice_index": 60 + j,
+                         "class": cls, "path": f"slices/{cls}/S{s:03d}_{plane}.png"})
+    return pd.DataFrame(rows)
+
+
+def test_subject_split_has_no_leakage_and_covers_classes():
+    manifest = make_manifest()
+    split = split_manifest(manifest, FRACTIONS, seed=0)
+    assert list(split.columns) == [*manifest.columns, "partition"]
+    assert split.drop(columns="partition").equals(manifest)
+    per_subject = split.groupby("subject")["partition"].nunique()
+    assert (per_subject == 1).all()
+    subjects = split.drop_duplicates("subject")["partition"].value_counts().to_dict()
+    assert subjects == {"train": 28, "val": 6, "test": 6}
+    for part in ("train", "val", "test"):
+        assert set(split.loc[split.partition == part, "class"]) == {"Tumor", "NoTumor"}
+
+
+def test_stratification_keeps_class_mix_close():
+    manifest = make_manifest(n_subjects=200, seed=3)
+    split = split_manifest(manifest, FRACTIONS, seed=5)
+    overall = (manifest["class"] == "Tumor").mean()
+    for part in ("train", "val", "test"):
+        share = (split.loc[split.partition == part, "class"] == "Tumor").mean()
+        assert abs(share - overall) < 0.03, (part, share, overall)
+
+
+def test_rare_class_reaches_train_and_test():
+    # only 2 subjects have any NoTumor slice: one must land in train and one in test
+    manifest = make_manifest(n_subjects=30, n_no_tumor_only=0)
+    manifest["class"] = "Tumor"
+    manifest.loc[manifest.subject.isin(["S004", "S017"]) & (manifest.plane == "axial"), "class"] = "NoTumor"
+    for seed in range(10):
+        split = split_manifest(manifest, FRACTIONS, seed=seed)
+        rare = set(split.loc[split["class"] == "NoTumor", "partition"])
+        assert {"train", "test"} <= rare, seed
+        assert (split.groupby("subject")["partition"].nunique() == 1).all()
+
+
+def test_same_seed_same_split_and_row_order_does_not_matter():
+    manifest = make_manifest()
+    a = split_manifest(manifest, FRACTIONS, seed=7)
+    b = split_manifest(manifest, FRACTIONS, seed=7)
+    assert a.equals(b)
+    shuffled = manifest.sample(frac=1.0, random_state=1)
+    c = split_manifest(shuffled, FRACTIONS, seed=7).sort_index()
+    assert c["partition"].equals(a["partition"])
+    different = [split_manifest(manifest, FRACTIONS, seed=s)["partition"] for s in range(1, 4)]
+    assert any(not d.equals(a["partition"]) for d in different)
+
+
+def test_image_level_split_is_stratified_by_class():
+    manifest = make_manifest(n_subjects=50)
+    split = split_manifest(manifest, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0, group_column=None)
+    counts = pd.crosstab(split["class"], split["partition"])
+    totals = manifest["class"].value_counts()
+    for cls in totals.index:
+        assert abs(counts.at[cls, "test"] - 0.2 * totals[cls]) <= 1
+        assert abs(counts.at[cls, "train"] - 0.6 * totals[cls]) <= 1
+    # an image split may put slices of one subject in different partitions, by design
+    assert (split.groupby("subject")["partition"].nunique() > 1).any()
+
+
+def test_without_val():
+    split = split_manifest(make_manifest(), {"train": 0.8, "test": 0.2}, seed=0)
+    assert set(split["partition"]) == {"train", "test"}
+
+
+@pytest.mark.parametrize(
+    "fractions, key",
+    [
+        ({"train": 0.7, "val": 0.2, "test": 0.2}, "dataset.split.train"),
+        ({"train": 1.0, "val": 0.0, "test": 0.0}, "dataset.split.test"),
+        ({"train": 0.0, "val": 0.5, "test": 0.5}, "dataset.split.train"),
+        ({"train": 1.1, "val": -0.1, "test": 0.0}, "dataset.split.val"),
+        ({"train": 0.7, "val": 0.15, "test": 0.15, "seed": 0}, "dataset.split.seed"),
+        ({"train": "a", "test": 0.3}, "dataset.split.train"),
+    ],
+)
+def test_bad_fractions_name_config_key(fractions, key):
+    with pytest.raises(CatvaeError, match=key.replace(".", r"\.")):
+        validate_fractions(fractions)
+
+
+def test_bad_manifests():
+    with pytest.raises(CatvaeError, match="at least 2 subjects"):
+        split_manifest(make_manifest(1), FRACTIONS, seed=0)
+    with pytest.raises(CatvaeError, match="empty"):
+        split_manifest(make_manifest().iloc[:0], FRACTIONS, seed=0)
+    with pytest.raises(CatvaeError, match="'patient'"):
+        split_manifest(make_manifest(), FRACTIONS, seed=0, group_column="patient")
+
+
+def test_write_split_roundtrip_and_path_rebasing(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    manifest = make_manifest()
+    manifest["subject"] = [f"{int(s[1:]):03d}" for s in manifest["subject"]]  # ids that look like numbers stay text
+    manifest.to_csv(data / "manifest.csv", index=False)
+    split = write_split(data / "manifest.csv", data / "split.csv", FRACTIONS, seed=0)
+    back = pd.read_csv(data / "split.csv", dtype={"subject": str})
+    assert list(back.columns) == [*manifest.columns, "partition"]
+    assert back["subject"].iloc[0] == "000" and back["path"].equals(manifest["path"])
+    assert back["partition"].equals(split["partition"])
+    elsewhere = write_split(data / "manifest.csv", tmp_path / "other" / "split.csv", FRACTIONS, seed=0, by="image")
+    assert elsewhere["path"].iloc[0] == "../data/" + manifest["path"].iloc[0]
+    with pytest.raises(CatvaeError, match="manifest not found"):
+        write_split(tmp_path / "nope.csv", tmp_path / "s.csv", FRACTIONS, seed=0)
+    with pytest.raises(CatvaeError, match="'slice'"):
+        write_split(data / "manifest.csv", tmp_path / "s.csv", FRACTIONS, seed=0, by="slice")
