@@ -1,0 +1,115 @@
+"""Generator quality: quality.json keys and value ranges, held-out images only, FID 'n/a' without weights, latents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catvae.errors import CatvaeError
+from catvae.generators.evaluate import evaluate_generator, export_latents
+from catvae.generators.synthesis import synthesise
+from test_generator_training import CLASSES, make_split, train
+
+# The keys docs/ARCHITECTURE.md fixes for generators/<model>/<class>/quality.json.
+QUALITY_KEYS = {
+    "model", "class", "ssim", "psnr", "mse", "n_recon", "fid", "kid", "kid_std", "n_fid_real", "n_fid_fake",
+    "fid_note", "train_time_s", "inference_ms_per_image", "peak_memory_mb", "device", "memorisation", "attention",
+    "context", "config_name", "seed",
+}
+N_TEST = {"NoTumor": 2, "Tumor": 3}  # make_split's default counts, 20% test
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict[str, Path]:
+    """Split, 2-epoch catvae (NoTumor) and cvae generators, and their synthetic images."""
+    root = tmp_path_factory.mktemp("quality")
+    split_csv = make_split(root)
+    paths = {"root": root, "split": split_csv}
+    train("catvae", split_csv, root / "gen" / "catvae" / "NoTumor", group="NoTumor", epochs=2)
+    train("cvae", split_csv, root / "gen" / "cvae" / "all", epochs=2)
+    for model, group in (("catvae", "NoTumor"), ("cvae", "all")):
+        for cls in (["NoTumor"] if model == "catvae" else CLASSES):
+            synthesise(str(root / "gen" / model / group / "checkpoint.pt"), str(split_csv),
+                       str(root / "syn" / model / cls), class_name=cls, targets=[14], context_mode="sample",
+                       seed=0, device="cpu")
+    return paths
+
+
+def evaluate(study, model, cls, out_json, **kwargs):
+    group = "all" if model == "cvae" else cls
+    args = dict(class_name=cls, inception_weights=None, max_fid_images=50, near_copy_ssim=0.95, device="cpu",
+                seed=0, config_name="unit", timing_images=8, timing_batch=4)
+    return evaluate_generator(
+        str(study["root"] / "gen" / model / group / "checkpoint.pt"), str(study["split"]),
+        str(study["root"] / "syn" / model / cls / "manifest.csv"), str(out_json), **{**args, **kwargs},
+    )
+
+
+def _check_ranges(q: dict) -> None:
+    assert -1.0 <= q["ssim"] <= 1.0
+    assert q["psnr"] > 0 and q["mse"] >= 0
+    assert q["inference_ms_per_image"] > 0 and q["train_time_s"] > 0 and q["peak_memory_mb"] > 0
+    assert q["fid"] is None and q["kid"] is None and q["fid_note"].startswith("n/a")
+    memo = q["memorisation"]
+    assert 0 <= memo["near_copy_share"] <= 1 and -1 <= memo["median_nn_ssim"] <= 1
+
+
+def test_catvae_quality_json(study, tmp_path):
+    out = tmp_path / "catvae" / "NoTumor" / "quality.json"
+    q = evaluate(study, "catvae", "NoTumor", out)
+    assert QUALITY_KEYS <= set(q)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(q))
+    _check_ranges(q)
+    assert q["model"] == "catvae" and q["class"] == "NoTumor" and q["config_name"] == "unit" and q["seed"] == 0
+    assert q["n_recon"] == N_TEST["NoTumor"]  # the held-out test images, not the 6 training images
+    assert q["n_fid_real"] == N_TEST["NoTumor"] and q["n_fid_fake"] == 14 - 6
+    assert q["memorisation"]["n"] == 8
+    assert q["attention"] == "faithful" and q["context"] == "sample" and q["device"] == "cpu"
+    train_stats = json.loads((study["root"] / "gen" / "catvae" / "NoTumor" / "train_stats.json").read_text())
+    assert q["train_time_s"] == train_stats["wall_time_s"] and q["peak_memory_mb"] == train_stats["peak_memory_mb"]
+
+
+def test_cvae_quality_per_class(study, tmp_path):
+    for cls in CLASSES:
+        q = evaluate(study, "cvae", cls, tmp_path / cls / "quality.json")
+        _check_ranges(q)
+        assert q["class"] == cls and q["n_recon"] == N_TEST[cls]
+        assert q["attention"] is None and q["context"] is None
+
+
+def test_fid_sample_cap_and_missing_weights_file(study, tmp_path):
+    q = evaluate(study, "catvae", "NoTumor", tmp_path / "q.json", max_fid_images=3,
+                 inception_weights=str(tmp_path / "no_such_weights.pth"))
+    assert q["n_fid_fake"] == 3 and q["n_fid_real"] == 2
+    assert q["fid"] is None and "not found" in q["fid_note"]
+
+
+def test_class_without_test_images_is_reported(study, tmp_path):
+    split = study["split"].read_text().replace(",test\n", ",val\n")
+    bad = tmp_path / "split.csv"
+    bad.write_text(split.replace("slices/", str(study["root"]) + "/slices/"))
+    with pytest.raises(CatvaeError, match=r"no test images of class 'NoTumor'.*split\.csv"):
+        evaluate_generator(
+            str(study["root"] / "gen" / "catvae" / "NoTumor" / "checkpoint.pt"), str(bad),
+            str(study["root"] / "syn" / "catvae" / "NoTumor" / "manifest.csv"), str(tmp_path / "q.json"),
+            class_name="NoTumor", inception_weights=None, max_fid_images=10, near_copy_ssim=0.95, device="cpu",
+            seed=0, config_name="unit",
+        )
+    assert not (tmp_path / "q.json").exists()
+
+
+def test_export_latents(study, tmp_path):
+    out = tmp_path / "latents.npz"
+    summary = export_latents(str(study["root"] / "gen" / "cvae" / "all" / "checkpoint.pt"), str(study["split"]),
+                             str(out), device="cpu")
+    data = np.load(out)
+    n = 10 + 15
+    assert summary == {"n": n, "latent_dim": 8}
+    assert data["mu"].shape == (n, 8) and np.isfinite(data["mu"]).all()
+    assert list(data["class_names"]) == CLASSES and list(data["modality_names"]) == ["flair"]
+    assert np.bincount(data["labels"]).tolist() == [10, 15]
+    assert set(data["modalities"].tolist()) == {0}
+    assert set(data["partition"].tolist()) == {"train", "val", "test"}
