@@ -8,7 +8,7 @@ Peak memory means different things per device, and `PeakMemory.scope` records wh
   as DataLoader workers) inside the block. Linux lets a process reset its RSS high-water mark by writing "5" to
   `/proc/self/clear_refs`; after that reset `getrusage(RUSAGE_SELF).ru_maxrss` is the peak since entering the block.
   It includes memory that was already resident at entry (the interpreter, torch, the data): it is the process's
-  footprint, not the model's increment.
+  footprint, not the model's increment. The reset is process-wide, so CPU measurements must not be nested.
 - `process_rss_lifetime`: CPU where that reset is not possible (not Linux, or not permitted): `ru_maxrss` is then
   the high-water mark since the process started, which can be larger than anything the block used.
 """
