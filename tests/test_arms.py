@@ -23,6 +23,8 @@ def _image(rng: np.random.Generator, cls: str, size: int) -> np.ndarray:
     if cls == "Tumor":
         r, c = rng.integers(size // 4, size - size // 4 - 4, size=2)
         image[r : r + size // 6 + 2, c : c + size // 6 + 2] = 0.95
+    elif cls == "Edema":
+        image[rng.integers(size // 4, size - size // 4), size // 5 : size - size // 5] = 0.8
     return np.clip(image, 0, 1)
 
 
@@ -42,7 +44,7 @@ def make_dataset(root: Path, size: int = 16, layout: dict = LAYOUT, n_synthetic:
     split_csv = root / "data" / "split.csv"
     pd.DataFrame(rows).to_csv(split_csv, index=False)
     manifests = {}
-    for cls in CLASSES:
+    for cls in dict.fromkeys(c for per_class in layout.values() for c in per_class):
         folder = root / "synthetic" / generator / cls
         for i in range(n_synthetic):
             save_png(folder / f"{i:05d}.png", _image(rng, cls, size))

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from catvae.classifier.arms import build_training_set
+from catvae.classifier.cnn import build_cnn, count_parameters
 from catvae.classifier.evaluate import check_no_leakage
 from catvae.classifier.train import PAPER_PROTOCOL, run_arm
 from catvae.data.images import read_manifest
@@ -106,3 +107,18 @@ def test_missing_option_names_the_config_key(dataset, tmp_path):
     with pytest.raises(CatvaeError, match="classifier.lr"):
         run_arm(split_csv, str(tmp_path), arm="none", seed=0, classes=CLASSES, synthetic_manifests=manifests,
                 options={k: v for k, v in OPTIONS.items() if k != "lr"}, config_name="test")
+
+
+def test_three_classes_use_a_softmax_head_end_to_end(tmp_path):
+    layout = {p: {"NoTumor": n, "Tumor": n, "Edema": n} for p, n in (("train", 4), ("val", 2), ("test", 2))}
+    split_csv, manifests = make_dataset(tmp_path / "data", size=32, layout=layout, n_synthetic=3)
+    classes = ["NoTumor", "Tumor", "Edema"]
+    metrics = run_arm(split_csv, str(tmp_path / "out"), arm="vae@6", seed=0, classes=classes,
+                      synthetic_manifests=manifests, options=OPTIONS, config_name="test", device="cpu")
+    # two more output units (128 weights + 1 bias each) than the binary head
+    assert metrics["parameters"] == count_parameters(build_cnn(32, 1, 2)) + 2 * 129
+    assert np.array(metrics["confusion"]).shape == (3, 3) and np.array(metrics["confusion"]).sum() == 6
+    predictions = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    probs = predictions[[f"prob_{c}" for c in classes]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert metrics["counts"]["Edema"] == {"total": 6, "real": 4, "synthetic": 2}
