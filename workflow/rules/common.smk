@@ -102,6 +102,7 @@ def classifier_outputs(paper_protocol):
         "confusion": f"{folder}/confusion.csv",
         "confusion_png": f"{folder}/confusion.png",
         "checkpoint": f"{folder}/checkpoint.pt",
+        "training_set": f"{folder}/training_set.csv",
     }
     if paper_protocol:
         out["paper"] = f"{folder}/metrics_paper_protocol.json"
