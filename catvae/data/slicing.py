@@ -119,8 +119,14 @@ def candidate_slices(shape: Sequence[int], planes: Sequence[str], selection: Sel
 
 
 def take_slice(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
-    """The 2D slice, rotated 90 degrees so the array's second in-plane axis points up (anterior/superior up)."""
-    return np.rot90(np.take(volume, index, axis=PLANE_AXES[plane]))
+    """The 2D slice, rotated 90 degrees so the array's second in-plane axis points up (anterior/superior up).
+
+    A view, not a copy: `np.take` would first copy the whole volume (nibabel's arrays are Fortran-ordered), which
+    made extracting every slice of a 240x240x155 volume about 40 times slower.
+    """
+    key: list[Any] = [slice(None)] * volume.ndim
+    key[PLANE_AXES[plane]] = index
+    return np.rot90(volume[tuple(key)])
 
 
 def label_slice(mask_slice: np.ndarray) -> tuple[str, int]:
