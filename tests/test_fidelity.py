@@ -44,7 +44,9 @@ def random_inception_weights(tmp_path_factory):
         mp.setattr(fe, "load_state_dict_from_url", _no_download)
         mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state, strict=True: None)
         torch.manual_seed(0)
-        model = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(empty))
+        model = fe.FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(empty)
+        )
     # PyTorch's default init shrinks activations ~1e-8 through 90 layers; He init keeps the 2048 features O(1).
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):

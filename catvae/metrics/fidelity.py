@@ -55,7 +55,7 @@ class UInt8Images(Dataset):
 
 
 def to_uint8_rgb(images: np.ndarray) -> torch.Tensor:
-    """[0, 1] floats `[N, C, H, W]` -> uint8 `[N, 3, H, W]`; grayscale is replicated to the 3 channels InceptionV3 needs.
+    """[0, 1] floats `[N, C, H, W]` -> uint8 `[N, 3, H, W]`; grey is replicated to the 3 channels InceptionV3 needs.
 
     Not `catvae.data.images.to_uint8`, which averages channels to one grey image: colour must survive here.
     """
@@ -185,8 +185,8 @@ def fid_kid(
         raise
     kid_std = float(metrics[torch_fidelity.KEY_METRIC_KID_STD]) if kid_subsets > 1 else None
     note = (
-        f"ok: torch-fidelity {torch_fidelity.__version__} {FEATURE_EXTRACTOR} features {FEATURE_LAYER}, {n_real} real vs {n_fake} synthetic; "
-        f"KID {kid_subsets} subset(s) of {kid_size}"
+        f"ok: torch-fidelity {torch_fidelity.__version__} {FEATURE_EXTRACTOR} features {FEATURE_LAYER}, "
+        f"{n_real} real vs {n_fake} synthetic; KID {kid_subsets} subset(s) of {kid_size}"
     )
     if min(n_real, n_fake) < 2048:
         note += "; FID is biased upwards below 2048 images per side, prefer KID"
