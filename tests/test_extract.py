@@ -198,7 +198,8 @@ def test_extract_end_to_end(cohort, tmp_path, threads, caplog):
     assert summary.counts == {"NoTumor": {"axial": 1, "sagittal": 1, "coronal": 1},
                               "Tumor": {"axial": 1, "sagittal": 1, "coronal": 1}}
     for row in manifest.to_dict("records"):
-        assert row["path"] == f"slices/{row['class']}/{row['subject']}_flair_{row['plane']}_{row['slice_index']:03d}.png"
+        name = f"{row['subject']}_flair_{row['plane']}_{row['slice_index']:03d}.png"
+        assert row["path"] == f"slices/{row['class']}/{name}"
         with Image.open(out / row["path"]) as img:
             assert img.mode == "L" and img.size == (32, 32)
     skipped = pd.read_csv(out / "skipped_subjects.csv")

@@ -272,9 +272,9 @@ def _log_summary(summary: ExtractionSummary) -> None:
         for cls, planes in summary.counts.items()
     )
     log.info(
-        "extraction summary: %d subject(s) used, %d skipped; %d slice(s) kept: %s; %d discarded %s; %.1f s",
-        summary.subjects_used, summary.subjects_skipped, summary.kept, per_class,
-        summary.discarded_count, summary.discard_reasons or "", summary.seconds,
+        "extraction summary: %d subject(s) used, %d skipped; %d slice(s) kept: %s; %d discarded%s; %.1f s",
+        summary.subjects_used, summary.subjects_skipped, summary.kept, per_class, summary.discarded_count,
+        "".join(f", {n} {reason}" for reason, n in sorted(summary.discard_reasons.items())), summary.seconds,
     )
 
 

@@ -196,7 +196,8 @@ def _cover_classes(
             incoming = [u for u in holders(c, donor) if removable(u, donor, keep=None)]
             outgoing = [u for u in np.flatnonzero(assignment == part) if removable(u, part)]
             if not incoming or not outgoing:
-                log.warning("class %s: no swap puts it in partition %s without emptying another class", classes[c], part)
+                log.warning("class %s: no swap puts it in partition %s without emptying another class",
+                            classes[c], part)
                 continue
             u_in, u_out = int(rng.choice(incoming)), int(rng.choice(outgoing))
             assignment[u_in], assignment[u_out] = part, donor
