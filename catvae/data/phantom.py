@@ -25,6 +25,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
+from threadpoolctl import threadpool_limits
 
 from catvae.data.phantom_tumor import (
     ENHANCING,
@@ -120,12 +121,20 @@ def _template(shape: tuple[int, int, int]) -> _Template:
     return _Template(maps, spacing, affine)
 
 
-def simulate_subject(index: int, shape: tuple[int, int, int] = BRATS_SHAPE, seed: int = 0) -> dict[str, np.ndarray]:
+def simulate_subject(
+    index: int, shape: tuple[int, int, int] = BRATS_SHAPE, seed: int = 0, return_tissue: bool = False
+) -> dict[str, np.ndarray]:
     """One phantom subject in memory: `{"flair", "t1", "t1ce", "t2", "seg"}` -> int16 arrays of `shape`.
 
-    Deterministic in `(index, shape, seed)`.
+    Deterministic in `(index, shape, seed)`. With `return_tissue`, also the subject's ground-truth tissue
+    probabilities `"csf"`, `"gm"`, `"wm"` (float32), e.g. to check contrasts or score a segmenter.
     """
     shape = _check_shape(shape)
+    with threadpool_limits(limits=1):  # single-threaded BLAS: identical bits whatever the machine's cores
+        return _simulate(index, shape, seed, return_tissue)
+
+
+def _simulate(index: int, shape: tuple[int, int, int], seed: int, return_tissue: bool) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
     tpl = _template(shape)
     tissue = _deformed_tissue(rng, tpl)
@@ -135,6 +144,8 @@ def simulate_subject(index: int, shape: tuple[int, int, int] = BRATS_SHAPE, seed
     mask = brain > 0.5
     out = {m: _contrast(rng, m, tissue, tumor, mask) for m in MODALITIES}
     out["seg"] = tumor.labels
+    if return_tissue:
+        out.update(csf=tissue[0], gm=tissue[1], wm=tissue[2])
     return out
 
 
@@ -272,8 +283,9 @@ def render_phantom_preview(cohort_dir: str | os.PathLike, out_png: str | os.Path
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    subjects = sorted(p for p in Path(cohort_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
-    subjects = subjects[:n_subjects]
+    folder = Path(cohort_dir)
+    found = folder.iterdir() if folder.is_dir() else []
+    subjects = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))[:n_subjects]
     if not subjects:
         raise CatvaeError(f"no subject folders under phantom cohort folder {cohort_dir}")
     colors = {1: "#e41a1c", 2: "#4daf4a", 4: "#ffd92f"}
