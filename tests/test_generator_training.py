@@ -61,12 +61,12 @@ def make_split(root: Path, counts: dict[str, int] | None = None, modalities: tup
 
 
 def train(model: str, split_csv: Path, out_dir: Path, *, group: str | None = None, seed: int = 0,
-          modalities: tuple[str, ...] = ("flair",), **overrides) -> dict:
+          modalities: tuple[str, ...] = ("flair",), on_epoch_end=None, **overrides) -> dict:
     """Train a tiny generator with the test options (overrides replace option keys)."""
     return train_generator(
         model, str(split_csv), str(out_dir), group=group or ("all" if model == "cvae" else "Tumor"),
         image_size=SIZE, channels=1, options={**TINY[model], **overrides}, classes=CLASSES,
-        modalities=list(modalities), seed=seed, device="cpu", threads=1,
+        modalities=list(modalities), seed=seed, device="cpu", threads=1, on_epoch_end=on_epoch_end,
     )
 
 
@@ -191,3 +191,15 @@ def test_epoch_batches_are_seeded_and_never_leave_a_single_image():
     assert sorted(torch.cat(first).tolist()) == list(range(17))
     assert all(torch.equal(x, y) for x, y in zip(first, epoch_batches(17, 8, seed=1, epoch=1)))
     assert not torch.equal(torch.cat(first), torch.cat(epoch_batches(17, 8, seed=1, epoch=2)))
+
+
+def test_raising_epochs_continues_a_crashed_run(split_csv, tmp_path):
+    """`epochs` is not part of the resume fingerprint: a run killed at epoch 2 of 4 can be extended to 6."""
+    with pytest.raises(Crash):
+        train("vae", split_csv, tmp_path / "run", on_epoch_end=_crash_at(3))
+    stats = train("vae", split_csv, tmp_path / "run", epochs=6)
+    assert stats["resumed_from_epoch"] == 2 and stats["epochs"] == 6
+    train("vae", split_csv, tmp_path / "straight", epochs=6)
+    a = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model_state"]
+    b = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")["model_state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 
 from catvae.data.images import load_images, read_manifest
@@ -188,7 +189,10 @@ def _batched(
     return np.concatenate(outputs)
 
 
-def _generation_fn(model, payload, class_name, real_train, train_rows, seed, dev, conditional, uses_context):
+def _generation_fn(
+    model: torch.nn.Module, payload: dict, class_name: str, real_train: np.ndarray, train_rows: pd.DataFrame,
+    seed: int, dev: torch.device, conditional: bool, uses_context: bool,
+) -> Callable[[int], torch.Tensor]:
     """`n -> images` with the conditions synthesis uses (mean context; class label and first present modality)."""
     sampler = ContextSampler(model, real_train, "mean", seed, dev) if uses_context else None
     label = payload["classes"].index(class_name)
