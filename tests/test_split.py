@@ -130,3 +130,18 @@ def test_write_split_roundtrip_and_path_rebasing(tmp_path):
         write_split(tmp_path / "nope.csv", tmp_path / "s.csv", FRACTIONS, seed=0)
     with pytest.raises(CatvaeError, match="'slice'"):
         write_split(data / "manifest.csv", tmp_path / "s.csv", FRACTIONS, seed=0, by="slice")
+
+
+def test_preset_partition_is_kept(tmp_path):
+    """MedMNIST ships its own split: write_split keeps it instead of drawing a new one."""
+    import pandas as pd
+
+    from catvae.data.split import write_split
+
+    manifest = pd.DataFrame(
+        {"subject": ["a", "b", "c", "d"], "class": ["x", "y", "x", "y"], "path": ["1", "2", "3", "4"],
+         "partition": ["train", "train", "val", "test"]}
+    )
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    out = write_split(tmp_path / "manifest.csv", tmp_path / "split.csv", {"train": 0.5, "val": 0.25, "test": 0.25}, 0)
+    assert list(out["partition"]) == ["train", "train", "val", "test"]

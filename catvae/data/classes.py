@@ -37,14 +37,13 @@ def dataset_classes(dataset: Mapping[str, Any]) -> list[str]:
     raise CatvaeError(f"config key 'dataset.kind': unknown kind {kind!r}")
 
 
-CANONICAL_MODALITY = {"t2f": "flair", "t1n": "t1", "t1c": "t1ce", "t2w": "t2"}
-
-
 def dataset_modalities(dataset: Mapping[str, Any]) -> list[str]:
     """Modality names the conditional VAE embeds (one per MRI sequence, per MedMNIST file, or the dataset itself)."""
     kind = dataset["kind"]
     if kind in ("phantom", "brats"):
-        return [CANONICAL_MODALITY.get(m, m) for m in dataset["modalities"]]
+        from catvae.data.brats import canonical_modalities
+
+        return canonical_modalities(dataset["modalities"])
     if kind == "medmnist":
         from catvae.data.medmnist import medmnist_modalities
 

@@ -118,10 +118,17 @@ def write_split(
         )
     except Exception as exc:  # pandas raises several types for a corrupt file
         raise CatvaeError(f"cannot read manifest {manifest_csv}: {exc}") from exc
-    try:
-        split = split_manifest(manifest, fractions, seed, group_column="subject" if by == "subject" else None)
-    except CatvaeError as exc:
-        raise CatvaeError(f"{manifest_csv}: {exc}") from exc
+    if "partition" in manifest.columns:
+        # The dataset ships its own split (MedMNIST): keep it, so results compare with published numbers.
+        bad = sorted(set(manifest["partition"]) - {"train", "val", "test"})
+        if bad or not {"train", "test"} <= set(manifest["partition"]):
+            raise CatvaeError(f"{manifest_csv}: preset 'partition' column needs train/test (and val) only, found {bad}")
+        split = manifest.copy()
+    else:
+        try:
+            split = split_manifest(manifest, fractions, seed, group_column="subject" if by == "subject" else None)
+        except CatvaeError as exc:
+            raise CatvaeError(f"{manifest_csv}: {exc}") from exc
     src, dst = manifest_csv.parent.resolve(), split_csv.parent.resolve()
     if "path" in split.columns and src != dst:
         split["path"] = [os.path.relpath(src / p, dst) for p in split["path"]]
