@@ -164,11 +164,17 @@ def test_bad_n_subjects(tmp_path, bad):
         write_phantom_cohort(tmp_path, bad, shape=SHAPE)
 
 
-@pytest.mark.parametrize("bad", [(48, 48), (48, 48, 8), (48.0, 48, 32), "abc", None, (48, 48, 32, 1)])
+@pytest.mark.parametrize("bad", [(48, 48), (48, 48, 7), (48.0, 48, 32), "abc", None, (48, 48, 32, 1)])
 def test_bad_shape(tmp_path, bad):
     with pytest.raises(CatvaeError, match=r"dataset\.phantom\.shape"):
         write_phantom_cohort(tmp_path, 2, shape=bad)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", [-1, 1.0, None])
+def test_bad_seed(tmp_path, bad):
+    with pytest.raises(CatvaeError, match=r"dataset\.phantom\.seed"):
+        write_phantom_cohort(tmp_path, 1, shape=SHAPE, seed=bad)
 
 
 def test_preview_figure(cohort, tmp_path):

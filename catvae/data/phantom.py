@@ -28,12 +28,12 @@ from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
 from catvae.data.phantom_tumor import (
-    ENHANCING,
     TumorMaps,
     low_frequency_field,
     render_tumor,
     sample_tumor_spec,
 )
+from catvae.data.slicing import PLANE_AXES  # the slicer's plane -> axis convention, shared
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path
 
@@ -41,12 +41,9 @@ log = logging.getLogger("catvae.data.phantom")
 
 BRATS_SHAPE: tuple[int, int, int] = (240, 240, 155)
 MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
-LABELS: tuple[int, ...] = (0, 1, 2, 4)
 # BraTS volumes are 240 x 240 x 155 voxels of 1 mm; other shapes keep that field of view with larger voxels.
 _FOV_MM = np.array([240.0, 240.0, 155.0])
-_MIN_SIDE = 16
-# Plane -> array axis it cuts (arrays are x: left-right, y: posterior-anterior, z: inferior-superior).
-PLANE_AXES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
+_MIN_SIDE = 8  # as workflow/schemas/config.schema.yaml allows; below that there is no anatomy left
 
 # Mean signal per tissue and sequence (arbitrary units of BraTS-like magnitude). Columns: CSF, GM, WM,
 # edema, enhancing rim, necrotic / non-enhancing core. The orderings are the textbook ones: FLAIR suppresses
@@ -130,6 +127,7 @@ def simulate_subject(
     probabilities `"csf"`, `"gm"`, `"wm"` (float32), e.g. to check contrasts or score a segmenter.
     """
     shape = _check_shape(shape)
+    seed = _check_seed(seed)
     with threadpool_limits(limits=1):  # single-threaded BLAS: identical bits whatever the machine's cores
         return _simulate(index, shape, seed, return_tissue)
 
@@ -215,8 +213,7 @@ def write_phantom_cohort(
     """
     n_subjects = _check_n_subjects(n_subjects)
     shape = _check_shape(shape)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise CatvaeError(f"config key 'dataset.phantom.seed' must be an integer, got {seed!r}")
+    seed = _check_seed(seed)
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise CatvaeError(f"'threads' must be a positive integer, got {threads!r}")
     if not prefix or "/" in prefix:
@@ -225,7 +222,7 @@ def write_phantom_cohort(
     out.mkdir(parents=True, exist_ok=True)
     ids = subject_ids(n_subjects, prefix)
     _template(shape)  # prepare once here: forked workers inherit the cache
-    jobs = [(str(out), sid, i, shape, int(seed)) for i, sid in enumerate(ids)]
+    jobs = [(str(out), sid, i, shape, seed) for i, sid in enumerate(ids)]
     log.info("writing %d phantom subjects of shape %s to %s (%d worker(s))", n_subjects, shape, out, threads)
     if threads == 1 or n_subjects == 1:
         for k, job in enumerate(jobs, 1):
@@ -325,6 +322,12 @@ def _check_n_subjects(n_subjects: object) -> int:
     if isinstance(n_subjects, bool) or not isinstance(n_subjects, (int, np.integer)) or n_subjects < 1:
         raise CatvaeError(f"config key 'dataset.phantom.n_subjects' must be an integer >= 1, got {n_subjects!r}")
     return int(n_subjects)
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CatvaeError(f"config key 'dataset.phantom.seed' must be an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def _check_shape(shape: object) -> tuple[int, int, int]:
