@@ -38,7 +38,7 @@ TINY_CONFIG: dict = {
     },
     "synthesis": {"targets": [40, "balance"]},
     "quality": {"max_fid_images": 50},
-    "classifier": {"image_size": 16, "epochs": 1, "batch_size": 16, "baselines": ["oversample", "classic"]},
+    "classifier": {"image_size": 32, "epochs": 1, "batch_size": 16, "baselines": ["oversample", "classic"]},
 }
 
 
