@@ -31,7 +31,7 @@ rule extract:
         skipped=f"{R}/data/skipped_subjects.csv",
         slices=directory(f"{R}/data/slices"),
     params:
-        dataset={k: v for k, v in DATASET.items() if k not in ("split", "name")},
+        dataset={k: v for k, v in DATASET.items() if k != "split"},
     log:
         f"{R}/logs/extract.log",
     benchmark:
@@ -54,8 +54,6 @@ rule split:
     params:
         fractions={k: DATASET["split"][k] for k in ("train", "val", "test")},
         seed=DATASET["split"]["seed"],
-        kind=DATASET["kind"],
-        id_pattern=DATASET["folder"]["id_pattern"],
     log:
         f"{R}/logs/split.log",
     benchmark:
