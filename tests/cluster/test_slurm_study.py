@@ -8,14 +8,15 @@ machine cannot host a cluster (not root, no apt-get, a foreign SLURM setup).
 
 from __future__ import annotations
 
+import copy
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from .slurm_cluster import ClusterUnavailable, SlurmCluster, ensure_installed
@@ -68,6 +69,7 @@ def slurm_options(cluster: SlurmCluster) -> list[str]:
 def run_snakemake(args: list[str], workdir: Path, timeout_s: int = SNAKEMAKE_TIMEOUT_S) -> str:
     """Run Snakemake from this venv under `timeout`; return its log, failing the test with it on error."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     for leaking in ("SNAKEMAKE_PROFILE", "CUDA_VISIBLE_DEVICES"):  # sbatch --export=ALL would carry them
         env.pop(leaking, None)
     cmd = ["timeout", "-k", "30", str(timeout_s), sys.executable, "-m", "snakemake", *args]
@@ -80,9 +82,10 @@ def run_snakemake(args: list[str], workdir: Path, timeout_s: int = SNAKEMAKE_TIM
 
 
 def executed_jobs(log: str) -> dict[str, str]:
-    """Snakemake job id -> rule name for every job that actually ran (rules with a shell/script/run body).
+    """Snakemake job id -> rule name for every job the run scheduled, read from its `rule NAME:` headers.
 
-    `localrule` headers are counted too, so a job that silently ran on the submit host shows up.
+    Jobs under a `localrule NAME:` header (the target rule `all`, or any rule that silently ran on the
+    submit host) get the prefix "local:", so the caller can tell them apart.
     """
     jobs = {}
     for match in re.finditer(r"^(local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)", log, flags=re.M):
@@ -148,3 +151,68 @@ def test_slurm_smoke(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     assert slurm_cluster.job_record(cpu_job).get("TresPerJob", "") == ""
     logs = sorted((tmp_path / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert {p.stem for p in logs} == set(submitted.values()), logs
+
+
+# Table columns that measure the machine (wall time, memory), not the study: they differ between any two runs.
+MEASURED_COLUMNS = {"Training time (s)", "Inference (ms/image)", "Peak memory (MB)"}
+
+
+def cluster_study_config() -> dict:
+    """The shared tiny study config (tests/conftest.py), cut to one generator, one target, one baseline.
+
+    Why smaller than the local tiny study: every SLURM job pays a Snakemake start-up inside the job, and the
+    test node has 2 CPUs, so each rule's jobs must be few for the run to stay within minutes.
+    """
+    from conftest import TINY_CONFIG  # the integrator's tiny study; keeps this test on the current keys
+
+    config = copy.deepcopy(TINY_CONFIG)
+    config["generators"]["models"] = ["vae"]
+    config["synthesis"]["targets"] = [next(t for t in TINY_CONFIG["synthesis"]["targets"] if isinstance(t, int))]
+    config["classifier"]["baselines"] = ["oversample"]
+    config["seeds"] = [0]
+    return config
+
+
+def read_tables(workdir: Path, config: dict) -> dict[str, pd.DataFrame]:
+    """Every CSV table of a finished study, as strings, without the machine-measured columns."""
+    folder = workdir / config["results"] / config["dataset"]["name"] / "tables"
+    tables = {p.name: pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(folder.glob("*.csv"))}
+    assert tables, f"no tables in {folder}"
+    return {name: df.drop(columns=[c for c in df.columns if c in MEASURED_COLUMNS]) for name, df in tables.items()}
+
+
+def test_slurm_study_matches_local_run(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    """The tiny study through `--profile profiles/slurm`: every job is a completed SLURM job, and the
+    result tables equal those of a local run of the same config and seed."""
+    from conftest import write_config
+
+    config = cluster_study_config()
+    runs = {}
+    for mode in ("local", "slurm"):
+        workdir = tmp_path / mode
+        workdir.mkdir()
+        config_path = write_config(workdir, config)
+        common = ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(config_path)]
+        if mode == "local":
+            log = run_snakemake([*common, "--cores", "2", "--workflow-profile", "none"], workdir)
+        else:
+            log = run_snakemake(
+                [*common, "--profile", str(SLURM_PROFILE), "--workflow-profile", "none", *slurm_options(slurm_cluster)],
+                workdir,
+            )
+        runs[mode] = (workdir, log)
+
+    slurm_dir, slurm_log = runs["slurm"]
+    submitted = assert_all_jobs_on_slurm(slurm_log, slurm_cluster, target_rules={"all"})
+    jobs = executed_jobs(slurm_log)
+    rules = {jobs[jid] for jid in submitted}
+    assert {"phantom", "extract", "split", "train_generator", "train_classifier"} <= rules, rules
+    for jid, slurm_id in submitted.items():
+        wants_gpu = jobs[jid] in ("train_generator", "train_classifier")
+        got = slurm_cluster.job_record(slurm_id).get("TresPerJob", "")
+        assert (got == "gres:gpu:1") == wants_gpu, f"rule {jobs[jid]} (SLURM job {slurm_id}): TresPerJob={got!r}"
+
+    local_tables, slurm_tables = read_tables(runs["local"][0], config), read_tables(slurm_dir, config)
+    assert local_tables.keys() == slurm_tables.keys()
+    for name in local_tables:
+        pd.testing.assert_frame_equal(slurm_tables[name], local_tables[name], check_exact=True, obj=name)
