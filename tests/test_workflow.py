@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from catvae.report.tables import label
 from conftest import run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
@@ -45,7 +46,7 @@ def test_every_table_has_every_arm_class_and_seed(tiny_study, tiny_config):
     tables = _results(tiny_study) / "tables"
     classes = ["NoTumor", "Tumor"]
     quality = pd.read_csv(tables / "generator_quality.csv")
-    assert {(m, c) for m in tiny_config["generators"]["models"] for c in classes} == set(
+    assert {(label(m), c) for m in tiny_config["generators"]["models"] for c in classes} == set(
         zip(quality["Model"], quality["Class"])
     )
     assert quality["SSIM"].between(-1, 1).all() and (quality["MSE"] >= 0).all()
