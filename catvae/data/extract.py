@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +24,7 @@ from skimage.transform import resize
 
 from catvae.data.brats import SubjectFiles, canonical_modalities, discover_brats
 from catvae.data.images import save_png
+from catvae.data.publish import publish_slices
 from catvae.data.normalize import brain_mask, load_volume, normalization_params, normalize_volume
 from catvae.data.slicing import (
     NO_TUMOR,
@@ -131,31 +129,23 @@ def extract_dataset(
             f"see {skipped_path}); expected <root>/<ID>/<ID>_flair.nii.gz ... or <root>/<ID>/<ID>-t2f.nii.gz ..."
         )
 
-    tmp_slices = Path(tempfile.mkdtemp(prefix=".slices.", dir=out))
-    try:
+    def fill_slices(tmp_slices: Path) -> tuple[list, list]:
         jobs = [
             _SubjectJob(s, tmp_slices, plane_list, sel, rule, int(image_size), lower, upper) for s in subjects
         ]
-        kept_rows, discarded_rows = _run_jobs(jobs, int(threads))
-        manifest = pd.DataFrame(kept_rows, columns=MANIFEST_COLUMNS)
-        discarded = pd.DataFrame(discarded_rows, columns=DISCARDED_COLUMNS)
-        discarded_path = out / "discarded.csv"
-        write_csv(discarded_path, discarded)
-        reasons = dict(Counter(discarded["reason"]))
-        if manifest.empty:
-            raise CatvaeError(
-                f"config key 'dataset.filter': no slice left after filtering ({len(discarded)} discarded: {reasons}); "
-                f"see {discarded_path}"
-            )
-        slices = out / "slices"
-        if slices.exists():
-            shutil.rmtree(slices)  # stale slices of an earlier run would mix with this manifest
-        os.replace(tmp_slices, slices)
-        manifest_path = out / "manifest.csv"
-        write_csv(manifest_path, manifest)  # last: its presence marks a complete extraction
-    finally:
-        if tmp_slices.exists():
-            shutil.rmtree(tmp_slices, ignore_errors=True)
+        return _run_jobs(jobs, int(threads))
+
+    published = publish_slices(
+        out,
+        fill_slices,
+        manifest_columns=MANIFEST_COLUMNS,
+        discarded_columns=DISCARDED_COLUMNS,
+        empty_message=lambda n, reasons, path: (
+            f"config key 'dataset.filter': no slice left after filtering ({n} discarded: {reasons}); see {path}"
+        ),
+    )
+    manifest, discarded, reasons = published.manifest, published.discarded, published.reasons
+    manifest_path, discarded_path = published.manifest_path, published.discarded_path
 
     summary = ExtractionSummary(
         out_dir=out,

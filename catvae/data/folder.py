@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -32,6 +30,7 @@ from PIL import Image, ImageOps
 
 from catvae.data.extract import DISCARDED_COLUMNS, MANIFEST_COLUMNS, SKIPPED_COLUMNS, square_image
 from catvae.data.images import save_png
+from catvae.data.publish import publish_slices
 from catvae.errors import CatvaeError
 from catvae.io import write_csv
 
@@ -122,25 +121,15 @@ def write_prepared(
     out_dir.mkdir(parents=True, exist_ok=True)
     skipped_path = out_dir / "skipped_subjects.csv"
     write_csv(skipped_path, pd.DataFrame(list(skipped), columns=SKIPPED_COLUMNS))
-    tmp_slices = Path(tempfile.mkdtemp(prefix=".slices.", dir=out_dir))
-    try:
-        kept_rows, discarded_rows = fill_slices(tmp_slices)
-        manifest = pd.DataFrame(kept_rows, columns=MANIFEST_COLUMNS + list(extra_columns))
-        discarded = pd.DataFrame(discarded_rows, columns=DISCARDED_COLUMNS)
-        discarded_path = out_dir / "discarded.csv"
-        write_csv(discarded_path, discarded)
-        reasons = dict(Counter(r.split(":")[0] for r in discarded["reason"]))
-        if manifest.empty:
-            raise CatvaeError(f"{what}: no usable image ({len(discarded)} discarded: {reasons}); see {discarded_path}")
-        slices = out_dir / "slices"
-        if slices.exists():
-            shutil.rmtree(slices)  # stale images of an earlier run would mix with this manifest
-        os.replace(tmp_slices, slices)
-        manifest_path = out_dir / "manifest.csv"
-        write_csv(manifest_path, manifest)  # last: its presence marks a complete preparation
-    finally:
-        if tmp_slices.exists():
-            shutil.rmtree(tmp_slices, ignore_errors=True)
+    published = publish_slices(
+        out_dir,
+        fill_slices,
+        manifest_columns=MANIFEST_COLUMNS + list(extra_columns),
+        discarded_columns=DISCARDED_COLUMNS,
+        empty_message=lambda n, reasons, path: f"{what}: no usable image ({n} discarded: {reasons}); see {path}",
+    )
+    manifest, discarded, reasons = published.manifest, published.discarded, published.reasons
+    manifest_path, discarded_path = published.manifest_path, published.discarded_path
     summary = PreparedDataset(
         out_dir=out_dir,
         manifest=manifest_path,
