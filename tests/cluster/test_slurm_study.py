@@ -45,7 +45,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
 
 
 def slurm_options(cluster: SlurmCluster) -> list[str]:
-    """What a user adds to `--profile profiles/slurm` (docs/cluster.md), plus this cluster's particulars.
+    """What a user adds to `--profile profiles/slurm` (README.md, "On a cluster"), plus this cluster's particulars.
 
     The partition goes through --default-resources exactly as the docs tell users; the rest is because the
     test cluster has no slurmdbd: no accounts (so no -A), no sacct (so squeue polling), and short waits.
