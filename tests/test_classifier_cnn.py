@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from catvae.classifier.cnn import build_cnn, count_parameters, logits_to_probs
+from catvae.classifier.cnn import build_cnn, logits_to_probs
 from catvae.errors import CatvaeError
+from catvae.models import count_parameters
 
 
 def test_parameter_count_three_classes_at_paper_size():

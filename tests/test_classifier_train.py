@@ -5,14 +5,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_arms import CLASSES, make_dataset
 
 from catvae.classifier.arms import build_training_set
-from catvae.classifier.cnn import build_cnn, count_parameters
+from catvae.classifier.cnn import build_cnn
 from catvae.classifier.evaluate import check_no_leakage
 from catvae.classifier.train import PAPER_PROTOCOL, run_arm
 from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
-from test_arms import CLASSES, make_dataset
+from catvae.models import count_parameters
 
 OPTIONS = {"image_size": 32, "channels": 1, "epochs": 2, "batch_size": 4, "lr": 0.001}
 FILES = ["checkpoint.pt", "history.csv", "predictions.csv", "metrics.json", "confusion.csv", "confusion.png"]

@@ -4,7 +4,8 @@ The public entry points are re-exported here so the CLI and Snakemake scripts im
 """
 
 from catvae.classifier.arms import TrainingSet, build_training_set, parse_arm
-from catvae.classifier.cnn import build_cnn, count_parameters
+from catvae.classifier.cnn import build_cnn
 from catvae.classifier.train import run_arm
+from catvae.models import count_parameters
 
 __all__ = ["TrainingSet", "build_cnn", "build_training_set", "count_parameters", "parse_arm", "run_arm"]

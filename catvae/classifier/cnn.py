@@ -55,11 +55,6 @@ def build_cnn(image_size: int, channels: int, n_classes: int) -> nn.Module:
     )
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters, the figure the paper's Keras `model.summary()` reports."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def logits_to_probs(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Logits -> `[N, n_classes]` class probabilities (a single sigmoid unit becomes two columns)."""
     if n_classes == 2:

@@ -22,12 +22,19 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from catvae.classifier.arms import TrainingSet, build_training_set, validate_split
 from catvae.classifier.augment import apply_recipe
-from catvae.classifier.cnn import build_cnn, count_parameters, loss_function, loss_targets
-from catvae.classifier.evaluate import check_no_leakage, predict, predictions_table, score, write_confusion
+from catvae.classifier.cnn import build_cnn, loss_function, loss_targets
+from catvae.classifier.evaluate import (
+    check_no_leakage,
+    predict,
+    predictions_table,
+    score,
+    write_confusion,
+)
 from catvae.data.images import load_images, read_manifest
 from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path, write_csv, write_json
+from catvae.models import count_parameters
 
 log = logging.getLogger("catvae.classifier.train")
 
