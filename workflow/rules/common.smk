@@ -1,6 +1,7 @@
 # Shared by every stage: the validated config, the results layout, and the lists that span the DAG
 # (classes, generators, targets, classifier arms). All paths are under results/<dataset.name>/.
 
+import re
 import sys
 from pathlib import Path
 
@@ -27,8 +28,8 @@ GPU = 0 if config["device"] == "cpu" else 1
 
 wildcard_constraints:
     model="|".join(MODELS) or "none",
-    cls="|".join(CLASSES),
-    group="|".join(CLASSES + ["all"]),
+    cls="|".join(map(re.escape, CLASSES)),
+    group="|".join(map(re.escape, CLASSES + ["all"])),
     seed=r"\d+",
     arm=r"[A-Za-z]+(@[A-Za-z0-9]+)?",
 
