@@ -113,3 +113,15 @@ def deep_update(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def config_block(values: Mapping[str, Any] | None, defaults: Mapping[str, Any], key: str) -> dict:
+    """A config sub-block merged over its defaults, refusing keys the block does not have.
+
+    Library functions accept these blocks directly (not only through the schema), so they check them the same way.
+    """
+    merged = {**defaults, **dict(values or {})}
+    unknown = sorted(set(merged) - set(defaults))
+    if unknown:
+        raise CatvaeError(f"config key '{key}.{unknown[0]}': unknown key")
+    return merged

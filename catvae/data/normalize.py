@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import nibabel as nib
 import numpy as np
 
+from catvae.config import config_block
 from catvae.errors import CatvaeError
 
 DEFAULT_NORMALIZATION = {"lower_percentile": 0.5, "upper_percentile": 99.5}
@@ -36,10 +37,7 @@ def load_volume(path: str | os.PathLike, dtype: Any = np.float32) -> np.ndarray:
 
 def normalization_params(normalization: Mapping[str, Any] | None) -> tuple[float, float]:
     """(lower, upper) percentiles from the `dataset.normalization` config block, validated."""
-    cfg = {**DEFAULT_NORMALIZATION, **dict(normalization or {})}
-    unknown = sorted(set(cfg) - set(DEFAULT_NORMALIZATION))
-    if unknown:
-        raise CatvaeError(f"config key 'dataset.normalization.{unknown[0]}': unknown key")
+    cfg = config_block(normalization, DEFAULT_NORMALIZATION, "dataset.normalization")
     try:
         lower, upper = float(cfg["lower_percentile"]), float(cfg["upper_percentile"])
     except (TypeError, ValueError) as exc:

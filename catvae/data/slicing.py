@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from catvae.config import config_block
 from catvae.errors import CatvaeError
 
 #: plane -> array axis of a BraTS (RAS-like) volume
@@ -65,10 +66,7 @@ def parse_selection(selection: Mapping[str, Any] | Selection | None) -> Selectio
     """Validate the `dataset.selection` block ({mode: center|all|stride, k: int >= 1, stride: int >= 1})."""
     if isinstance(selection, Selection):
         return selection
-    cfg = {**DEFAULT_SELECTION, **dict(selection or {})}
-    unknown = sorted(set(cfg) - set(DEFAULT_SELECTION))
-    if unknown:
-        raise CatvaeError(f"config key 'dataset.selection.{unknown[0]}': unknown key")
+    cfg = config_block(selection, DEFAULT_SELECTION, "dataset.selection")
     if cfg["mode"] not in SELECTION_MODES:
         raise CatvaeError(f"config key 'dataset.selection.mode': {cfg['mode']!r} is not one of {list(SELECTION_MODES)}")
     for key in ("k", "stride"):
@@ -82,10 +80,7 @@ def parse_filter(filter: Mapping[str, Any] | SliceFilter | None) -> SliceFilter:
     """Validate the `dataset.filter` block ({min_brain_fraction: [0, 1], min_std: >= 0})."""
     if isinstance(filter, SliceFilter):
         return filter
-    cfg = {**DEFAULT_FILTER, **dict(filter or {})}
-    unknown = sorted(set(cfg) - set(DEFAULT_FILTER))
-    if unknown:
-        raise CatvaeError(f"config key 'dataset.filter.{unknown[0]}': unknown key")
+    cfg = config_block(filter, DEFAULT_FILTER, "dataset.filter")
     try:
         fraction, std = float(cfg["min_brain_fraction"]), float(cfg["min_std"])
     except (TypeError, ValueError) as exc:
