@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +80,3 @@ def tiny_study(tmp_path_factory, tiny_config) -> Path:
         pytest.fail(f"tiny study failed:\n{proc.stderr[-6000:]}\n{logs}")
     return workdir
 
-
-def copy_repo_config(dest: Path) -> Path:
-    shutil.copy(REPO / "config" / "config.yaml", dest / "config.yaml")
-    return dest / "config.yaml"
