@@ -4,20 +4,20 @@
 rule phantom:
     output:
         directory(f"{R}/phantom"),
-    params:
-        n_subjects=DATASET["phantom"]["n_subjects"],
-        shape=DATASET["phantom"]["shape"],
-        seed=DATASET["phantom"]["seed"],
     log:
         f"{R}/logs/phantom.log",
     benchmark:
         f"{R}/benchmarks/phantom.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        ENV
+    params:
+        n_subjects=DATASET["phantom"]["n_subjects"],
+        shape=DATASET["phantom"]["shape"],
+        seed=DATASET["phantom"]["seed"],
     script:
         "../scripts/phantom.py"
 
@@ -30,18 +30,18 @@ rule extract:
         discarded=f"{R}/data/discarded.csv",
         skipped=f"{R}/data/skipped_subjects.csv",
         slices=directory(f"{R}/data/slices"),
-    params:
-        dataset={k: v for k, v in DATASET.items() if k != "split"},
     log:
         f"{R}/logs/extract.log",
     benchmark:
         f"{R}/benchmarks/extract.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        ENV
+    params:
+        dataset={k: v for k, v in DATASET.items() if k != "split"},
     script:
         "../scripts/extract.py"
 
@@ -51,18 +51,18 @@ rule split:
         manifest=f"{R}/data/manifest.csv",
     output:
         split=f"{R}/data/split.csv",
-    params:
-        fractions={k: DATASET["split"][k] for k in ("train", "val", "test")},
-        seed=DATASET["split"]["seed"],
     log:
         f"{R}/logs/split.log",
     benchmark:
         f"{R}/benchmarks/split.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        fractions={k: DATASET["split"][k] for k in ("train", "val", "test")},
+        seed=DATASET["split"]["seed"],
     script:
         "../scripts/split.py"

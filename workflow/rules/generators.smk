@@ -9,6 +9,17 @@ rule train_generator:
         checkpoint=f"{R}/generators/{{model}}/{{group}}/checkpoint.pt",
         history=f"{R}/generators/{{model}}/{{group}}/history.csv",
         stats=f"{R}/generators/{{model}}/{{group}}/train_stats.json",
+    log:
+        f"{R}/logs/train_generator/{{model}}_{{group}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_generator/{{model}}_{{group}}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=lambda w: 720 if config["generators"][w.model]["epochs"] > 100 else 120,
+        gpu=GPU,
     params:
         options=lambda w: config["generators"][w.model],
         image_size=DATASET["image_size"],
@@ -17,17 +28,6 @@ rule train_generator:
         modalities=MODALITIES,
         seed=config["synthesis"]["seed"],
         device=config["device"],
-    log:
-        f"{R}/logs/train_generator/{{model}}_{{group}}.log",
-    benchmark:
-        f"{R}/benchmarks/train_generator/{{model}}_{{group}}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=lambda w: 720 if config["generators"][w.model]["epochs"] > 100 else 120,
-        gpu=GPU,
-    conda:
-        ENV
     script:
         "../scripts/train_generator.py"
 
@@ -38,23 +38,23 @@ rule synthesise:
         split=f"{R}/data/split.csv",
     output:
         directory(f"{R}/synthetic/{{model}}/{{cls}}"),
+    log:
+        f"{R}/logs/synthesise/{{model}}_{{cls}}.log",
+    benchmark:
+        f"{R}/benchmarks/synthesise/{{model}}_{{cls}}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU,
     params:
         targets=config["synthesis"]["targets"],
         context=lambda w: config["generators"][w.model].get("context", "mean"),
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
         device=config["device"],
-    log:
-        f"{R}/logs/synthesise/{{model}}_{{cls}}.log",
-    benchmark:
-        f"{R}/benchmarks/synthesise/{{model}}_{{cls}}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=GPU,
-    conda:
-        ENV
     script:
         "../scripts/synthesise.py"
 
@@ -66,6 +66,17 @@ rule evaluate_generator:
         synthetic=f"{R}/synthetic/{{model}}/{{cls}}",
     output:
         quality=f"{R}/generators/{{model}}/{{cls}}/quality.json",
+    log:
+        f"{R}/logs/evaluate_generator/{{model}}_{{cls}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate_generator/{{model}}_{{cls}}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=GPU,
     params:
         inception_weights=config["quality"]["inception_weights"],
         max_fid_images=config["quality"]["max_fid_images"],
@@ -73,17 +84,6 @@ rule evaluate_generator:
         seed=config["synthesis"]["seed"],
         config_name=config["config_name"],
         device=config["device"],
-    log:
-        f"{R}/logs/evaluate_generator/{{model}}_{{cls}}.log",
-    benchmark:
-        f"{R}/benchmarks/evaluate_generator/{{model}}_{{cls}}.tsv"
-    threads: 2
-    resources:
-        mem_mb=6000,
-        runtime=60,
-        gpu=GPU,
-    conda:
-        ENV
     script:
         "../scripts/evaluate_generator.py"
 
@@ -94,17 +94,17 @@ rule export_latents:
         split=f"{R}/data/split.csv",
     output:
         f"{R}/generators/cvae/all/latents.npz",
-    params:
-        device=config["device"],
     log:
         f"{R}/logs/export_latents.log",
     benchmark:
         f"{R}/benchmarks/export_latents.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        device=config["device"],
     script:
         "../scripts/export_latents.py"

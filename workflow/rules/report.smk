@@ -5,23 +5,27 @@ rule generator_quality_table:
     input:
         quality_files(),
     output:
-        csv=report(f"{R}/tables/generator_quality.csv", caption="../report/generator_quality.rst", category="Tables"),
+        csv=report(
+            f"{R}/tables/generator_quality.csv",
+            caption="../report/generator_quality.rst",
+            category="Tables",
+        ),
         md=f"{R}/tables/generator_quality.md",
         tex=f"{R}/tables/generator_quality.tex",
-    params:
-        kind="generator_quality",
-        # Generators are trained once, with synthesis.seed; the classifier seeds do not apply to this table.
-        **{**TABLE_PARAMS, "seeds": [config["synthesis"]["seed"]]},
     log:
         f"{R}/logs/tables/generator_quality.log",
     benchmark:
         f"{R}/benchmarks/tables/generator_quality.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        **{**TABLE_PARAMS, "seeds": [config["synthesis"]["seed"]]},
+        kind="generator_quality",
+        # Generators are trained once, with synthesis.seed; the classifier seeds do not apply to this table.
     script:
         "../scripts/tables.py"
 
@@ -30,22 +34,26 @@ rule classification_table:
     input:
         metrics_files("metrics.json"),
     output:
-        csv=report(f"{R}/tables/classification.csv", caption="../report/classification.rst", category="Tables"),
+        csv=report(
+            f"{R}/tables/classification.csv",
+            caption="../report/classification.rst",
+            category="Tables",
+        ),
         md=f"{R}/tables/classification.md",
         tex=f"{R}/tables/classification.tex",
-    params:
-        kind="classification",
-        **TABLE_PARAMS,
     log:
         f"{R}/logs/tables/classification.log",
     benchmark:
         f"{R}/benchmarks/tables/classification.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        **TABLE_PARAMS,
+        kind="classification",
     script:
         "../scripts/tables.py"
 
@@ -61,19 +69,19 @@ rule paper_protocol_table:
         ),
         md=f"{R}/tables/classification_paper_protocol.md",
         tex=f"{R}/tables/classification_paper_protocol.tex",
-    params:
-        kind="paper_protocol",
-        **TABLE_PARAMS,
     log:
         f"{R}/logs/tables/paper_protocol.log",
     benchmark:
         f"{R}/benchmarks/tables/paper_protocol.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        **TABLE_PARAMS,
+        kind="paper_protocol",
     script:
         "../scripts/tables.py"
 
@@ -82,17 +90,21 @@ rule confusion_figure:
     input:
         metrics_files("metrics.json"),
     output:
-        report(f"{R}/figures/confusion_matrices.png", caption="../report/confusion.rst", category="Figures"),
+        report(
+            f"{R}/figures/confusion_matrices.png",
+            caption="../report/confusion.rst",
+            category="Figures",
+        ),
     log:
         f"{R}/logs/figures/confusion_matrices.log",
     benchmark:
         f"{R}/benchmarks/figures/confusion_matrices.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
     script:
         "../scripts/figure_confusion.py"
 
@@ -101,20 +113,24 @@ rule learning_curves_figure:
     input:
         metrics_files("history.csv"),
     output:
-        report(f"{R}/figures/learning_curves.png", caption="../report/learning_curves.rst", category="Figures"),
-    params:
-        arms=arms(),
-        seeds=SEEDS,
+        report(
+            f"{R}/figures/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Figures",
+        ),
     log:
         f"{R}/logs/figures/learning_curves.log",
     benchmark:
         f"{R}/benchmarks/figures/learning_curves.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        arms=arms(),
+        seeds=SEEDS,
     script:
         "../scripts/figure_learning_curves.py"
 
@@ -124,23 +140,27 @@ rule samples_figure:
         split=f"{R}/data/split.csv",
         synthetic=[f"{R}/synthetic/{m}/{c}" for m in MODELS for c in CLASSES],
     output:
-        report(f"{R}/figures/samples.png", caption="../report/samples.rst", category="Figures"),
+        report(
+            f"{R}/figures/samples.png",
+            caption="../report/samples.rst",
+            category="Figures",
+        ),
+    log:
+        f"{R}/logs/figures/samples.log",
+    benchmark:
+        f"{R}/benchmarks/figures/samples.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         models=MODELS,
         classes=CLASSES,
         image_size=DATASET["image_size"],
         per_row=6,
         seed=config["synthesis"]["seed"],
-    log:
-        f"{R}/logs/figures/samples.log",
-    benchmark:
-        f"{R}/benchmarks/figures/samples.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        ENV
     script:
         "../scripts/figure_samples.py"
 
@@ -149,17 +169,21 @@ rule latent_figure:
     input:
         f"{R}/generators/cvae/all/latents.npz",
     output:
-        report(f"{R}/figures/cvae_latent_space.png", caption="../report/latent.rst", category="Figures"),
+        report(
+            f"{R}/figures/cvae_latent_space.png",
+            caption="../report/latent.rst",
+            category="Figures",
+        ),
     log:
         f"{R}/logs/figures/cvae_latent_space.log",
     benchmark:
         f"{R}/benchmarks/figures/cvae_latent_space.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
     script:
         "../scripts/figure_latent.py"
 
@@ -168,20 +192,24 @@ rule provenance:
     input:
         [t for t in study_targets() if not t.endswith("provenance.json")],
     output:
-        report(f"{R}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
-    params:
-        config=config,
-        seeds=SEEDS,
-        config_files=[str(f) for f in workflow.configfiles],
+        report(
+            f"{R}/provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
     log:
         f"{R}/logs/provenance.log",
     benchmark:
         f"{R}/benchmarks/provenance.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
+    params:
+        config=config,
+        seeds=SEEDS,
+        config_files=[str(f) for f in workflow.configfiles],
     script:
         "../scripts/provenance.py"
