@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from catvae.errors import CatvaeError
 from catvae.logs import setup_logging
+from catvae.registry import GENERATORS
 
 DEFAULT_CONFIG = "config/config.yaml"
 
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="split seed (default: dataset.split.seed)")
 
     p = add("train-generator", cmd_train_generator, "train one generator on the training split")
-    p.add_argument("--model", required=True, choices=["vae", "catvae", "cvae"])
+    p.add_argument("--model", required=True, choices=list(GENERATORS))
     p.add_argument("--group", required=True, help="class name (vae, catvae) or 'all' (cvae)")
     p.add_argument("--split", required=True, help="split.csv")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.csv, train_stats.json")

@@ -8,6 +8,7 @@ fix.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,13 +18,37 @@ import yaml
 
 from catvae.errors import CatvaeError
 
+from catvae.registry import generator
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-GENERATOR_MODELS = ("vae", "catvae", "cvae")
 
 
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
     """Read the YAML schema (YAML so that it can carry comments and shared blocks)."""
+    return copy.deepcopy(_read_schema(str(path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_schema(path: str) -> dict:
     return yaml.safe_load(Path(path).read_text())
+
+
+def defaults(*keys: str) -> dict:
+    """The schema's defaults for one config block, e.g. `defaults("generators", "cvae")`.
+
+    The schema is the only place a default is written down: library functions that can be called without a
+    validated config (tests, benchmarks, the CLI) merge their options over this, so the two can never drift apart.
+    """
+    schema = _read_schema(str(SCHEMA_PATH))
+    for depth, key in enumerate(keys):
+        try:
+            schema = schema["properties"][key]
+        except KeyError:
+            raise CatvaeError(f"config key '{'.'.join(keys[: depth + 1])}' is not in the schema") from None
+    block: dict = {}
+    for err in _Validator(schema).iter_errors(block):  # fills defaults as it walks; {} is always valid here
+        raise CatvaeError(f"schema defaults of '{'.'.join(keys)}' do not validate: {err.message}")
+    return block
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -82,10 +107,12 @@ def _check_semantics(cfg: dict) -> None:
     if norm["lower_percentile"] >= norm["upper_percentile"]:
         raise CatvaeError("config key 'dataset.normalization.lower_percentile' must be below upper_percentile")
     # The (CAT-)VAE decoder up-samples 3 times by 2 from a dense map; the conditional VAE pads its way to any size.
-    if ds["image_size"] % 8 and {"vae", "catvae"} & set(cfg["generators"]["models"]):
-        raise CatvaeError(
-            f"config key 'dataset.image_size' must be a multiple of 8 for vae/catvae, got {ds['image_size']}"
-        )
+    for name in cfg["generators"]["models"]:
+        multiple = generator(name).size_multiple
+        if ds["image_size"] % multiple:
+            raise CatvaeError(
+                f"config key 'dataset.image_size' must be a multiple of {multiple} for {name}, got {ds['image_size']}"
+            )
 
 
 def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> dict:

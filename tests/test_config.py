@@ -66,3 +66,29 @@ def test_overrides_merge_deeply(tmp_path):
     cfg = load_config(path, {"dataset": {"split": {"seed": 7}}})
     assert cfg["dataset"]["image_size"] == 32 and cfg["dataset"]["split"]["seed"] == 7
     assert cfg["dataset"]["split"]["train"] == 0.7
+
+
+def test_schema_lists_exactly_the_registered_generators():
+    """The registry is the one list of generators: the schema's model enum and blocks must match it."""
+    from catvae.config import load_schema
+    from catvae.registry import GENERATORS
+
+    generators = load_schema()["properties"]["generators"]["properties"]
+    assert generators["models"]["items"]["enum"] == list(GENERATORS)
+    assert generators["models"]["default"] == list(GENERATORS)
+    assert set(generators) - {"models", "replicates"} == set(GENERATORS)
+
+
+def test_library_defaults_are_the_schema_defaults():
+    """Defaults are written once (the schema); the library's fallbacks read them, so they cannot drift."""
+    from catvae.config import defaults
+    from catvae.generators.train import _training_options
+    from catvae.models import build_generator
+
+    cvae = defaults("generators", "cvae")
+    hp = _training_options("cvae", {})
+    assert hp["plateau"] == cvae["plateau"] and hp["lr"] == cvae["lr"] and hp["epochs"] == cvae["epochs"]
+    model = build_generator("cvae", image_size=28, channels=1, options={}, n_classes=2)
+    assert model.latent_dim == cvae["latent_dim"]
+    with pytest.raises(CatvaeError, match="generators.gan"):
+        defaults("generators", "gan")

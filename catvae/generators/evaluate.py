@@ -22,6 +22,7 @@ from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
 from catvae.generators.synthesis import ContextSampler, check_class
 from catvae.generators.train import class_rows, encode_conditions, read_split
 from catvae.io import atomic_path, read_json, write_json
+from catvae.registry import generator
 
 log = logging.getLogger("catvae.generators.evaluate")
 
@@ -67,7 +68,7 @@ def evaluate_generator(
     size, channels = int(payload["image_size"]), int(payload["channels"])
     seed_everything(seed)
     model = build_from_checkpoint(payload, dev)
-    conditional = bool(getattr(model, "conditional", False))
+    conditional = generator(payload["model_name"]).conditional
     uses_context = bool(getattr(model, "uses_context", False))
 
     test_rows = class_rows(split, class_name, "test")
@@ -148,7 +149,7 @@ def export_latents(checkpoint: str, split_csv: str, out_npz: str, device: str = 
     rows = split[split["class"].isin(payload["classes"])].reset_index(drop=True)
     if rows.empty:
         raise CatvaeError(f"no images of classes {payload['classes']} in split file {split_csv}")
-    conditional = bool(getattr(model, "conditional", False))
+    conditional = generator(payload["model_name"]).conditional
     if conditional:
         labels, mods = encode_conditions(rows, payload["classes"], payload["modalities"], split_csv)
     else:

@@ -21,6 +21,7 @@ from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
 from catvae.generators.train import class_rows, read_split
 from catvae.io import write_csv, write_json
+from catvae.registry import generator
 
 log = logging.getLogger("catvae.generators.synthesis")
 
@@ -97,7 +98,7 @@ def synthesise(
     check_class(payload, class_name, checkpoint)
     model = build_from_checkpoint(payload, dev)
     uses_context = bool(getattr(model, "uses_context", False))
-    conditional = bool(getattr(model, "conditional", False))
+    conditional = generator(payload["model_name"]).conditional
     context_used = context_mode if uses_context else None
     seed_everything(seed)
     modality_cycle = _modality_cycle(payload, train_rows, class_name) if conditional else None

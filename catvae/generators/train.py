@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from catvae.config import defaults
 from catvae.data.images import load_images, read_manifest
 from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
@@ -32,11 +33,10 @@ from catvae.generators.checkpoint import (
     save_checkpoint,
 )
 from catvae.io import write_csv, write_json
+from catvae.registry import ALL_CLASSES, generator
 
 log = logging.getLogger("catvae.generators.train")
 
-MODELS = ("vae", "catvae", "cvae")
-CONDITIONAL_MODELS = ("cvae",)  # trained once over all classes, group "all"
 SPLIT_COLUMNS = ("class", "path", "partition", "modality")
 RESUME_FILE = "resume.pt"
 
@@ -85,9 +85,11 @@ def training_rows(
     split: pd.DataFrame, split_csv: str, model_name: str, group: str, classes: Sequence[str]
 ) -> pd.DataFrame:
     """The training images of one generator: one class for vae/catvae, every class (group "all") for cvae."""
-    if model_name in CONDITIONAL_MODELS:
-        if group != "all":
-            raise CatvaeError(f"model {model_name!r} trains over all classes: group must be 'all', got {group!r}")
+    if generator(model_name).conditional:
+        if group != ALL_CLASSES:
+            raise CatvaeError(
+                f"model {model_name!r} trains over all classes: group must be {ALL_CLASSES!r}, got {group!r}"
+            )
         rows = split[split["partition"] == "train"]
         rows = rows[rows["class"].isin(classes)].reset_index(drop=True)
         label = "any class"
@@ -135,12 +137,10 @@ def train_generator(
     from catvae.metrics.resources import PeakMemory
     from catvae.models import build_generator, count_parameters
 
-    if model_name not in MODELS:
-        raise CatvaeError(f"unknown generator {model_name!r}; config key 'generators.models' allows {list(MODELS)}")
+    conditional = generator(model_name).conditional
     hp = _training_options(model_name, options)
     set_threads(threads)
     dev = resolve_device(device)
-    conditional = model_name in CONDITIONAL_MODELS
     out = Path(out_dir)
     resume_path = Path(resume_dir) if resume_dir else out / ".resume"
     resume_path = resume_path / RESUME_FILE
@@ -246,7 +246,7 @@ def train_generator(
         "model": model_name, "group": group, "wall_time_s": wall_time, "peak_memory_mb": peak_mb,
         "peak_memory_scope": peak_scope,
         "device": str(dev), "n_train": len(rows), "epochs": hp["epochs"], "parameters": count_parameters(model),
-        "attention": options.get("attention") if model_name == "catvae" else None,
+        "attention": options.get("attention") if model.uses_context else None,
         "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None, "seed": seed,
         "image_size": image_size, "channels": channels, "batch_size": hp["batch_size"],
         "resumed_from_epoch": resumed_from, "final_loss": history[-1]["total"] if history else None,
@@ -317,11 +317,10 @@ def _train_epoch(
 
 
 def _training_options(model_name: str, options: dict) -> dict[str, Any]:
-    """Validate the training keys of `generators.<model>`; a bad value raises CatvaeError naming the key."""
+    """Validate the training keys of `generators.<model>` (merged over the schema's defaults); a bad value raises
+    CatvaeError naming the key."""
     prefix = f"generators.{model_name}"
-    for key in ("epochs", "batch_size", "lr"):
-        if key not in options:
-            raise CatvaeError(f"config key '{prefix}.{key}' is missing")
+    options = {**defaults("generators", model_name), **options}
 
     def positive(key: str, value: Any, kind: type) -> Any:
         try:
@@ -335,10 +334,8 @@ def _training_options(model_name: str, options: dict) -> dict[str, Any]:
     epochs = positive("epochs", options["epochs"], int)
     plateau = options.get("plateau")
     if plateau:
-        plateau = {
-            "patience": int(plateau.get("patience", 10)),
-            "factor": float(plateau.get("factor", 0.1)),
-        }
+        plateau = {**defaults("generators", model_name, "plateau"), **plateau}
+        plateau = {"patience": int(plateau["patience"]), "factor": float(plateau["factor"])}
         if not 0 < plateau["factor"] < 1:
             raise CatvaeError(f"config key '{prefix}.plateau.factor' must be in (0, 1), got {plateau['factor']}")
     grad_clip = options.get("grad_clip")
@@ -346,9 +343,9 @@ def _training_options(model_name: str, options: dict) -> dict[str, Any]:
         "epochs": epochs,
         "batch_size": positive("batch_size", options["batch_size"], int),
         "lr": positive("lr", options["lr"], float),
-        "weight_decay": float(options.get("weight_decay", 0.0) or 0.0),
-        "checkpoint_every": positive("checkpoint_every", options.get("checkpoint_every", epochs), int),
-        "amp": bool(options.get("amp", False)),
+        "weight_decay": float(options["weight_decay"] or 0.0),
+        "checkpoint_every": positive("checkpoint_every", options["checkpoint_every"], int),
+        "amp": bool(options["amp"]),
         "plateau": plateau or None,
         "grad_clip": positive("grad_clip", grad_clip, float) if grad_clip else None,
     }

@@ -2,10 +2,10 @@
 
 from catvae.models.attention import ATTENTION_MODES, CrossAttentionBlock, MultiHeadCrossAttention, explicit_attention
 from catvae.models.cvae import ConditionalVAE
-from catvae.models.factory import GENERATORS, build_generator, count_parameters
+from catvae.models.factory import build_generator, count_parameters
 from catvae.models.vae import VAE, CatVAE, GenerativeModel
 
 __all__ = [
-    "ATTENTION_MODES", "GENERATORS", "CatVAE", "ConditionalVAE", "CrossAttentionBlock", "GenerativeModel",
+    "ATTENTION_MODES", "CatVAE", "ConditionalVAE", "CrossAttentionBlock", "GenerativeModel",
     "MultiHeadCrossAttention", "VAE", "build_generator", "count_parameters", "explicit_attention",
 ]

@@ -71,7 +71,6 @@ class ConditionalVAE(GenerativeModel):
     """Class- (and modality-) conditional VAE with auxiliary heads and a composite loss."""
 
     name = "cvae"
-    conditional = True
 
     def __init__(self, *, image_size: int, channels: int, n_classes: int, n_modalities: int = 1,
                  latent_dim: int = 128, class_embedding: int = 128, modality_embedding: int = 64, hidden: int = 256,

@@ -6,12 +6,12 @@ from typing import Any
 
 from torch import nn
 
+from catvae.config import defaults
 from catvae.errors import CatvaeError
 from catvae.models.attention import check_attention_mode
 from catvae.models.cvae import ConditionalVAE
 from catvae.models.vae import VAE, CatVAE, GenerativeModel
-
-GENERATORS = ("vae", "catvae", "cvae")
+from catvae.registry import generator
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -19,8 +19,8 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def _positive_int(options: dict[str, Any], key: str, default: int, name: str) -> int:
-    value = options.get(key, default)
+def _positive_int(options: dict[str, Any], key: str, name: str) -> int:
+    value = options[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise CatvaeError(f"config key 'generators.{name}.{key}' must be a positive integer, got {value!r}")
     return value
@@ -30,33 +30,34 @@ def build_generator(name: str, *, image_size: int, channels: int, options: dict[
                     n_classes: int = 1, n_modalities: int = 1) -> GenerativeModel:
     """Make the ``vae``, ``catvae`` or ``cvae`` model for images ``channels x image_size x image_size``.
 
-    ``options`` is that model's block of the config (``generators.<name>``); keys other than the ones
-    read here (epochs, lr, ...) belong to training and are ignored.
-    vae/catvae read ``latent_dim`` (100) and, for catvae, ``attention`` ('faithful' | 'fused' | 'explicit').
-    cvae reads ``latent_dim`` (128), ``class_embedding`` (128), ``modality_embedding`` (64), ``hidden`` (256),
-    ``loss`` {mse, l1, perceptual, beta, gamma} and ``beta_warmup`` {start, epochs}.
+    ``options`` is that model's block of the config (``generators.<name>``), merged over the schema's defaults
+    (the only place defaults are written); keys other than the ones read here (epochs, lr, ...) belong to training.
+    vae/catvae read ``latent_dim`` and, for catvae, ``attention``; cvae reads ``latent_dim``, ``class_embedding``,
+    ``modality_embedding``, ``hidden``, ``loss`` {mse, l1, perceptual, beta, gamma} and ``beta_warmup`` {start, epochs}.
     """
-    if name not in GENERATORS:
-        raise CatvaeError(f"config key 'generators.models' names unknown generator {name!r}; known: {', '.join(GENERATORS)}")
+    spec = generator(name)
     if not isinstance(image_size, int) or image_size < 8:
         raise CatvaeError(f"config key 'dataset.image_size' must be an integer >= 8, got {image_size!r}")
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise CatvaeError(f"config key 'dataset.channels' must be a positive integer, got {channels!r}")
-    options = dict(options or {})
-    if name in ("vae", "catvae"):
-        if image_size % 8:
-            raise CatvaeError(f"config key 'dataset.image_size' must be divisible by 8 for {name}, got {image_size}")
-        latent = _positive_int(options, "latent_dim", 100, name)
-        if name == "vae":
-            return VAE(image_size=image_size, channels=channels, latent_dim=latent)
-        mode = check_attention_mode(options.get("attention", "faithful"))
+    if image_size % spec.size_multiple:
+        raise CatvaeError(
+            f"config key 'dataset.image_size' must be divisible by {spec.size_multiple} for {name}, got {image_size}"
+        )
+    options = {**defaults("generators", name), **dict(options or {})}
+    model_type = spec.model_type()
+    if model_type is VAE:
+        return VAE(image_size=image_size, channels=channels, latent_dim=_positive_int(options, "latent_dim", name))
+    if model_type is CatVAE:
+        mode = check_attention_mode(options["attention"])
+        latent = _positive_int(options, "latent_dim", name)
         return CatVAE(image_size=image_size, channels=channels, latent_dim=latent, attention=mode)
     if n_classes < 1 or n_modalities < 1:
         raise CatvaeError(f"cvae needs at least one class and one modality, got {n_classes} and {n_modalities}")
-    loss = options.get("loss") or {}
-    warmup = options.get("beta_warmup") or {}
-    if not isinstance(loss, dict) or not isinstance(warmup, dict):
+    if not isinstance(options["loss"], dict) or not isinstance(options["beta_warmup"], dict):
         raise CatvaeError("config keys 'generators.cvae.loss' and 'generators.cvae.beta_warmup' must be mappings")
+    loss = {**defaults("generators", name, "loss"), **options["loss"]}
+    warmup = {**defaults("generators", name, "beta_warmup"), **options["beta_warmup"]}
     weights = {k: float(loss[k]) for k in ("mse", "l1", "perceptual", "beta", "gamma") if k in loss}
     for key, value in weights.items():
         if value < 0:
@@ -66,9 +67,9 @@ def build_generator(name: str, *, image_size: int, channels: int, options: dict[
         raise CatvaeError(f"config key 'generators.cvae.beta_warmup' values must be >= 0, got {schedule}")
     return ConditionalVAE(
         image_size=image_size, channels=channels, n_classes=n_classes, n_modalities=n_modalities,
-        latent_dim=_positive_int(options, "latent_dim", 128, name),
-        class_embedding=_positive_int(options, "class_embedding", 128, name),
-        modality_embedding=_positive_int(options, "modality_embedding", 64, name),
-        hidden=_positive_int(options, "hidden", 256, name),
+        latent_dim=_positive_int(options, "latent_dim", name),
+        class_embedding=_positive_int(options, "class_embedding", name),
+        modality_embedding=_positive_int(options, "modality_embedding", name),
+        hidden=_positive_int(options, "hidden", name),
         loss_weights=weights, beta_warmup=schedule,
     )

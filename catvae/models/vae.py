@@ -35,8 +35,7 @@ class GenerativeModel(nn.Module):
     """Base class: image geometry, latent size, input checks and the eval-mode inference wrapper."""
 
     name: str = ""
-    conditional: bool = False
-    uses_context: bool = False
+    uses_context: bool = False  # the decoder attends to encoder features: generation needs a context
 
     def __init__(self, *, image_size: int, channels: int, latent_dim: int) -> None:
         super().__init__()

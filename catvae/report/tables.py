@@ -27,6 +27,7 @@ import pandas as pd
 
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path, read_json
+from catvae.registry import GENERATORS
 
 log = logging.getLogger("catvae.report.tables")
 
@@ -36,9 +37,7 @@ BASELINES: tuple[str, ...] = ("oversample", "classic")
 #: How method / model ids are printed in the tables (ids not listed print as they are).
 METHOD_LABELS: dict[str, str] = {
     "none": "None (real only)",
-    "vae": "VAE",
-    "catvae": "CAT-VAE",
-    "cvae": "Conditional VAE",
+    **{name: spec.label for name, spec in GENERATORS.items()},
     "oversample": "Random oversampling",
     "classic": "Classical augmentation",
 }

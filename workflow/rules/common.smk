@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)
 
 from catvae.config import validate_config
 from catvae.data.classes import dataset_classes, dataset_modalities
+from catvae.registry import ALL_CLASSES, generator
 
 # Validate once at start-up, fill every default, and stop with a message that names the bad key.
 _validated = validate_config(config)
@@ -29,23 +30,14 @@ GPU = 0 if config["device"] == "cpu" else 1
 wildcard_constraints:
     model="|".join(MODELS) or "none",
     cls="|".join(map(re.escape, CLASSES)),
-    group="|".join(map(re.escape, CLASSES + ["all"])),
+    group="|".join(map(re.escape, CLASSES + [ALL_CLASSES])),
     seed=r"\d+",
     arm=r"[A-Za-z]+(@[A-Za-z0-9]+)?",
 
 
 def generator_group(model, cls):
-    """The conditional VAE is one model over all classes; the others are one model per class."""
-    return "all" if model == "cvae" else cls
-
-
-def generator_jobs():
-    """(model, group) pairs that get a training job."""
-    jobs = []
-    for model in MODELS:
-        groups = ["all"] if model == "cvae" else CLASSES
-        jobs.extend((model, group) for group in groups)
-    return jobs
+    """A conditional generator is one model over all classes (group `all`); the others are one model per class."""
+    return generator(model).group_of(cls)
 
 
 def arms():
