@@ -25,6 +25,9 @@ pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[2]
 SLURM_PROFILE = REPO / "profiles" / "slurm"
+# Tables, figures and provenance take seconds: the workflow declares them `localrules`, so they run in the
+# submitting Snakemake process rather than as SLURM jobs (read from the rule file, so the two cannot drift).
+REPORT_RULES = set(re.findall(r"^rule (\w+):", (REPO / "workflow" / "rules" / "report.smk").read_text(), flags=re.M))
 SNAKEMAKE_TIMEOUT_S = 15 * 60
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
 
@@ -203,10 +206,12 @@ def test_slurm_study_matches_local_run(slurm_cluster: SlurmCluster, tmp_path: Pa
         runs[mode] = (workdir, log)
 
     slurm_dir, slurm_log = runs["slurm"]
-    submitted = assert_all_jobs_on_slurm(slurm_log, slurm_cluster, target_rules={"all"})
+    submitted = assert_all_jobs_on_slurm(slurm_log, slurm_cluster, target_rules={"all"} | REPORT_RULES)
     jobs = executed_jobs(slurm_log)
     rules = {jobs[jid] for jid in submitted}
     assert {"phantom", "extract", "split", "train_generator", "train_classifier"} <= rules, rules
+    assert not rules & REPORT_RULES, f"report rules were submitted to SLURM: {rules & REPORT_RULES}"
+    assert {"local:classification_table", "local:provenance"} <= set(jobs.values()), sorted(set(jobs.values()))
     for jid, slurm_id in submitted.items():
         wants_gpu = jobs[jid] in ("train_generator", "train_classifier")
         got = slurm_cluster.job_record(slurm_id).get("TresPerJob", "")

@@ -1,11 +1,20 @@
 # Shared by every stage: the validated config, the results layout, and the lists that span the DAG
 # (classes, generators, targets, classifier arms). All paths are under results/<dataset.name>/.
 
+import os
 import re
 import sys
 from pathlib import Path
 
+# Parse-time imports and every job's script import catvae from this checkout, whatever environment runs the job
+# (the project's .venv, an installed copy, or a per-rule conda environment built with --use-conda).
 sys.path.insert(0, workflow.basedir)
+# (Setting it, not requiring it: no `envvars:` assertion applies.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+    )
+)
 
 from catvae.config import validate_config
 from catvae.data.classes import dataset_classes, dataset_modalities

@@ -1,6 +1,18 @@
 # Report stage: paper-shaped tables, figures, provenance; `snakemake --report` collects them into one HTML page.
 
 
+# Each takes seconds: on a cluster they run in the submitting Snakemake process, not as jobs of their own.
+localrules:
+    generator_quality_table,
+    classification_table,
+    paper_protocol_table,
+    confusion_figure,
+    learning_curves_figure,
+    samples_figure,
+    latent_figure,
+    provenance,
+
+
 rule generator_quality_table:
     input:
         quality_files(),
