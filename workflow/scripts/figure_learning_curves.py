@@ -2,9 +2,7 @@
 
 from pathlib import Path
 
-import pandas as pd
-
-from catvae.report.figures import learning_curves
+from catvae.report.figures import learning_curves, read_history
 from catvae.runner import run_step
 
 
@@ -13,7 +11,8 @@ def build():
     histories = {}
     for path in snakemake.input:
         arm = Path(path).parent.parent.name
-        histories.setdefault(arm, pd.read_csv(path))
+        if arm not in histories:
+            histories[arm] = read_history(path)
     return learning_curves(histories, snakemake.output[0])
 
 

@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from catvae.io import read_json
-from catvae.report.tables import classification_table, generator_quality_table, write_table
+from catvae.report.tables import classification_table, generator_quality_table, load_records, write_table
 from catvae.runner import run_step
 
 CAPTIONS = {
@@ -14,7 +13,7 @@ CAPTIONS = {
 
 
 def build():
-    rows = [read_json(p) for p in snakemake.input]
+    rows = load_records(snakemake.input)
     kind = snakemake.params.kind
     if kind == "generator_quality":
         frame = generator_quality_table(rows)
