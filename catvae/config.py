@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
+import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import jsonschema
 import yaml
@@ -72,14 +74,21 @@ def _key(path: Any) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> dict:
+def validate_config(
+    config: Mapping[str, Any], schema: dict | None = None, command_line: Mapping[str, Any] | None = None
+) -> dict:
     """Return a validated copy of `config` with every default filled in.
 
-    Raises CatvaeError naming the first offending key. Cross-key rules that a JSON schema cannot state
-    (split fractions sum to one, a root for kinds that read files) are checked here too.
+    `command_line` is the part of `config` that came from Snakemake's `--config` (already merged into `config`):
+    its strings are read as the schema's types first (see `coerce_command_line`). Raises CatvaeError naming the
+    first offending key. Cross-key rules that a JSON schema cannot state (split fractions sum to one, a root for
+    kinds that read files) are checked here too.
     """
+    schema = schema or load_schema()
     data = copy.deepcopy(dict(config))
-    validator = _Validator(schema or load_schema())
+    if command_line:
+        data = deep_update(data, coerce_command_line(command_line, schema))
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
     if errors:
         err = errors[0]
@@ -89,6 +98,191 @@ def validate_config(config: Mapping[str, Any], schema: dict | None = None) -> di
         raise CatvaeError(f"config key '{_key(err.absolute_path)}': {err.message}")
     _check_semantics(data)
     return data
+
+
+# --- Values from Snakemake's --config -------------------------------------------------------------------------------
+# Snakemake reads a top-level `--config key=value` as int, float, bool or text, but parses a nested value
+# (`generators={catvae: {lr: 0.0005}}`) with YAML's BaseLoader, which returns every scalar as a string. The schema
+# knows what each key holds, so a string is read as the type the schema asks for.
+
+_NULLS = {"", "~", "null"}
+_BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}  # YAML 1.1 words
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+_EXPECTED = {
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "string": "a string",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
+
+
+def coerce_command_line(values: Mapping[str, Any], schema: dict | None = None) -> dict:
+    """Return `values` (Snakemake's parsed `--config`) with strings turned into the types the schema asks for.
+
+    A string stays a string wherever the schema accepts it as one (a class name or a path that looks like a number
+    stays text); the one exception is YAML's null (`null`, `~`, empty) where the schema also accepts null, because
+    that is what the same text means in a config file. Where the schema accepts no string, a string is read as
+    null, a boolean (YAML's true/false/yes/no/on/off), an integer or a number, the first that the key accepts; one
+    that none of them fits raises CatvaeError naming the key and what was received. `$ref`, `allOf`, `anyOf` and
+    `oneOf` are followed (targets: an integer or `balance`), and so are list items; keys the schema does not know
+    are left for the validator to report.
+    """
+    schema = schema or load_schema()
+    coerced = _Coercion(schema).value(dict(values), schema, [])
+    assert isinstance(coerced, dict)
+    return coerced
+
+
+class _Coercion:
+    """Walks a value and the schema side by side (one instance per root schema, for `$ref` and validity checks)."""
+
+    def __init__(self, root: dict) -> None:
+        self.root = root
+        self.checker = jsonschema.Draft202012Validator(root)
+
+    def value(self, value: Any, schema: dict | None, path: list) -> Any:
+        if schema is None:  # a key the schema does not know: the validator reports it
+            return value
+        if isinstance(value, Mapping):
+            return {k: self.value(v, self._property(schema, str(k)), [*path, k]) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, self._item(schema, i), [*path, i]) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            return self._string(value, schema, path)
+        return value
+
+    def _string(self, text: str, schema: dict, path: list) -> Any:
+        types = self._types(schema)
+        if types is None:  # the schema says nothing about the type: nothing to read the string as
+            return text
+        check = self.checker.evolve(schema=schema)
+        is_null = "null" in types and text.strip().lower() in _NULLS
+        if "string" in types and check.is_valid(text) and not is_null:
+            return text
+        candidates = [typed for kind, typed in _readings(text) if kind in types]
+        for typed in candidates:
+            if check.is_valid(typed):
+                return typed
+        if candidates:  # the right type but out of range: the validator names the key and the typed value
+            return candidates[0]
+        if "string" in types:  # e.g. not one of an enum: the validator says so
+            return text
+        if "number" in types:
+            types.discard("integer")
+        expected = " or ".join(_EXPECTED[t] for t in _EXPECTED if t in types)
+        raise CatvaeError(f"config key '{_key(path)}': expected {expected}, got the string {text!r}")
+
+    def _branches(self, schema: dict) -> Iterator[dict]:
+        """`schema` and every subschema that also applies to the same value ($ref, allOf, anyOf, oneOf)."""
+        yield schema
+        if "$ref" in schema:
+            yield from self._branches(self._lookup(schema["$ref"]))
+        for keyword in ("allOf", "anyOf", "oneOf"):
+            for sub in schema.get(keyword, []):
+                yield from self._branches(sub)
+
+    def _lookup(self, ref: str) -> dict:
+        if not ref.startswith("#"):
+            raise CatvaeError(f"config schema: only local $ref are supported, got {ref!r}")
+        node: Any = self.root
+        for part in filter(None, ref[1:].split("/")):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node
+
+    def _types(self, schema: dict) -> set[str] | None:
+        """JSON types the schema accepts, or None when it does not constrain the type."""
+        types: set[str] = set()
+        constrained = False
+        for branch in self._branches(schema):
+            if "type" in branch:
+                constrained = True
+                types.update([branch["type"]] if isinstance(branch["type"], str) else branch["type"])
+            fixed = ([branch["const"]] if "const" in branch else []) + list(branch.get("enum", []))
+            constrained = constrained or bool(fixed)
+            types.update(_json_type(v) for v in fixed)
+        if "number" in types:  # an integer is a number
+            types.add("integer")
+        return types if constrained else None
+
+    def _property(self, schema: dict, name: str) -> dict | None:
+        found = []
+        for branch in self._branches(schema):
+            if name in branch.get("properties", {}):
+                found.append(branch["properties"][name])
+                continue
+            matched = [sub for pattern, sub in branch.get("patternProperties", {}).items() if re.search(pattern, name)]
+            if not matched and isinstance(branch.get("additionalProperties"), dict):
+                matched = [branch["additionalProperties"]]
+            found.extend(matched)
+        return _all_of(found)
+
+    def _item(self, schema: dict, index: int) -> dict | None:
+        found = []
+        for branch in self._branches(schema):
+            prefix = branch.get("prefixItems", [])
+            if index < len(prefix):
+                found.append(prefix[index])
+            elif isinstance(branch.get("items"), dict):
+                found.append(branch["items"])
+        return _all_of(found)
+
+
+def _all_of(schemas: list[dict]) -> dict | None:
+    if not schemas:
+        return None
+    return schemas[0] if len(schemas) == 1 else {"allOf": schemas}
+
+
+def _readings(text: str) -> Iterator[tuple[str, Any]]:
+    """Every non-string meaning of `text`, as (JSON schema type, value), in YAML's order of preference."""
+    word = text.strip().lower()
+    if word in _NULLS:
+        yield "null", None
+    if word in _BOOLEANS:
+        yield "boolean", _BOOLEANS[word]
+    try:
+        number = float(word)
+    except ValueError:
+        return
+    if not math.isfinite(number):
+        return
+    if _INTEGER.fullmatch(word):
+        yield "integer", int(word)
+    else:
+        yield "number", number
+        if number.is_integer():  # 1e3 or 2.0 where a count is wanted
+            yield "integer", int(number)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def check_dataset_root(dataset: Mapping[str, Any]) -> None:
+    """Stop when a dataset kind that reads files has no folder at `dataset.root`.
+
+    Snakemake calls this when it parses the workflow, so `snakemake -n` already says what is missing instead of
+    planning jobs that fail inside `extract`. A relative root is read from the working directory, as the jobs do.
+    """
+    if dataset["kind"] not in ("brats", "folder") or not dataset.get("root"):
+        return
+    root = Path(dataset["root"])
+    if not root.is_dir():
+        what = "not a folder" if root.exists() else "folder not found"
+        raise CatvaeError(f"config key 'dataset.root': {what}: {root.absolute()}")
 
 
 def _check_semantics(cfg: dict) -> None:

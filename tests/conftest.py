@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,23 @@ def run_snakemake(workdir: Path, config_path: Path, *args: str, timeout: int = 9
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Jobs per rule from Snakemake's job-stats table (`-n --quiet rules`); {} when nothing is to be done."""
+    jobs = {}
+    for line in output.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if match and match.group(1) != "total":
+            jobs[match.group(1)] = int(match.group(2))
+    return jobs
+
+
+def dry_run_jobs(workdir: Path, config_path: Path, *args: str) -> dict[str, int]:
+    """Jobs per rule that `snakemake -n` plans (extra arguments such as `--config` go after)."""
+    proc = run_snakemake(workdir, config_path, "-n", "--quiet", "rules", *args)
+    assert proc.returncode == 0, proc.stderr
+    return job_counts(proc.stdout + proc.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,12 @@
 """The config schema: defaults are filled, bad values stop with a message naming the key."""
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from catvae.config import load_config, validate_config
+from catvae.config import check_dataset_root, coerce_command_line, load_config, validate_config
 from catvae.errors import CatvaeError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,3 +93,123 @@ def test_library_defaults_are_the_schema_defaults():
     assert model.latent_dim == cvae["latent_dim"]
     with pytest.raises(CatvaeError, match="generators.gan"):
         defaults("generators", "gan")
+
+
+# --- Snakemake's --config: nested scalars arrive as strings (YAML BaseLoader) ----------------------------------------
+
+
+def test_command_line_strings_become_the_schema_types():
+    given = {
+        "generators": {"catvae": {"lr": "0.0005", "amp": "true", "epochs": "3"}, "cvae": {"lr": "5e-4"}},
+        "classifier": {"paper_protocol": "False", "batch_size": "1e3"},
+        "synthesis": {"targets": ["40", "balance"]},
+        "seeds": ["0", "1"],
+        "dataset": {"phantom": {"shape": ["40", "48", "32"]}, "split": {"train": "0.5"}},
+    }
+    got = coerce_command_line(given)
+    assert got["generators"]["catvae"] == {"lr": 0.0005, "amp": True, "epochs": 3}
+    assert got["generators"]["cvae"]["lr"] == 0.0005 and isinstance(got["generators"]["cvae"]["lr"], float)
+    assert got["classifier"] == {"paper_protocol": False, "batch_size": 1000}
+    assert got["synthesis"]["targets"] == [40, "balance"]
+    assert got["seeds"] == [0, 1]
+    assert got["dataset"]["phantom"]["shape"] == [40, 48, 32] and got["dataset"]["split"]["train"] == 0.5
+    assert all(type(v) is int for v in got["seeds"] + got["dataset"]["phantom"]["shape"])
+
+
+def test_command_line_strings_stay_strings_where_the_schema_takes_text():
+    given = {
+        "config_name": "2024",
+        "dataset": {"name": "7", "root": "123", "folder": {"classes": ["1", "2"], "exclude_pattern": "true"}},
+        "generators": {"catvae": {"attention": "fused"}},
+    }
+    assert coerce_command_line(given) == given
+
+
+def test_command_line_null_where_the_schema_takes_null():
+    got = coerce_command_line(
+        {
+            "dataset": {"root": "null", "folder": {"classes": "~", "id_pattern": ""}},
+            "quality": {"inception_weights": "NULL"},
+        }
+    )
+    assert got == {"dataset": {"root": None, "folder": {"classes": None, "id_pattern": None}},
+                   "quality": {"inception_weights": None}}
+    assert coerce_command_line({"config_name": "null"}) == {"config_name": "null"}  # text only: stays text
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"generators": {"catvae": {"lr": "fast"}}},
+         "config key 'generators.catvae.lr': expected a number, got the string 'fast'"),
+        ({"generators": {"vae": {"epochs": "2.5"}}},
+         "config key 'generators.vae.epochs': expected an integer, got the string '2.5'"),
+        ({"classifier": {"paper_protocol": "maybe"}},
+         "config key 'classifier.paper_protocol': expected true or false, got the string 'maybe'"),
+        ({"generators": {"models": "catvae"}},
+         "config key 'generators.models': expected a list, got the string 'catvae'"),
+        ({"seeds": ["0", "one"]}, "config key 'seeds.1': expected an integer, got the string 'one'"),
+        ({"dataset": {"folder": {"classes": "benign"}}},
+         "config key 'dataset.folder.classes': expected a list or null, got the string 'benign'"),
+        ({"generators": {"catvae": {"lr": "nan"}}},
+         "config key 'generators.catvae.lr': expected a number, got the string 'nan'"),
+    ],
+)
+def test_command_line_string_that_fits_no_type_names_key_and_value(given, message):
+    with pytest.raises(CatvaeError) as info:
+        validate_config(given, command_line=given)
+    assert str(info.value) == message
+
+
+def test_command_line_values_are_validated_as_typed_values():
+    lr = {"generators": {"catvae": {"lr": "-1"}}}
+    with pytest.raises(CatvaeError, match=r"generators\.catvae\.lr': -1 is less than or equal to the minimum of 0"):
+        validate_config(lr, command_line=lr)
+    attention = {"generators": {"catvae": {"attention": "1"}}}
+    with pytest.raises(CatvaeError, match=r"'1' is not one of"):
+        validate_config(attention, command_line=attention)
+    unknown = {"generators": {"catvae": {"speed": "1"}}}
+    with pytest.raises(CatvaeError, match=r"generators\.catvae.*'speed' was unexpected"):
+        validate_config(unknown, command_line=unknown)
+
+
+def test_only_command_line_values_are_coerced():
+    """A string in a config file is the user's typo, not Snakemake's parsing: it is reported, not reinterpreted."""
+    from_file = {"generators": {"catvae": {"lr": "0.5", "epochs": 2}}}
+    with pytest.raises(CatvaeError, match="'0.5' is not of type 'number'"):
+        validate_config(from_file)
+    merged = {"generators": {"catvae": {"lr": "0.5", "epochs": 2}}, "seeds": ["3"]}
+    cfg = validate_config(merged, command_line={"generators": {"catvae": {"lr": "0.5"}}, "seeds": ["3"]})
+    assert cfg["generators"]["catvae"]["lr"] == 0.5 and cfg["generators"]["catvae"]["epochs"] == 2
+    assert cfg["seeds"] == [3] and cfg["generators"]["vae"]["lr"] == 0.001
+
+
+def test_coercion_follows_refs_combinators_and_tuples():
+    schema = {
+        "$defs": {"rate": {"type": "number", "exclusiveMinimum": 0}},
+        "type": "object",
+        "properties": {
+            "rate": {"$ref": "#/$defs/rate"},
+            "flag": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
+            "pair": {"type": "array", "prefixItems": [{"type": "integer"}], "items": {"type": "string"}},
+            "size": {"oneOf": [{"type": "integer"}, {"enum": ["auto", "12"]}]},
+        },
+        "additionalProperties": {"type": "integer"},
+    }
+    got = coerce_command_line({"rate": "2e-3", "flag": "on", "pair": ["5", "6"], "size": "12", "extra": "9"}, schema)
+    assert got == {"rate": 0.002, "flag": True, "pair": [5, "6"], "size": "12", "extra": 9}
+    assert coerce_command_line({"size": "13", "flag": "~"}, schema) == {"size": 13, "flag": None}
+
+
+def test_dataset_root_must_be_a_folder(tmp_path):
+    missing = tmp_path / "BraTS2020"
+    for kind in ("brats", "folder"):
+        message = re.escape(f"config key 'dataset.root': folder not found: {missing}") + "$"
+        with pytest.raises(CatvaeError, match=message):
+            check_dataset_root({"kind": kind, "root": str(missing)})
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(CatvaeError, match="config key 'dataset.root': not a folder: .*file.txt"):
+        check_dataset_root({"kind": "brats", "root": str(tmp_path / "file.txt")})
+    missing.mkdir()
+    check_dataset_root({"kind": "brats", "root": str(missing)})
+    check_dataset_root({"kind": "phantom", "root": str(tmp_path / "nowhere")})  # the phantom writes its own cohort

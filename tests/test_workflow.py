@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import pandas as pd
 import pytest
 
 from catvae.report.tables import label
-from conftest import run_snakemake, write_config
+from conftest import dry_run_jobs as _dry_run_jobs
+from conftest import write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -107,17 +107,6 @@ def test_figures_and_provenance(tiny_study):
     assert provenance["seeds"] == [0]
 
 
-def _dry_run_jobs(workdir: Path, config_path: Path) -> dict[str, int]:
-    proc = run_snakemake(workdir, config_path, "-n", "--quiet", "rules")
-    assert proc.returncode == 0, proc.stderr
-    jobs = {}
-    for line in (proc.stdout + proc.stderr).splitlines():
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if match and match.group(1) != "total":
-            jobs[match.group(1)] = int(match.group(2))
-    return jobs
-
-
 def test_second_dry_run_has_nothing_to_do(tiny_study):
     assert _dry_run_jobs(tiny_study, tiny_study / "config.yaml") == {}
 
@@ -137,10 +126,11 @@ def test_changing_one_catvae_hyperparameter_reruns_only_catvae_jobs(tiny_study, 
 
 
 def test_paper_preset_dry_run_lists_the_full_study(tmp_path):
-    """`snakemake -n --configfile config/paper.yaml` plans the paper's study without any data present."""
+    """`snakemake -n --configfile config/paper.yaml` plans the paper's study once `dataset.root` is a folder."""
     from conftest import REPO
 
-    jobs = _dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml")
+    (tmp_path / "BraTS2020").mkdir()
+    jobs = _dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml", "--config", "dataset={root: BraTS2020}")
     arms = 1 + 3 * 3 + 2 * 3  # none, 3 generators x 3 targets, 2 baselines x 3 targets
     assert jobs["train_classifier"] == arms * 3  # three seeds
     assert jobs["train_generator"] == 5  # vae and catvae per class, one cvae
