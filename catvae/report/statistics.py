@@ -339,12 +339,13 @@ class SubjectBootstrap:
         """``[B]`` bootstrap replicates of the metric (NaN where a resample leaves it undefined)."""
         stats, metric = self._stats(arm), self._metric(metric)
         if metric in ("balanced_accuracy", "macro_f1"):
-            confusion = np.einsum("bs,skl->bkl", self.weights, stats.confusion)
+            k = len(self.classes)
+            confusion = (self.weights @ stats.confusion.reshape(len(self.clusters), k * k)).reshape(-1, k, k)
             fn = balanced_accuracy_from_confusion if metric == "balanced_accuracy" else macro_f1_from_confusion
             return fn(confusion)
         per_class = []
         for pairs, pos, neg in zip(stats.pair_counts, stats.positives, stats.negatives):
-            numerator = np.einsum("bs,st,bt->b", self.weights, pairs, self.weights)
+            numerator = ((self.weights @ pairs) * self.weights).sum(axis=1)  # w_b' A w_b, through BLAS
             denominator = (self.weights @ pos) * (self.weights @ neg)
             with np.errstate(invalid="ignore", divide="ignore"):
                 per_class.append(np.where(denominator > 0, numerator / denominator, np.nan))
