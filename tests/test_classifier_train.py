@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from test_arms import CLASSES, make_dataset
 
 from catvae.classifier.arms import build_training_set
@@ -60,6 +61,14 @@ def test_run_arm_writes_every_file_with_sane_metrics(dataset, tmp_path):
     assert len(predictions) == 6
     np.testing.assert_allclose(predictions[["prob_NoTumor", "prob_Tumor"]].sum(axis=1), 1.0, atol=1e-6)
     assert (predictions["true"] == predictions["pred"]).mean() == pytest.approx(on_disk["accuracy"])
+    # the imbalance metrics in metrics.json are scikit-learn's on the predictions written beside them
+    assert on_disk["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(predictions["true"],
+                                                                                 predictions["pred"]))
+    assert on_disk["macro_f1"] == pytest.approx(f1_score(predictions["true"], predictions["pred"],
+                                                         labels=CLASSES, average="macro", zero_division=0))
+    assert on_disk["auroc"] == pytest.approx(roc_auc_score(predictions["true"] == CLASSES[1],
+                                                           predictions[f"prob_{CLASSES[1]}"]))
+    assert on_disk["auroc_note"] is None
 
     paper = json.loads((tmp_path / "metrics_paper_protocol.json").read_text())
     assert paper["protocol"] == PAPER_PROTOCOL == "paper-mixed-80/20" and "NOT a held-out" in paper["note"]

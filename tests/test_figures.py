@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 from catvae.errors import CatvaeError
-from catvae.report.figures import confusion_grid, latent_space, learning_curves, read_history, sample_grid
+from catvae.report.figures import (
+    confusion_grid, effects_forest, latent_space, learning_curves, read_history, sample_grid,
+)
 
 
 def _metrics(arm, method, target, seed, confusion):
@@ -96,3 +98,34 @@ def test_latent_space_rejects_bad_npz(tmp_path):
              class_names=np.array(["a", "b"]), modality_names=np.array(["flair"]))
     with pytest.raises(CatvaeError, match="class codes outside"):
         latent_space(path, tmp_path / "l.png")
+
+
+def _comparisons():
+    rows = []
+    for arm, versus, reference, diff, low, high, p_holm in (
+        ("vae@437", "real only", "none", 0.10, -0.05, 0.24, 0.40),
+        ("catvae@437", "real only", "none", 0.30, 0.12, 0.45, 0.004),
+        ("catvae@1000", "real only", "none", -0.20, -0.35, -0.06, 0.03),
+        ("oversample@437", "real only", "none", 0.25, 0.10, 0.40, 0.01),
+        ("vae@437", "random oversampling", "oversample@437", -0.15, -0.30, 0.01, 0.20),
+        ("catvae@437", "random oversampling", "oversample@437", 0.05, -0.08, 0.18, 0.90),
+    ):
+        for metric in ("balanced_accuracy", "macro_f1"):
+            rows.append({"arm": arm, "reference": reference, "versus": versus, "metric": metric,
+                         "difference": diff, "low": low, "high": high, "p": p_holm / 2, "p_holm": p_holm})
+    return pd.DataFrame(rows)
+
+
+def test_effects_forest(tmp_path):
+    out = effects_forest(_comparisons(), tmp_path / "figures" / "effects.png", alpha=0.05,
+                         method_order=["vae", "catvae", "oversample"], note="95% CI: cluster bootstrap")
+    width, height = _png_size(out)
+    assert width > 800 and height > 200
+
+
+def test_effects_forest_rejects_bad_input(tmp_path):
+    with pytest.raises(CatvaeError, match="no comparisons of auroc"):
+        effects_forest(_comparisons(), tmp_path / "e.png", metric="auroc")
+    with pytest.raises(CatvaeError, match="lack column.*p_holm"):
+        effects_forest(_comparisons().drop(columns="p_holm"), tmp_path / "e.png")
+    assert not (tmp_path / "e.png").exists()

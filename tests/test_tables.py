@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from catvae.errors import CatvaeError
+from catvae.report.statistics import Interval
 from catvae.report.tables import (
-    CLASSIFICATION_COLUMNS, QUALITY_COLUMNS, MeanStd, classification_table, generator_quality_table,
+    CLASSIFICATION_COLUMNS, QUALITY_COLUMNS, MeanStd, PValue, classification_table, generator_quality_table,
     load_records, write_table,
 )
 
@@ -26,6 +27,7 @@ def metrics_record(arm, method, target, seed, *, f1=(0.4, 0.8), accuracy=0.8, lo
         "per_class": {"NoTumor": {"precision": 0.5, "recall": 0.25, "f1": f1[0], "support": 8},
                       "Tumor": {"precision": 0.75, "recall": 1.0, "f1": f1[1], "support": 24}},
         "accuracy": accuracy, "loss": loss, "confusion": [[2, 6], [0, 24]], "n_test": 32, "n_train": 80,
+        "balanced_accuracy": 0.625, "macro_f1": (f1[0] + f1[1]) / 2, "auroc": 0.9, "auroc_note": None,
         "config_name": "tiny", "device": "cpu", "epochs": 2,
     }
 
@@ -51,24 +53,26 @@ def test_classification_markdown_and_csv_exact(tmp_path):
         "Table: Test (config `tiny`, seed 0).\n"
         "\n"
         "| Method           |   Target | Class   |   Total |   Real |   Synthetic |   Precision |   Recall |"
-        "    F1 |   Accuracy |   Loss | Seeds   |\n"
+        "    F1 |   Accuracy |   Loss |   Balanced accuracy |   Macro-F1 |   AUROC | Seeds   |\n"
         "|:-----------------|---------:|:--------|--------:|-------:|------------:|------------:|---------:|"
-        "------:|-----------:|-------:|:--------|\n"
+        "------:|-----------:|-------:|--------------------:|-----------:|--------:|:--------|\n"
         "| None (real only) |        - | NoTumor |      20 |     20 |           0 |       0.500 |    0.250 |"
-        " 0.333 |      0.812 |  0.450 | 0       |\n"
+        " 0.333 |      0.812 |  0.450 |               0.625 |      0.595 |   0.900 | 0       |\n"
         "| None (real only) |        - | Tumor   |      60 |     60 |           0 |       0.750 |    1.000 |"
-        " 0.857 |      0.812 |  0.450 | 0       |\n"
+        " 0.857 |      0.812 |  0.450 |               0.625 |      0.595 |   0.900 | 0       |\n"
     )
     assert (tmp_path / "classification.csv").read_text() == (
         "Method,Target,Class,Total,Real,Synthetic,Precision,Precision std,Recall,Recall std,F1,F1 std,"
-        "Accuracy,Accuracy std,Loss,Loss std,Seeds,config,seeds\n"
-        "None (real only),,NoTumor,20,20,0,0.5,,0.25,,0.3333,,0.8125,,0.45,,0,tiny,0\n"
-        "None (real only),,Tumor,60,60,0,0.75,,1.0,,0.8571,,0.8125,,0.45,,0,tiny,0\n"
+        "Accuracy,Accuracy std,Loss,Loss std,Balanced accuracy,Balanced accuracy std,Macro-F1,Macro-F1 std,"
+        "AUROC,AUROC std,Seeds,config,seeds\n"
+        "None (real only),,NoTumor,20,20,0,0.5,,0.25,,0.3333,,0.8125,,0.45,,0.625,,0.5952,,0.9,,0,tiny,0\n"
+        "None (real only),,Tumor,60,60,0,0.75,,1.0,,0.8571,,0.8125,,0.45,,0.625,,0.5952,,0.9,,0,tiny,0\n"
     )
     tex = (tmp_path / "classification.tex").read_text()
     assert tex.startswith("% Test; config tiny, seed 0\n")
     assert r"\caption{Test (config tiny, seed 0).}" in tex
-    assert r"None (real only) & - & NoTumor & 20 & 20 & 0 & 0.500 & 0.250 & 0.333 & 0.812 & 0.450 & 0 \\" in tex
+    assert (r"None (real only) & - & NoTumor & 20 & 20 & 0 & 0.500 & 0.250 & 0.333 & 0.812 & 0.450 & 0.625 & 0.595"
+            r" & 0.900 & 0 \\") in tex
 
 
 def test_mean_std_over_two_seeds(tmp_path):
@@ -85,7 +89,9 @@ def test_mean_std_over_two_seeds(tmp_path):
     write_table(frame, tmp_path / "c", caption="Two seeds", config_name="tiny", seeds=[0, 1])
     md = (tmp_path / "c.md").read_text()
     assert md.startswith("Table: Two seeds (config `tiny`, seeds 0, 1).")
-    assert "| 0.625 ± 0.177 | 0.625 ± 0.177 | 0.500 ± 0.354 | 0, 1    |" in md  # F1 NoTumor, accuracy, loss
+    # F1 NoTumor, accuracy, loss, then balanced accuracy, macro-F1, AUROC over seeds (no intervals given)
+    assert ("| 0.625 ± 0.177 | 0.625 ± 0.177 | 0.500 ± 0.354 |       0.625 ± 0.000 | 0.738 ± 0.124 |"
+            " 0.900 ± 0.000 | 0, 1    |") in md
     assert r"0.625 $\pm$ 0.177" in (tmp_path / "c.tex").read_text()
     csv = pd.read_csv(tmp_path / "c.csv")
     row = csv[csv["Class"] == "NoTumor"].iloc[0]
@@ -94,6 +100,38 @@ def test_mean_std_over_two_seeds(tmp_path):
     assert row["Loss"] == pytest.approx(0.5) and row["Loss std"] == pytest.approx(0.3535534, abs=1e-6)
     assert (csv["config"] == "tiny").all() and (csv["seeds"] == "0 1").all()
     assert csv["Precision"].dtype == float and csv["Total"].tolist() == [60, 60]
+
+
+def test_classification_with_bootstrap_intervals(tmp_path):
+    records = [metrics_record("none", "none", None, 0), metrics_record("none", "none", None, 1)]
+    for record in records:
+        del record["balanced_accuracy"], record["macro_f1"], record["auroc"]  # not needed with intervals
+    intervals = {"none": {"balanced_accuracy": Interval(0.625, 0.5, 0.75), "macro_f1": Interval(0.6, 0.41, 0.7),
+                          "auroc": Interval(math.nan, math.nan, math.nan)}}
+    frame = classification_table(records, intervals=intervals)
+    assert list(frame.columns) == list(CLASSIFICATION_COLUMNS)
+    assert list(CLASSIFICATION_COLUMNS[:11]) == ["Method", "Target", "Class", "Total", "Real", "Synthetic",
+                                                 "Precision", "Recall", "F1", "Accuracy", "Loss"]  # the paper's
+    paths = write_table(frame, tmp_path / "c", caption="CI", config_name="tiny", seeds=[0, 1],
+                        note="CI: subject bootstrap")
+    md = paths[1].read_text()
+    assert "| 0.625 [0.500, 0.750] | 0.600 [0.410, 0.700] |     n/a | 0, 1    |" in md
+    assert md.endswith("\nCI: subject bootstrap\n")
+    assert r"{\footnotesize CI: subject bootstrap}" in paths[2].read_text()
+    csv = pd.read_csv(paths[0])
+    assert csv.loc[0, "Balanced accuracy"] == 0.625 and csv.loc[0, "Balanced accuracy CI low"] == 0.5
+    assert csv.loc[0, "Macro-F1 CI high"] == 0.7 and math.isnan(csv.loc[0, "AUROC"])
+    assert "Balanced accuracy std" not in csv.columns
+    with pytest.raises(CatvaeError, match="no bootstrap intervals of arm none"):
+        classification_table(records, intervals={})
+    with pytest.raises(CatvaeError, match="missing key.*balanced_accuracy"):
+        classification_table(records)  # without intervals the per-run values are needed
+
+
+def test_p_value_cells():
+    assert PValue(0.0004, 0.05).format() == "<0.001*"
+    assert PValue(0.05, 0.05).format() == "0.050*" and PValue(0.0501, 0.05).format() == "0.050"
+    assert PValue(0.01).format() == "0.010" and PValue(math.nan, 0.05).format() == "n/a"
 
 
 def test_row_order_none_generators_by_target_then_baselines():

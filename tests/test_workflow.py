@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -60,6 +61,26 @@ def test_every_table_has_every_arm_class_and_seed(tiny_study, tiny_config):
     for suffix in ("md", "tex"):
         text = (tables / f"classification.{suffix}").read_text()
         assert "tiny-test" in text, "every table says which config made it"
+    for column in ("Balanced accuracy", "Macro-F1"):  # subject-bootstrap intervals beside the paper's columns
+        low, mid, high = clf[f"{column} CI low"], clf[column], clf[f"{column} CI high"]
+        assert mid.between(0, 1).all() and (low <= mid + 1e-12).all() and (mid <= high + 1e-12).all(), column
+    assert "cluster bootstrap over the" in (tables / "classification.md").read_text()
+
+
+def test_comparisons_table_and_forest_plot(tiny_study, tiny_config):
+    tables = _results(tiny_study) / "tables"
+    arms = _arms(tiny_config)
+    comparisons = pd.read_csv(tables / "comparisons.csv")
+    vs_oversampling = [a for a in arms if "@" in a and not a.startswith("oversample@")]
+    assert len(comparisons) == (len(arms) - 1) + len(vs_oversampling)
+    for column in ("Δ Balanced accuracy", "Δ Macro-F1"):
+        assert (comparisons[f"{column} CI low"] <= comparisons[column] + 1e-12).all()
+        assert (comparisons[column] <= comparisons[f"{column} CI high"] + 1e-12).all()
+    assert comparisons["Holm p (BA)"].between(0, 1).all()
+    assert (comparisons["Holm p (BA)"] >= comparisons["p (BA)"] - 1e-12).all()
+    markdown = (tables / "comparisons.md").read_text()
+    assert "Holm" in markdown and "tiny-test" in markdown and "2000 resamples" in markdown
+    assert (_results(tiny_study) / "figures" / "effects.png").stat().st_size > 5000
 
 
 def test_confusion_matrices_sum_to_test_size(tiny_study, tiny_config):
@@ -159,3 +180,13 @@ def test_snakefmt_check_is_clean():
     cmd = [str(snakefmt), "--check", "Snakefile", "workflow/rules"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_report_rule_is_a_local_rule():
+    """Tables, figures and provenance take seconds: on a cluster they must not each become a job."""
+    from conftest import REPO
+
+    text = (REPO / "workflow" / "rules" / "report.smk").read_text()
+    declared = re.search(r"^localrules:\n((?:    \w+,\n)+)", text, flags=re.M)
+    assert declared, "report.smk declares no localrules"
+    assert set(re.findall(r"\w+", declared.group(1))) == set(re.findall(r"^rule (\w+):", text, flags=re.M))

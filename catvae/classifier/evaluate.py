@@ -17,18 +17,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
-    ConfusionMatrixDisplay,
-    accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-)
+from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from catvae.classifier.arms import TrainingSet  # noqa: E402
 from catvae.classifier.cnn import logits_to_probs, loss_function, loss_targets  # noqa: E402
 from catvae.data.images import read_manifest  # noqa: E402
 from catvae.errors import CatvaeError  # noqa: E402
 from catvae.io import atomic_path, write_csv  # noqa: E402
+from catvae.metrics.classification import classification_metrics  # noqa: E402
 
 
 def check_no_leakage(training: TrainingSet, test: pd.DataFrame, synthetic_manifests: dict[str, str]) -> None:
@@ -79,21 +75,14 @@ def predict(
 
 
 def score(true: np.ndarray, probs: np.ndarray, loss: float, classes: list[str]) -> dict[str, Any]:
-    """Per-class precision / recall / F1 / support, accuracy, loss and the confusion matrix (scikit-learn)."""
-    labels = list(range(len(classes)))
-    pred = probs.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(true, pred, labels=labels, zero_division=0)
-    return {
-        "per_class": {
-            c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                "support": int(support[i])}
-            for i, c in enumerate(classes)
-        },
-        "accuracy": float(accuracy_score(true, pred)),
-        "loss": float(loss),
-        "confusion": confusion_matrix(true, pred, labels=labels).tolist(),
-        "n_test": int(len(true)),
-    }
+    """Every metric of :func:`catvae.metrics.classification.classification_metrics` (scikit-learn) plus the loss.
+
+    Per-class precision / recall / F1 / support, accuracy, balanced accuracy, macro-F1, AUROC (``None`` with
+    ``auroc_note`` when undefined), the confusion matrix and ``n_test``.
+    """
+    result = classification_metrics(true, probs, classes)
+    result["loss"] = float(loss)
+    return result
 
 
 def write_confusion(csv_path: str | os.PathLike, png_path: str | os.PathLike, confusion: list[list[int]],

@@ -1,4 +1,5 @@
-"""Report figures: confusion matrices, learning curves, real-vs-generated samples, the cVAE latent space.
+"""Report figures: confusion matrices, learning curves, real-vs-generated samples, the cVAE latent space, and
+the forest plot of paired effects.
 
 Every function takes plain data (the contracts' JSON records, DataFrames, arrays, a .npz path), draws with
 matplotlib's Agg backend (no display on a cluster node) and writes one PNG atomically.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -22,7 +24,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from catvae.errors import CatvaeError  # noqa: E402
 from catvae.io import atomic_path  # noqa: E402
-from catvae.report.tables import label, order_arms  # noqa: E402
+from catvae.report.statistics import METRICS, REFERENCES  # noqa: E402
+from catvae.report.tables import arm_fields, arm_label, label, order_arms  # noqa: E402
 
 log = logging.getLogger("catvae.report.figures")
 
@@ -234,5 +237,59 @@ def latent_space(latents_npz: str | os.PathLike, out_png: str | os.PathLike) -> 
         ax.legend(fontsize=7, markerscale=2, loc="best")
         ax.grid(alpha=0.3)
     fig.suptitle(f"Conditional VAE latent means (PCA of mu, N={mu.shape[0]}, D={mu.shape[1]})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+# ---------------------------------------------------------------------------------------- forest plot
+
+
+def effects_forest(comparisons: pd.DataFrame, out_png: str | os.PathLike, *, metric: str = "balanced_accuracy",
+                   alpha: float = 0.05, method_order: Sequence[str] | None = None, note: str = "") -> Path:
+    """Each arm's paired difference in `metric` with its CI: one panel against real only, one against random
+    oversampling at the same target; a line at zero; a filled marker and ``*`` where Holm's p <= `alpha`.
+
+    `comparisons` is :func:`catvae.report.statistics.compare_arms`'s long table; `note` (how the intervals
+    were made) goes under the panels.
+    """
+    needed = ("arm", "reference", "versus", "metric", "difference", "low", "high", "p_holm")
+    missing = [c for c in needed if c not in comparisons.columns]
+    if missing:
+        raise CatvaeError(f"{out_png}: comparisons lack column(s) {', '.join(missing)}")
+    rows = comparisons[comparisons["metric"] == metric]
+    if rows.empty:
+        raise CatvaeError(f"{out_png}: no comparisons of {metric} to draw")
+    arms = order_arms([arm_fields(a) for a in rows["arm"]], method_order)
+    panels = list(REFERENCES.values())
+    # one x scale for both panels, so effect sizes compare across them
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 1.2 + 0.38 * len(arms)), sharex=True, sharey=True,
+                             squeeze=False)
+    for ax, versus in zip(axes[0], panels):
+        mine = rows[rows["versus"] == versus].set_index("arm")
+        ax.axvline(0.0, color="0.35", lw=1, ls="--", zorder=1)
+        for y, arm in enumerate(arms):
+            if arm not in mine.index:
+                continue
+            r = mine.loc[arm]
+            significant = bool(r["p_holm"] <= alpha)
+            colour = "tab:blue" if r["difference"] >= 0 else "tab:red"
+            ax.errorbar(r["difference"], y, xerr=[[r["difference"] - r["low"]], [r["high"] - r["difference"]]],
+                        fmt="o", color=colour, mfc=colour if significant else "white", ms=6, capsize=3, lw=1.4,
+                        zorder=2)
+            if significant:
+                ax.annotate("*", (r["high"], y), xytext=(4, -4), textcoords="offset points", fontsize=12,
+                            color=colour)
+        if mine.empty:
+            ax.text(0.5, 0.5, "no such arms", transform=ax.transAxes, ha="center", fontsize=9, color="0.4")
+        reference = "" if versus == REFERENCES["none"] else " (same target)"
+        ax.set_title(f"vs {versus}{reference}", fontsize=10)
+        ax.set_xlabel(f"difference in {METRICS[metric].lower()} (arm - reference)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(range(len(arms)), [arm_label(a) for a in arms], fontsize=9)
+    axes[0, 0].set_ylim(len(arms) - 0.5, -0.5)  # first arm on top, as in the tables
+    fig.suptitle(f"Paired effects on {METRICS[metric].lower()} with CIs "
+                 f"(filled, *: significant after Holm at {alpha:g})", fontsize=10)
+    if note:
+        fig.text(0.01, -0.02, textwrap.fill(note, 190), fontsize=7, ha="left", va="top")
     fig.tight_layout()
     return _save(fig, out_png)

@@ -1,14 +1,19 @@
 """Paper-shaped result tables: generator quality and classification, as CSV, Markdown and LaTeX.
 
 One in-memory table, two renderings. The DataFrames these functions return hold numbers, note strings
-(why a metric is missing) and :class:`MeanStd` cells (a metric over seeds, or KID with its subset std).
-:func:`write_table` then renders them twice, because a reader and a script want different things:
+(why a metric is missing), :class:`MeanStd` cells (a metric over seeds, or KID with its subset std),
+:class:`~catvae.report.statistics.Interval` cells (an estimate with its bootstrap confidence interval) and
+:class:`PValue` cells. :func:`write_table` then renders them twice, because a reader and a script want
+different things:
 
 - Markdown / LaTeX (for people): ``MeanStd`` is ``"0.912 ± 0.013"`` (only ``"0.912"`` with one seed),
-  a missing metric shows its note, numbers use each column's decimals.
+  ``Interval`` is ``"0.812 [0.701, 0.905]"``, a ``PValue`` below its alpha carries a ``*``, a missing
+  metric shows its note, numbers use each column's decimals; an optional note under the table says how the
+  numbers were made.
 - CSV (for scripts, ``pd.read_csv`` reads it back): every ``MeanStd`` column becomes two numeric columns,
-  ``<col>`` (mean) and ``<col> std`` (NaN with one seed); a note in a numeric column moves to
-  ``<col> note`` and leaves NaN behind; the last two columns, ``config`` and ``seeds``, say what made it.
+  ``<col>`` (mean) and ``<col> std`` (NaN with one seed), every ``Interval`` column three, ``<col>``,
+  ``<col> CI low``, ``<col> CI high``; a note in a numeric column moves to ``<col> note`` and leaves NaN
+  behind; the last two columns, ``config`` and ``seeds``, say what made it.
 
 Std over seeds is the sample standard deviation (``ddof=1``): seeds are a sample of training runs.
 """
@@ -28,6 +33,7 @@ import pandas as pd
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path, read_json
 from catvae.registry import GENERATORS
+from catvae.report.statistics import METRICS, Interval, split_arm
 
 log = logging.getLogger("catvae.report.tables")
 
@@ -51,7 +57,7 @@ QUALITY_EXTRA_COLUMNS: tuple[str, ...] = (
 )
 CLASSIFICATION_COLUMNS: tuple[str, ...] = (
     "Method", "Target", "Class", "Total", "Real", "Synthetic", "Precision", "Recall", "F1", "Accuracy", "Loss",
-    "Seeds",
+    *METRICS.values(), "Seeds",
 )
 
 _QUALITY_FORMATS = {
@@ -62,6 +68,7 @@ _QUALITY_FORMATS = {
 _CLASSIFICATION_FORMATS = {
     "Total": "{:.0f}", "Real": "{:.0f}", "Synthetic": "{:.0f}",
     "Precision": "{:.3f}", "Recall": "{:.3f}", "F1": "{:.3f}", "Accuracy": "{:.3f}", "Loss": "{:.3f}",
+    **{name: "{:.3f}" for name in METRICS.values()},
 }
 _DEFAULT_FORMAT = "{:.4g}"
 
@@ -93,6 +100,34 @@ class MeanStd:
 
     def __str__(self) -> str:
         return self.format()
+
+
+@dataclass(frozen=True)
+class PValue:
+    """A p-value; the rendered table marks it with ``*`` when it is at most ``alpha`` (the CSV keeps the number)."""
+
+    value: float
+    alpha: float | None = None
+
+    def format(self, fmt: str = "{:.3f}") -> str:
+        if math.isnan(self.value):
+            return "n/a"
+        text = "<0.001" if self.value < 0.001 else fmt.format(self.value)
+        return f"{text}*" if self.alpha is not None and self.value <= self.alpha else text
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def _parts(cell: Any) -> list[tuple[str, float]] | None:
+    """The CSV columns (suffix, value) of a statistic cell, or None for a plain cell."""
+    if isinstance(cell, MeanStd):
+        return [("", cell.mean), (" std", cell.std)]
+    if isinstance(cell, Interval):
+        return [("", cell.estimate), (" CI low", cell.low), (" CI high", cell.high)]
+    if isinstance(cell, PValue):
+        return [("", cell.value)]
+    return None
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -233,18 +268,25 @@ def order_arms(metrics: Sequence[Mapping[str, Any]], method_order: Sequence[str]
     return sorted(arms, key=lambda arm: arms[arm])
 
 
-def classification_table(metrics: list[dict], method_order: Sequence[str] | None = None) -> pd.DataFrame:
+def classification_table(metrics: list[dict], method_order: Sequence[str] | None = None,
+                         intervals: Mapping[str, Mapping[str, Interval]] | None = None) -> pd.DataFrame:
     """One row per (arm, class) from metrics.json records, shaped like the paper's Tables 6/7.
 
     Total / Real / Synthetic are the arm's *training-set* counts per class. Precision, Recall, F1
     (per class), Accuracy and Loss (per arm, repeated on each of its class rows) are :class:`MeanStd`
-    over the arm's seeds; ``Seeds`` lists them. `method_order` is the config's generator order
-    (e.g. ``generators.models`` then ``classifier.baselines``); without it methods keep first-seen order.
-    All records must share one protocol and one class list.
+    over the arm's runs (seeds, and folds where there are several); ``Seeds`` lists the seeds.
+    Balanced accuracy, Macro-F1 and AUROC (per arm) come from `intervals` (arm -> metric id -> an
+    :class:`Interval` of the subject bootstrap, :meth:`catvae.report.statistics.SubjectBootstrap.interval`);
+    without `intervals` (e.g. the paper-protocol table, whose predictions are not kept) they are
+    :class:`MeanStd` over the runs of the metrics.json values. `method_order` is the config's generator
+    order (e.g. ``generators.models`` then ``classifier.baselines``); without it methods keep first-seen
+    order. All records must share one protocol and one class list.
     """
     if not metrics:
         raise CatvaeError("classification table: no metrics.json records given")
     required = ("arm", "method", "target", "seed", "protocol", "classes", "counts", "per_class", "accuracy", "loss")
+    if intervals is None:
+        required += tuple(METRICS)
     by_arm: dict[str, list[dict]] = {}
     classes = protocol = None
     for record in metrics:
@@ -257,8 +299,9 @@ def classification_table(metrics: list[dict], method_order: Sequence[str] | None
         if record["protocol"] != protocol:
             raise CatvaeError(f"{where}: protocol {record['protocol']!r} mixed with {protocol!r} in one table")
         group = by_arm.setdefault(str(record["arm"]), [])
-        if any(r["seed"] == record["seed"] for r in group):
-            raise CatvaeError(f"{where}: arm {record['arm']} seed {record['seed']} given twice")
+        run = (record.get("fold", 0), record["seed"])
+        if any((r.get("fold", 0), r["seed"]) == run for r in group):
+            raise CatvaeError(f"{where}: arm {record['arm']} fold {run[0]} seed {run[1]} given twice")
         for cls in classes:
             if cls not in record["counts"] or cls not in record["per_class"]:
                 raise CatvaeError(f"{where}: class {cls!r} missing from counts or per_class")
@@ -266,12 +309,19 @@ def classification_table(metrics: list[dict], method_order: Sequence[str] | None
 
     rows = []
     for arm in order_arms(metrics, method_order):
-        runs = sorted(by_arm[arm], key=lambda r: r["seed"])
+        runs = sorted(by_arm[arm], key=lambda r: (r["seed"], r.get("fold", 0)))
         first = runs[0]
         where = _where(first, f"metrics.json of arm {arm}")
-        seeds = ", ".join(str(r["seed"]) for r in runs)
+        seeds = ", ".join(dict.fromkeys(str(r["seed"]) for r in runs))
         accuracy = MeanStd.of([_number(r["accuracy"], "accuracy", _where(r, where)) for r in runs])
         loss = MeanStd.of([_number(r["loss"], "loss", _where(r, where)) for r in runs])
+        if intervals is not None:
+            if arm not in intervals or any(m not in intervals[arm] for m in METRICS):
+                raise CatvaeError(f"classification table: no bootstrap intervals of arm {arm}")
+            pooled: dict[str, Any] = {name: intervals[arm][m] for m, name in METRICS.items()}
+        else:
+            pooled = {name: MeanStd.of([_number(r[m], m, _where(r, where)) for r in runs])
+                      for m, name in METRICS.items()}
         for cls in classes:
             row: dict[str, Any] = {
                 "Method": label(str(first["method"])),
@@ -289,14 +339,88 @@ def classification_table(metrics: list[dict], method_order: Sequence[str] | None
                     [_number(r["per_class"][cls].get(key), f"per_class.{cls}.{key}", _where(r, where))
                      for r in runs])
             row["Accuracy"], row["Loss"], row["Seeds"] = accuracy, loss, seeds
+            row.update(pooled)
             rows.append(row)
     frame = pd.DataFrame(rows, columns=list(CLASSIFICATION_COLUMNS))
-    targets = frame["Target"].dropna()
-    if all(isinstance(t, (int, np.integer)) or (isinstance(t, float) and t.is_integer()) for t in targets):
-        frame["Target"] = frame["Target"].astype("Int64")  # `none` has no target: <NA>, not 437.0
+    _integer_targets(frame)
     frame.attrs["formats"] = dict(_CLASSIFICATION_FORMATS)
     frame.attrs["protocol"] = protocol
     return frame
+
+
+def _integer_targets(frame: pd.DataFrame) -> None:
+    """Whole-number targets print as integers; `none` has no target: <NA>, not 437.0."""
+    targets = frame["Target"].dropna()
+    if all(isinstance(t, (int, np.integer)) or (isinstance(t, float) and t.is_integer()) for t in targets):
+        frame["Target"] = frame["Target"].astype("Int64")
+
+
+# ---------------------------------------------------------------------------------------- comparisons
+
+COMPARISON_LABELS: dict[str, str] = {"balanced_accuracy": "BA", "macro_f1": "macro-F1"}
+
+
+def comparisons_table(comparisons: pd.DataFrame, method_order: Sequence[str] | None = None,
+                      alpha: float = 0.05) -> pd.DataFrame:
+    """One row per (arm, reference) from :func:`catvae.report.statistics.compare_arms`'s long table.
+
+    Per compared metric three columns: ``Δ <metric>`` (an :class:`Interval`: the paired difference arm −
+    reference with its CI), ``p (<short>)`` and ``Holm p (<short>)`` (a :class:`PValue`, marked at `alpha`).
+    Rows follow the classification table's arm order, each arm's comparison with real only first.
+    """
+    needed = ["arm", "method", "target", "reference", "versus", "metric", "difference", "low", "high", "p",
+              "p_holm"]
+    missing = [c for c in needed if c not in comparisons.columns]
+    if missing:
+        raise CatvaeError(f"comparisons table: missing column(s) {', '.join(missing)}")
+    if comparisons.empty:
+        raise CatvaeError("comparisons table: no comparisons (is there a `none` arm, or an oversampling arm?)")
+    metrics = list(dict.fromkeys(comparisons["metric"]))
+    unknown = [m for m in metrics if m not in COMPARISON_LABELS]
+    if unknown:
+        raise CatvaeError(f"comparisons table: unknown metric(s) {unknown}")
+    records = [arm_fields(a) for a in comparisons["arm"]]
+    rows = []
+    for arm in order_arms(records, method_order):
+        mine = comparisons[comparisons["arm"] == arm]
+        for reference in sorted(dict.fromkeys(mine["reference"]), key=lambda r: r != "none"):
+            pair = mine[mine["reference"] == reference].set_index("metric")
+            method, target = split_arm(arm)
+            row: dict[str, Any] = {"Method": label(method), "Target": _parse_target(target),
+                                   "Versus": arm_label(reference)}
+            for metric in metrics:
+                short = COMPARISON_LABELS[metric]
+                if metric not in pair.index:
+                    raise CatvaeError(f"comparisons table: {arm} vs {reference} lacks metric {metric}")
+                r = pair.loc[metric]
+                row[f"Δ {METRICS[metric]}"] = Interval(float(r["difference"]), float(r["low"]), float(r["high"]))
+                row[f"p ({short})"] = PValue(float(r["p"]))
+                row[f"Holm p ({short})"] = PValue(float(r["p_holm"]), alpha)
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    _integer_targets(frame)
+    formats = {c: "{:.3f}" for c in frame.columns if c.startswith(("Δ", "p (", "Holm p"))}
+    frame.attrs["formats"] = formats
+    return frame
+
+
+def _parse_target(target: str | None) -> int | str | None:
+    if target is None:
+        return None
+    return int(target) if target.isdigit() else target
+
+
+def arm_fields(arm: str) -> dict[str, Any]:
+    """``"vae@437"`` -> ``{"arm": "vae@437", "method": "vae", "target": 437}`` (a count target as a number, so
+    arms sort 437 before 1000), the fields :func:`order_arms` reads."""
+    method, target = split_arm(arm)
+    return {"arm": arm, "method": method, "target": _parse_target(target)}
+
+
+def arm_label(arm: str) -> str:
+    """The printed name of an arm: ``"CAT-VAE @ 437"``, ``"None (real only)"``."""
+    method, target = split_arm(arm)
+    return label(method) + (f" @ {target}" if target else "")
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -307,20 +431,21 @@ def _is_number(value: Any) -> bool:
 
 
 def _csv_frame(df: pd.DataFrame, config_name: str, seeds: Sequence[int]) -> pd.DataFrame:
-    """Numeric CSV layout: MeanStd -> `<col>`, `<col> std`; notes in numeric columns -> `<col> note`."""
+    """Numeric CSV layout: a statistic cell -> its parts (`<col>`, `<col> std` / `<col> CI low`, ...);
+    notes in numeric columns -> `<col> note`."""
     out: dict[str, Any] = {}
     for column in df.columns:
         cells = list(df[column])
-        has_stat = any(isinstance(c, MeanStd) for c in cells)
-        has_number = has_stat or any(_is_number(c) for c in cells)
+        parts = [_parts(c) for c in cells]
+        suffixes = list(dict.fromkeys(suffix for p in parts if p for suffix, _ in p))
+        has_number = bool(suffixes) or any(_is_number(c) for c in cells)
         notes = [c if isinstance(c, str) and has_number else None for c in cells]
         if has_number:
-            out[column] = [c.mean if isinstance(c, MeanStd) else (math.nan if isinstance(c, str) else c)
-                           for c in cells]
+            out[column] = [p[0][1] if p else (math.nan if isinstance(c, str) else c) for c, p in zip(cells, parts)]
         else:
             out[column] = cells
-        if has_stat:
-            out[f"{column} std"] = [c.std if isinstance(c, MeanStd) else math.nan for c in cells]
+        for suffix in suffixes[1:] if suffixes and suffixes[0] == "" else suffixes:
+            out[f"{column}{suffix}"] = [dict(p).get(suffix, math.nan) if p else math.nan for p in parts]
         if any(n is not None for n in notes):
             out[f"{column} note"] = [n or "" for n in notes]
     frame = pd.DataFrame(out, index=df.index)
@@ -333,7 +458,7 @@ def _display_frame(df: pd.DataFrame, formats: Mapping[str, str]) -> pd.DataFrame
     """Every cell as the string a reader sees."""
 
     def show(value: Any, fmt: str | None) -> str:
-        if isinstance(value, MeanStd):
+        if _parts(value) is not None:
             return value.format(fmt or _DEFAULT_FORMAT)
         if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value)):
             return "-"
@@ -348,7 +473,7 @@ def _display_frame(df: pd.DataFrame, formats: Mapping[str, str]) -> pd.DataFrame
 
 
 def _numeric_columns(df: pd.DataFrame) -> list[bool]:
-    return [pd.api.types.is_numeric_dtype(df[col]) or any(_is_number(c) or isinstance(c, MeanStd) for c in df[col])
+    return [pd.api.types.is_numeric_dtype(df[col]) or any(_is_number(c) or _parts(c) is not None for c in df[col])
             for col in df.columns]
 
 
@@ -358,13 +483,14 @@ def provenance_line(config_name: str, seeds: Sequence[int]) -> str:
 
 
 def write_table(df: pd.DataFrame, stem: str | Path, *, caption: str, config_name: str, seeds: list[int],
-                formats: Mapping[str, str] | None = None) -> list[Path]:
+                formats: Mapping[str, str] | None = None, note: str | None = None) -> list[Path]:
     """Write `stem`.csv, `stem`.md and `stem`.tex atomically; return the three paths.
 
     The Markdown starts with a Pandoc caption line and the LaTeX has a ``%`` comment and a caption, both
     naming the config and seed(s); the CSV carries them in its last columns ``config`` and ``seeds``
     (seeds space-separated). `formats` (column -> ``str.format`` spec) defaults to the ones the table
-    builders store in ``df.attrs["formats"]``.
+    builders store in ``df.attrs["formats"]``. `note` (how the numbers were made) is printed under the
+    Markdown table and under the LaTeX tabular, so a pasted table keeps it.
     """
     if not seeds:
         raise CatvaeError(f"{stem}: no seeds given for the table's provenance")
@@ -379,14 +505,35 @@ def write_table(df: pd.DataFrame, stem: str | Path, *, caption: str, config_name
     latex = display.to_latex(
         index=False, escape=True, column_format="".join("r" if n else "l" for n in numeric),
         caption=f"{caption} ({where.replace('`', '')}).", label=f"tab:{stem.name}")
-    latex = latex.replace("±", r"$\pm$")  # escape=True already escaped every other special character
+    latex = _latex_symbols(latex)  # escape=True already escaped every other special character
+    if note:
+        under = _latex_symbols(_latex_escape(note))
+        latex = latex.replace("\\end{table}", f"\\par\\smallskip\n{{\\footnotesize {under}}}\n\\end{{table}}")
 
     paths = [stem.parent / f"{stem.name}.{suffix}" for suffix in ("csv", "md", "tex")]
     with atomic_path(paths[0]) as tmp:
         _csv_frame(df, config_name, seeds).to_csv(tmp, index=False)
     with atomic_path(paths[1]) as tmp:
-        tmp.write_text(f"Table: {caption} ({where}).\n\n{markdown}\n", encoding="utf-8")
+        tmp.write_text(f"Table: {caption} ({where}).\n\n{markdown}\n" + (f"\n{note}\n" if note else ""),
+                       encoding="utf-8")
     with atomic_path(paths[2]) as tmp:
         tmp.write_text(f"% {caption}; {where.replace('`', '')}\n{latex}", encoding="utf-8")
     log.info("wrote %s.{csv,md,tex} (%d rows)", stem, len(df))
     return paths
+
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in free text (the note; cells are escaped by pandas)."""
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text.replace("`", ""))
+
+
+def _latex_symbols(text: str) -> str:
+    """Non-ASCII symbols the tables use, as math that compiles without extra packages."""
+    for symbol, math_ in (("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("−", "-"), ("≤", r"$\leq$"), ("≥", r"$\geq$"),
+                          ("<", "$<$")):
+        text = text.replace(symbol, math_)
+    return text

@@ -69,6 +69,8 @@ def study_targets():
     """Everything `snakemake` builds by default: tables, figures, provenance."""
     targets = [
         f"{R}/tables/classification.csv",
+        f"{R}/tables/comparisons.csv",
+        f"{R}/figures/effects.png",
         f"{R}/figures/confusion_matrices.png",
         f"{R}/figures/learning_curves.png",
         f"{R}/provenance.json",
@@ -121,8 +123,26 @@ def metrics_files(name):
     return [f"{R}/classifier/{a}/seed{s}/{name}" for a in arms() for s in SEEDS]
 
 
+def prediction_inputs(wildcards=None):
+    """metrics.json and predictions.csv of every classifier run, in the same order: the subject bootstrap
+    pairs them by position and reads arm, seed (and fold) from metrics.json, so it needs no path layout.
+    """
+    return {
+        "metrics": metrics_files("metrics.json"),
+        "predictions": metrics_files("predictions.csv"),
+    }
+
+
 TABLE_PARAMS = dict(
     config_name=config["config_name"],
     seeds=SEEDS,
     method_order=MODELS + list(config["classifier"]["baselines"]),
+)
+
+# The subject bootstrap of the classification table, the comparisons table and the forest plot (one seed,
+# so all three show the same resamples).
+BOOTSTRAP = dict(
+    resamples=config["evaluation"]["bootstrap"],
+    ci=config["evaluation"]["ci"],
+    seed=config["evaluation"]["bootstrap_seed"],
 )

@@ -5,8 +5,10 @@
 localrules:
     generator_quality_table,
     classification_table,
+    comparisons_table,
     paper_protocol_table,
     confusion_figure,
+    effects_figure,
     learning_curves_figure,
     samples_figure,
     latent_figure,
@@ -44,7 +46,7 @@ rule generator_quality_table:
 
 rule classification_table:
     input:
-        metrics_files("metrics.json"),
+        unpack(prediction_inputs),
     output:
         csv=report(
             f"{R}/tables/classification.csv",
@@ -66,6 +68,36 @@ rule classification_table:
     params:
         **TABLE_PARAMS,
         kind="classification",
+        bootstrap=BOOTSTRAP,
+    script:
+        "../scripts/tables.py"
+
+
+rule comparisons_table:
+    input:
+        unpack(prediction_inputs),
+    output:
+        csv=report(
+            f"{R}/tables/comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="Tables",
+        ),
+        md=f"{R}/tables/comparisons.md",
+        tex=f"{R}/tables/comparisons.tex",
+    log:
+        f"{R}/logs/tables/comparisons.log",
+    benchmark:
+        f"{R}/benchmarks/tables/comparisons.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        **TABLE_PARAMS,
+        kind="comparisons",
+        bootstrap=BOOTSTRAP,
     script:
         "../scripts/tables.py"
 
@@ -119,6 +151,32 @@ rule confusion_figure:
         runtime=10,
     script:
         "../scripts/figure_confusion.py"
+
+
+rule effects_figure:
+    input:
+        unpack(prediction_inputs),
+    output:
+        report(
+            f"{R}/figures/effects.png",
+            caption="../report/effects.rst",
+            category="Figures",
+        ),
+    log:
+        f"{R}/logs/figures/effects.log",
+    benchmark:
+        f"{R}/benchmarks/figures/effects.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        method_order=TABLE_PARAMS["method_order"],
+        bootstrap=BOOTSTRAP,
+    script:
+        "../scripts/figure_effects.py"
 
 
 rule learning_curves_figure:

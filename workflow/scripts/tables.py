@@ -1,30 +1,50 @@
-"""Snakemake adapter: build one paper-shaped table (CSV, Markdown, LaTeX) from per-job JSON files."""
+"""Snakemake adapter: build one paper-shaped table (CSV, Markdown, LaTeX) from per-job JSON / CSV files."""
 
 from pathlib import Path
 
-from catvae.report.tables import classification_table, generator_quality_table, load_records, write_table
+from catvae.report.statistics import SubjectBootstrap, compare_arms, comparison_note, interval_note
+from catvae.report.tables import (
+    classification_table,
+    comparisons_table,
+    generator_quality_table,
+    load_records,
+    write_table,
+)
 from catvae.runner import run_step
 
 CAPTIONS = {
     "generator_quality": "Generator quality per model and class (reconstructions and FID/KID on held-out real images)",
     "classification": "Classification on the held-out real test set (protocol: held-out subjects)",
     "paper_protocol": "Classification under the reference's protocol (random 80/20 split of the mixed real + synthetic pool)",
+    "comparisons": "Paired differences against real only and against random oversampling at the same target (held-out test subjects)",
 }
 
 
 def build():
-    rows = load_records(snakemake.input)
-    kind = snakemake.params.kind
+    kind, params = snakemake.params.kind, snakemake.params
+    note = None
     if kind == "generator_quality":
-        frame = generator_quality_table(rows)
+        frame = generator_quality_table(load_records(snakemake.input))
+    elif kind == "paper_protocol":
+        frame = classification_table(load_records(snakemake.input), method_order=list(params.method_order))
+        note = "Every metric: mean ± sample std over the training seeds."
     else:
-        frame = classification_table(rows, method_order=list(snakemake.params.method_order))
+        records = load_records(snakemake.input.metrics)
+        bootstrap = SubjectBootstrap.from_records(records, snakemake.input.predictions, **params.bootstrap)
+        if kind == "classification":
+            frame = classification_table(records, list(params.method_order), bootstrap.intervals())
+            note = interval_note(bootstrap)
+        else:
+            alpha = 1 - bootstrap.ci
+            frame = comparisons_table(compare_arms(bootstrap), list(params.method_order), alpha=alpha)
+            note = comparison_note(bootstrap, params.config_name, alpha)
     return write_table(
         frame,
         Path(snakemake.output.csv).with_suffix(""),
         caption=CAPTIONS[kind],
-        config_name=snakemake.params.config_name,
-        seeds=list(snakemake.params.seeds),
+        config_name=params.config_name,
+        seeds=list(params.seeds),
+        note=note,
     )
 
 
