@@ -70,7 +70,7 @@ def run_one(preset: str, variant: str, args: argparse.Namespace) -> dict:
     train_s = time.perf_counter() - start
 
     context = model.context_features(x).mean(dim=0, keepdim=True) if model.uses_context else None
-    gen = torch.Generator(device=device).manual_seed(0)
+    gen = torch.Generator().manual_seed(0)  # latents are drawn on the CPU (GenerativeModel.draw_latents)
     model.generate(args.batch, context=context, generator=gen)        # warm-up
     _sync(device)
     start = time.perf_counter()

@@ -6,12 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+import torch
+from helpers_cuda import forbid_enabled_autocast, requires_cuda
 from test_arms import CLASSES, make_dataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from catvae.classifier.arms import build_training_set
-from catvae.classifier.cnn import build_cnn
-from catvae.classifier.evaluate import check_no_leakage
-from catvae.classifier.train import PAPER_PROTOCOL, run_arm
+from catvae.classifier.cnn import build_cnn, loss_function, loss_targets
+from catvae.classifier.evaluate import check_no_leakage, predict
+from catvae.classifier.train import PAPER_PROTOCOL, check_options, epoch_batches, fit, run_arm
 from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
 from catvae.models import count_parameters
@@ -132,3 +135,122 @@ def test_three_classes_use_a_softmax_head_end_to_end(tmp_path):
     probs = predictions[[f"prob_{c}" for c in classes]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert metrics["counts"]["Edema"] == {"total": 6, "real": 4, "synthetic": 2}
+
+
+# -- device-resident batching: the same numbers as the DataLoader loop it replaced ----------------------------------
+
+
+def _dataloader_fit(model, train, val, n_classes, options, device, seed):
+    """The classifier's training loop before the batches were gathered on the device (kept as the reference):
+    a DataLoader collating uint8 batches on the host, one copy and four host reads per step."""
+    loader = DataLoader(TensorDataset(*train), batch_size=options["batch_size"], shuffle=True,
+                        generator=torch.Generator().manual_seed(int(seed)))
+    optimiser = torch.optim.Adam(model.parameters(), lr=options["lr"])
+    criterion = loss_function(n_classes)
+    rows = []
+    for epoch in range(1, options["epochs"] + 1):
+        model.train()
+        total_loss, correct = 0.0, 0
+        for xb, yb in loader:
+            x = xb.to(device).float().div_(255.0)
+            y = yb.to(device)
+            optimiser.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = criterion(logits, loss_targets(y, n_classes))
+            loss.backward()
+            optimiser.step()
+            total_loss += float(loss.detach()) * len(x)
+            pred = (logits.reshape(-1) > 0).long() if n_classes == 2 else logits.argmax(dim=1)
+            correct += int((pred == y).sum())
+        model.eval()
+        with torch.no_grad():
+            val_total, val_probs = 0.0, []
+            for start in range(0, len(val[0]), options["batch_size"]):
+                xv = val[0][start:start + options["batch_size"]].to(device).float().div_(255.0)
+                yv = val[1][start:start + options["batch_size"]].to(device)
+                logits = model(xv)
+                val_total += float(criterion(logits, loss_targets(yv, n_classes))) * len(xv)
+                val_probs.append(logits)
+        n = len(train[1])
+        rows.append({"epoch": epoch, "train_loss": total_loss / n, "train_acc": correct / n,
+                     "val_loss": val_total / len(val[0])})
+    return pd.DataFrame(rows)
+
+
+def test_epoch_batches_are_the_dataloader_order():
+    n, batch_size, seed = 13, 4, 7
+    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    ours = epoch_batches(n, batch_size, seed)
+    for _ in range(4):
+        expected = [b[0] for b in loader]
+        got = next(ours)
+        assert [len(b) for b in got] == [4, 4, 4, 1]
+        assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_fit_gives_the_numbers_of_the_dataloader_loop_it_replaced(n_classes):
+    """On a CPU the device-resident batching changes nothing: the same history and weights, bitwise."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (23, 1, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(23) % n_classes
+    val = (images[:7].flip(-1), labels[:7])
+    options = {"image_size": 32, "channels": 1, "epochs": 3, "batch_size": 5, "lr": 1e-3}
+    runs = []
+    for method in ("new", "reference"):
+        torch.manual_seed(4)
+        model = build_cnn(32, 1, n_classes)
+        if method == "new":
+            history = fit(model, (images, labels), val, n_classes, options, torch.device("cpu"), seed=9, label="t")
+        else:
+            history = _dataloader_fit(model, (images, labels), val, n_classes, options, torch.device("cpu"), seed=9)
+        runs.append((history, model.state_dict()))
+    (new, new_state), (reference, reference_state) = runs
+    for column in ("epoch", "train_loss", "train_acc", "val_loss"):
+        assert new[column].tolist() == reference[column].tolist(), column
+    assert all(torch.equal(new_state[k], reference_state[k]) for k in reference_state)
+
+
+def test_predict_reads_back_once_and_matches_the_per_batch_sum():
+    torch.manual_seed(0)
+    model = build_cnn(32, 1, 3)
+    images = torch.randint(0, 256, (11, 1, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(11) % 3
+    probs, loss = predict(model, images, labels, 3, 4, torch.device("cpu"))
+    criterion, total = loss_function(3), 0.0
+    with torch.no_grad():
+        logits = [model(images[s:s + 4].float().div_(255.0)) for s in range(0, 11, 4)]
+        for s, chunk in zip(range(0, 11, 4), logits):
+            total += float(criterion(chunk, labels[s:s + 4])) * len(chunk)
+    assert loss == total / 11  # the float64 device sum equals the Python float sum, bitwise
+    np.testing.assert_array_equal(probs, torch.softmax(torch.cat(logits), dim=1).numpy())
+
+
+def test_amp_on_a_cpu_changes_nothing_and_is_recorded(dataset, tmp_path, monkeypatch):
+    forbid_enabled_autocast(monkeypatch)  # the explicit attention may switch autocast off; nothing may switch it on
+    split_csv, manifests = dataset
+    results = {}
+    for amp in (True, False):
+        results[amp] = run_arm(split_csv, str(tmp_path / str(amp)), arm="none", seed=1, classes=CLASSES,
+                               synthetic_manifests=manifests, options={**OPTIONS, "amp": amp}, config_name="test",
+                               device="cpu")
+    keys = ("accuracy", "loss", "confusion", "per_class")
+    assert {k: results[True][k] for k in keys} == {k: results[False][k] for k in keys}
+    assert results[True]["amp_dtype"] is None and results[True]["device_name"] == "cpu"
+    with pytest.raises(CatvaeError, match="classifier.amp"):
+        check_options({**OPTIONS, "amp": "yes"})
+    assert check_options(OPTIONS)["amp"] is False  # optional, off by default
+
+
+@requires_cuda
+@pytest.mark.parametrize("amp", [False, True])
+def test_classifier_on_a_real_gpu_is_repeatable(dataset, tmp_path, amp):
+    split_csv, manifests = dataset
+    runs = [run_arm(split_csv, str(tmp_path / name), arm="vae@8", seed=2, classes=CLASSES,
+                    synthetic_manifests=manifests, options={**OPTIONS, "amp": amp}, config_name="test", device="cuda")
+            for name in ("a", "b")]
+    assert runs[0]["device_name"] == torch.cuda.get_device_name()
+    assert (runs[0]["amp_dtype"] is not None) == amp
+    keys = ("accuracy", "loss", "confusion")
+    assert {k: runs[0][k] for k in keys} == {k: runs[1][k] for k in keys}

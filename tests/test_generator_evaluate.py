@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from catvae.errors import CatvaeError
 from catvae.generators.evaluate import evaluate_generator, export_latents
@@ -113,3 +114,48 @@ def test_export_latents(study, tmp_path):
     assert np.bincount(data["labels"]).tolist() == [10, 15]
     assert set(data["modalities"].tolist()) == {0}
     assert set(data["partition"].tolist()) == {"train", "val", "test"}
+
+
+def test_generation_timing_runs_a_second_with_cvae_codes_checked_before(study, tmp_path, monkeypatch):
+    """The timed loop only generates: the cvae's labels are validated before the clock starts, the clock runs for
+    at least 1 s, and the latents come from a CPU generator (as in synthesis)."""
+    import catvae.generators.evaluate as evaluate_module
+    import catvae.metrics.resources as resources
+    import catvae.models.cvae as cvae_module
+
+    state = {"timing": False, "checks_while_timing": [], "generators": set()}
+    real_time, real_check = resources.time_generation, cvae_module._check_range
+    real_build = evaluate_module.build_from_checkpoint
+
+    def timed(fn, n_images, batch_size, device, min_seconds=0.0):
+        state["timing"], state["min_seconds"] = True, min_seconds
+        try:
+            return real_time(fn, n_images, batch_size, device, min_seconds=min_seconds)
+        finally:
+            state["timing"] = False
+
+    def check(values, count, what):
+        if state["timing"]:
+            state["checks_while_timing"].append(what)
+        return real_check(values, count, what)
+
+    def build(payload, device):
+        model = real_build(payload, device)
+        real_generate = model.generate
+
+        def generate(n, *, generator=None, **kwargs):
+            state["generators"].add(generator.device)
+            return real_generate(n, generator=generator, **kwargs)
+
+        model.generate = generate
+        return model
+
+    monkeypatch.setattr(resources, "time_generation", timed)
+    monkeypatch.setattr(cvae_module, "_check_range", check)
+    monkeypatch.setattr(evaluate_module, "build_from_checkpoint", build)
+    q = evaluate(study, "cvae", "Tumor", tmp_path / "q.json")
+    assert state["min_seconds"] == 1.0 and state["checks_while_timing"] == []
+    assert state["generators"] == {torch.device("cpu")}
+    assert q["inference_ms_per_image"] > 0
+    assert q["inference_device"] == "cpu" and q["inference_device_name"] == "cpu"
+    assert q["device_name"] == "cpu" and q["amp_dtype"] is None  # the training's, from train_stats.json

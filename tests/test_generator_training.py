@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers_cuda import forbid_enabled_autocast, requires_cuda
 
 from catvae.data.images import save_png
 from catvae.errors import CatvaeError
@@ -220,3 +221,199 @@ def test_cvae_learns_the_sequence_as_modality(tmp_path):
     info = synthesise(str(out / "checkpoint.pt"), str(split_csv), str(tmp_path / "synthetic"), class_name="Tumor",
                       targets=[12], seed=0, device="cpu")
     assert info["n_generated"] == 12 - 6
+
+
+# --------------------------------------------------------------------------------------------------------------
+# GPU readiness, tested on a CPU: which CUDA RNG state a checkpoint holds, precision, host synchronisations
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_cuda_rng(monkeypatch):
+    """torch.cuda's RNG functions replaced by recorders; four visible GPUs, each with its own state."""
+    calls = {"get": [], "set": []}
+    states = {i: torch.full((16,), i, dtype=torch.uint8) for i in range(4)}
+
+    def get_rng_state(device="cuda"):
+        device = torch.device(device)
+        calls["get"].append(device)
+        return states[device.index].clone()
+
+    def get_rng_state_all():
+        raise AssertionError("only the device in use may be saved")
+
+    def set_rng_state_all(new_states):
+        raise AssertionError("only the device in use may be restored")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", get_rng_state)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", get_rng_state_all)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": calls["set"].append(
+        (state.clone(), torch.device(device))))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_rng_state_all)
+    return calls
+
+
+def test_checkpoint_saves_the_cuda_rng_state_of_the_device_in_use_only(fake_cuda_rng, tmp_path):
+    from catvae.generators.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
+
+    state = capture_rng_state(torch.device("cuda", 2))
+    assert fake_cuda_rng["get"] == [torch.device("cuda", 2)]
+    assert torch.equal(state["cuda"], torch.full((16,), 2, dtype=torch.uint8))
+
+    # Through the file (weights_only loading), onto a machine where the job got GPU 0 of one: no IndexError,
+    # and the saved state lands on the device in use.
+    save_checkpoint(tmp_path / "ckpt.pt", {"model_name": "vae", "model_state": {}, "options": {}, "image_size": 16,
+                                           "channels": 1, "classes": CLASSES, "modalities": ["flair"], "epoch": 1,
+                                           "rng_state": state})
+    loaded = load_checkpoint(tmp_path / "ckpt.pt")["rng_state"]
+    restore_rng_state(loaded, torch.device("cuda", 0))
+    assert len(fake_cuda_rng["set"]) == 1
+    restored, device = fake_cuda_rng["set"][0]
+    assert device == torch.device("cuda", 0) and torch.equal(restored, state["cuda"])
+
+
+def test_cpu_training_saves_and_restores_no_cuda_state(fake_cuda_rng):
+    from catvae.generators.checkpoint import capture_rng_state, restore_rng_state
+
+    state = capture_rng_state(torch.device("cpu"))
+    assert state["cuda"] is None and fake_cuda_rng["get"] == []
+    restore_rng_state(state, torch.device("cpu"))
+    assert fake_cuda_rng["set"] == []
+    # A file with a CUDA state resumed on a CPU: the CPU states are restored, the CUDA state is skipped.
+    restore_rng_state({**state, "cuda": torch.zeros(16, dtype=torch.uint8)}, torch.device("cpu"))
+    assert fake_cuda_rng["set"] == []
+
+
+def test_older_files_with_one_state_per_gpu_restore_without_crashing(fake_cuda_rng):
+    from catvae.generators.checkpoint import capture_rng_state, restore_rng_state
+
+    base = capture_rng_state(torch.device("cpu"))
+    per_gpu = [torch.full((16,), 10 + i, dtype=torch.uint8) for i in range(4)]
+    restore_rng_state({**base, "cuda": per_gpu}, torch.device("cuda", 1))
+    restore_rng_state({**base, "cuda": per_gpu[:1]}, torch.device("cuda", 3))  # fewer states than the index: skipped
+    assert [(int(s[0]), d) for s, d in fake_cuda_rng["set"]] == [(11, torch.device("cuda", 1))]
+
+
+def test_resume_file_of_another_gpu_model_is_not_continued(split_csv, tmp_path, monkeypatch):
+    """The device name is in the resume fingerprint: another GPU model would give other numbers."""
+    import catvae.generators.train as train_module
+
+    real_name = train_module.device_name
+    monkeypatch.setattr(train_module, "device_name", lambda device: "NVIDIA A100-SXM4-40GB")
+    with pytest.raises(Crash):
+        train("vae", split_csv, tmp_path / "run", on_epoch_end=_crash_at(3))
+    monkeypatch.setattr(train_module, "device_name", real_name)
+    stats = train("vae", split_csv, tmp_path / "run")
+    assert stats["resumed_from_epoch"] is None and stats["device_name"] == "cpu"
+
+
+def test_train_stats_record_device_and_precision(split_csv, tmp_path):
+    stats = train("vae", split_csv, tmp_path, epochs=1)
+    assert stats["device"] == "cpu" and stats["device_name"] == "cpu"
+    assert stats["amp"] is False and stats["amp_dtype"] is None and stats["channels_last"] is False
+
+
+def test_amp_on_a_cpu_trains_in_float32_without_autocast(split_csv, tmp_path, monkeypatch):
+    forbid_enabled_autocast(monkeypatch)  # the explicit attention may switch autocast off; nothing may switch it on
+    with_amp = train("catvae", split_csv, tmp_path / "amp", epochs=2, amp=True, attention="explicit")
+    train("catvae", split_csv, tmp_path / "fp32", epochs=2, amp=False, attention="explicit")
+    assert with_amp["amp"] is True and with_amp["amp_dtype"] is None and with_amp["channels_last"] is False
+    a = load_checkpoint(tmp_path / "amp" / "checkpoint.pt")["model_state"]
+    b = load_checkpoint(tmp_path / "fp32" / "checkpoint.pt")["model_state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # exactly the float32 run
+
+
+@pytest.mark.parametrize("model_name", ["vae", "catvae", "cvae"])
+def test_a_channels_last_epoch_matches_the_contiguous_one(model_name):
+    """The NHWC path (used under AMP on CUDA) runs every model, with the same losses and updates within tolerance."""
+    from catvae.generators.train import _train_epoch
+    from catvae.models import build_generator
+
+    torch.manual_seed(0)
+    images = torch.rand(12, 1, SIZE, SIZE)
+    labels = torch.randint(0, 2, (12,)) if model_name == "cvae" else None
+    mods = torch.zeros(12, dtype=torch.long) if model_name == "cvae" else None
+    options = {**TINY[model_name], "attention": "fused"} if model_name == "catvae" else TINY[model_name]
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(1)
+        model = build_generator(model_name, image_size=SIZE, channels=1, options=options, n_classes=2)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)  # Adam's first steps amplify float noise to +-lr
+        torch.manual_seed(2)
+        means = _train_epoch(model, optimizer, torch.amp.GradScaler("cuda", enabled=False), images, labels, mods,
+                             epoch=1, seed=0, batch_size=5, grad_clip=1.0, amp_dtype=None, channels_last=channels_last)
+        results.append((means, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+    (means_a, state_a), (means_b, state_b) = results
+    assert means_a.keys() == means_b.keys()
+    for key in means_a:
+        assert means_b[key] == pytest.approx(means_a[key], rel=1e-4, abs=1e-6), key
+    for key in state_a:
+        torch.testing.assert_close(state_b[key].contiguous(), state_a[key].contiguous(), rtol=1e-4, atol=1e-5)
+
+
+def test_cvae_codes_are_validated_once_per_data_set_not_per_step(split_csv, tmp_path, monkeypatch):
+    import catvae.models.cvae as cvae_module
+
+    checked = []
+    real_check = cvae_module._check_range
+    monkeypatch.setattr(cvae_module, "_check_range", lambda values, count, what: checked.append(
+        (what, values.device.type, len(values))) or real_check(values, count, what))
+    train("cvae", split_csv, tmp_path, epochs=2)
+    # 15 training images, 2 batches an epoch, forward + loss: per-step checks would be 16 calls.
+    assert checked == [("labels", "cpu", 15), ("modalities", "cpu", 15)]
+
+
+def test_cvae_condition_checks(tmp_path):
+    from catvae.models import build_generator
+
+    model = build_generator("cvae", image_size=SIZE, channels=1, options=TINY["cvae"], n_classes=2, n_modalities=2)
+    with pytest.raises(CatvaeError, match=r"labels must lie in \[0, 1\]; got 0\.\.2"):
+        model.check_conditions(torch.tensor([0, 2, 1]), torch.tensor([0, 0, 1]))
+    with pytest.raises(CatvaeError, match=r"modalities must lie in \[0, 1\]"):
+        model.check_conditions(torch.tensor([0, 1]), torch.tensor([0, -1]))
+    with pytest.raises(CatvaeError, match="needs modalities"):
+        model.check_conditions(torch.tensor([0, 1]))
+    x = torch.rand(2, 1, SIZE, SIZE)
+    with model.conditions_checked():
+        with model.conditions_checked():
+            model(x, labels=torch.tensor([0, 1]), modalities=torch.tensor([1, 0]))
+        assert not model._check_ranges
+    assert model._check_ranges  # checked again after the block
+    with pytest.raises(CatvaeError, match="labels must lie"):
+        model(x, labels=torch.tensor([0, 5]), modalities=torch.tensor([1, 0]))
+    out = model(x, labels=torch.tensor([0, 1]), modalities=torch.tensor([1, 0]))
+    terms = model.loss(x, out, labels=torch.tensor([0, 1]), modalities=torch.tensor([1, 0]), epoch=2)
+    assert terms["beta"].dtype == torch.float32 and terms["beta"].item() == pytest.approx(model.beta_at(2))
+
+
+def test_each_epoch_copies_its_permutation_to_the_device_once(split_csv, tmp_path, monkeypatch):
+    import catvae.generators.train as train_module
+
+    copies = []
+    real = train_module.to_device
+    monkeypatch.setattr(train_module, "to_device", lambda t, d: copies.append(len(t)) or real(t, d))
+    train("vae", split_csv, tmp_path, epochs=3, batch_size=4)  # 9 images: 2 batches an epoch, one copy
+    assert copies == [9, 9, 9]
+
+
+@requires_cuda
+def test_resume_equals_uninterrupted_run_on_cuda(split_csv, tmp_path):
+    """On a GPU the deterministic settings make a resumed VAE run equal an uninterrupted one (bitwise)."""
+    def run(out, **kwargs):
+        return train_generator("vae", str(split_csv), str(out), group="Tumor", image_size=SIZE, channels=1,
+                               options=TINY["vae"], classes=CLASSES, modalities=["flair"], seed=3, device="cuda",
+                               **kwargs)
+
+    run(tmp_path / "straight")
+    with pytest.raises(Crash):
+        run(tmp_path / "resumed", on_epoch_end=_crash_at(3))
+    stats = run(tmp_path / "resumed")
+    assert stats["resumed_from_epoch"] == 2 and stats["device_name"] == torch.cuda.get_device_name()
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")["model_state"]
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["model_state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_checkpoint(tmp_path / "straight" / "checkpoint.pt")["rng_state"]["cuda"].dtype == torch.uint8

@@ -1,6 +1,7 @@
 """Reconstruction metrics, memorisation and resource measurement on tiny generated arrays."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -148,8 +149,25 @@ def test_time_generation_counts_every_image():
     assert ms >= 0.0 and math.isfinite(ms)
 
 
+def test_time_generation_runs_for_at_least_min_seconds():
+    calls = []
+
+    def fn(k):
+        calls.append(k)
+        time.sleep(0.01)
+        return torch.zeros(k, 1, 4, 4)
+
+    ms = time_generation(fn, n_images=10, batch_size=4, device="cpu", min_seconds=0.2)
+    timed = calls[1:]  # after the warm-up batch
+    assert timed[:3] == [4, 4, 2] and len(timed) > 3 and all(k == 4 for k in timed[3:])  # then whole batches
+    assert ms * sum(timed) / 1000.0 >= 0.2  # the clock covered at least min_seconds
+    assert ms * sum(timed) / 1000.0 >= 0.01 * len(timed)
+
+
 def test_time_generation_rejects_bad_calls():
     with pytest.raises(CatvaeError):
         time_generation(lambda k: torch.zeros(k), n_images=0, batch_size=4, device="cpu")
     with pytest.raises(CatvaeError, match="asked the generator for 3"):
         time_generation(lambda k: torch.zeros(1), n_images=3, batch_size=4, device="cpu")
+    with pytest.raises(CatvaeError, match="min_seconds"):
+        time_generation(lambda k: torch.zeros(k), n_images=3, batch_size=4, device="cpu", min_seconds=-1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers_cuda import requires_cuda
 
 from catvae.errors import CatvaeError
 from catvae.models import (
@@ -181,6 +182,62 @@ def test_generate_is_seeded_and_in_unit_range(name):
     assert not torch.allclose(a, c)
     assert a.min() >= 0 and a.max() <= 1
     assert model.training                       # inference helpers restore the training mode
+
+
+@pytest.mark.parametrize("name", ["vae", "cvae"])
+def test_latents_are_drawn_on_the_cpu_then_moved(name):
+    """Same seed, same z whatever device the model is on: z comes from a CPU generator (or the CPU global RNG)."""
+    model = _build(name, n_classes=2) if name == "cvae" else _build(name)
+    expected = torch.randn(4, model.latent_dim, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(model.draw_latents(4, torch.Generator().manual_seed(3)), expected, rtol=0, atol=0)
+
+    on_meta = model.to("meta")  # a model on another device: the latents are still the CPU draw, moved there
+    z = on_meta.draw_latents(4, torch.Generator().manual_seed(3))
+    assert z.device.type == "meta" and z.shape == expected.shape
+
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    on_meta.draw_latents(2)  # no generator: torch's global CPU generator advances
+    assert not torch.equal(before, torch.get_rng_state())
+
+    class GpuGenerator:  # stands in for torch.Generator(device="cuda")
+        device = torch.device("cuda", 0)
+
+    with pytest.raises(CatvaeError, match="CPU torch.Generator"):
+        model.draw_latents(2, GpuGenerator())
+
+
+def test_explicit_attention_stays_float32_under_autocast():
+    """The float32 reference path switches autocast off inside (checked with CPU autocast; CUDA's is the same API)."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 8, 16, 64), torch.randn(2, 8, 64, 64), torch.randn(2, 8, 64, 64)
+    reference = explicit_attention(q, k, v)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (q @ k.transpose(-2, -1)).dtype == torch.bfloat16  # autocast is on out here
+        inside = explicit_attention(q, k, v)
+        from_half = explicit_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert inside.dtype == torch.float32 and from_half.dtype == torch.float32
+    torch.testing.assert_close(inside, reference, rtol=0, atol=0)
+    assert explicit_attention(q.double(), k.double(), v.double()).dtype == torch.float64
+
+
+@requires_cuda
+@pytest.mark.parametrize("name", ["vae", "catvae", "cvae"])
+def test_same_seed_same_latents_and_images_on_cpu_and_gpu(name):
+    torch.manual_seed(0)
+    cpu_model = _build(name, n_classes=2) if name == "cvae" else _build(name)
+    gpu_model = (_build(name, n_classes=2) if name == "cvae" else _build(name)).to("cuda")
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    kwargs = dict(_conditions(name, 3))
+    if name == "catvae":
+        kwargs["context"] = cpu_model.context_features(torch.rand(1, 1, 32, 32))
+    z_cpu = cpu_model.draw_latents(3, torch.Generator().manual_seed(11))
+    z_gpu = gpu_model.draw_latents(3, torch.Generator().manual_seed(11))
+    assert z_gpu.device.type == "cuda" and torch.equal(z_gpu.cpu(), z_cpu)
+    a = cpu_model.generate(3, generator=torch.Generator().manual_seed(11), **kwargs)
+    gpu_kwargs = {key: value.to("cuda") for key, value in kwargs.items()}
+    b = gpu_model.generate(3, generator=torch.Generator().manual_seed(11), **gpu_kwargs)
+    torch.testing.assert_close(b.cpu(), a, rtol=1e-3, atol=1e-3)
 
 
 def test_cvae_beta_warmup_schedule():

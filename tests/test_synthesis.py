@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from catvae.data.images import load_images
 from catvae.errors import CatvaeError
@@ -115,3 +116,27 @@ def test_bad_requests_raise(trained, tmp_path):
     with pytest.raises(CatvaeError, match="not found"):
         synthesise(str(tmp_path / "missing.pt"), str(trained["split"]), str(tmp_path), class_name="NoTumor",
                    targets=[10], seed=0, device="cpu")
+
+
+def test_latents_come_from_a_cpu_generator(trained, tmp_path, monkeypatch):
+    """CPU and CUDA generators give different streams for one seed: synthesis draws on the CPU on every device."""
+    import catvae.generators.synthesis as synthesis_module
+
+    seen = []
+    real_build = synthesis_module.build_from_checkpoint
+
+    def build(payload, device):
+        model = real_build(payload, device)
+        real_generate = model.generate
+
+        def generate(n, *, generator=None, **kwargs):
+            seen.append((n, generator.device, generator.initial_seed()))
+            return real_generate(n, generator=generator, **kwargs)
+
+        model.generate = generate
+        return model
+
+    monkeypatch.setattr(synthesis_module, "build_from_checkpoint", build)
+    info = run(trained, "cvae", tmp_path, targets=[12], batch_size=4, seed=5)
+    assert seen == [(4, torch.device("cpu"), 5), (2, torch.device("cpu"), 5)]  # one generator, batch after batch
+    assert info["device"] == "cpu" and info["device_name"] == "cpu"

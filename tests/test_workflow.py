@@ -158,6 +158,74 @@ def test_paper_preset_dry_run_lists_the_full_study(tmp_path):
     assert jobs["paper_protocol_table"] == 1
 
 
+# The rules that run a torch model on config `device`; they, and only they, ask for a GPU (README, "On a cluster").
+GPU_RULES = {"train_generator", "synthesise", "evaluate_generator", "export_latents", "train_classifier"}
+SLURM_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "slurm"
+
+
+def _planned_resources(workdir: Path, config_path: Path, *args: str) -> dict[str, list[dict[str, str]]]:
+    """Each rule's jobs in a dry run, as the `resources:` line Snakemake prints for the job (key -> value)."""
+    proc = run_snakemake(workdir, config_path, "-n", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plan: dict[str, list[dict[str, str]]] = {}
+    rule = None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        line = line.strip()
+        if match := re.match(r"^(?:local)?rule (\w+):$", line):
+            rule = match.group(1)
+        elif rule and line.startswith("resources: "):
+            plan.setdefault(rule, []).append(dict(item.split("=", 1) for item in line[11:].split(", ")))
+            rule = None
+    assert plan, proc.stdout[-2000:]
+    return plan
+
+
+def _gpu_requests(plan: dict[str, list[dict[str, str]]]) -> dict[str, set[int]]:
+    return {rule: {int(job.get("gpu", 0)) for job in jobs} for rule, jobs in plan.items()}
+
+
+@pytest.mark.parametrize("profile", ["none", "slurm"])
+def test_dry_run_gpu_requests_follow_device_rule_by_rule(tmp_path, tiny_config, profile):
+    """One GPU for each job of the five model rules unless `device` is cpu, none for any other rule; the SLURM
+    profile adds no GPU request of its own (it used to give training one even with `device: cpu`)."""
+    config_path = write_config(tmp_path, tiny_config)
+    extra = ("--profile", str(SLURM_PROFILE)) if profile == "slurm" else ()
+    for device in ("cpu", "cuda", "auto"):
+        requests = _gpu_requests(_planned_resources(tmp_path, config_path, "--config", f"device={device}", *extra))
+        assert GPU_RULES <= set(requests), sorted(requests)  # every GPU rule is in the plan, so each was checked
+        for rule, gpus in requests.items():
+            wanted = 1 if rule in GPU_RULES and device != "cpu" else 0
+            assert gpus == {wanted}, f"device {device}, profile {profile}: rule {rule} asks for {gpus} GPU(s)"
+
+
+def test_dry_run_of_the_readme_partition_recipe_sends_exactly_the_gpu_jobs_to_the_gpu_partition(tmp_path, tiny_config):
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    recipes = re.findall(r"`(--set-resources [^`]*slurm_partition=gpu[^`]*)`", readme)
+    assert len(recipes) == 1, recipes
+    recipe = recipes[0]
+    assert {item.split(":")[0] for item in recipe.split()[1:]} == GPU_RULES
+    config_path = write_config(tmp_path, {**tiny_config, "device": "auto"})
+    plan = _planned_resources(tmp_path, config_path, "--profile", str(SLURM_PROFILE), *recipe.split())
+    for rule, jobs in plan.items():
+        for job in jobs:
+            if rule == "all":
+                continue
+            on_gpu_partition = job.get("slurm_partition") == "gpu"
+            assert on_gpu_partition == (rule in GPU_RULES) == (job.get("gpu") == "1"), (rule, job)
+
+
+def test_local_profile_runs_one_gpu_job_at_a_time():
+    import yaml
+
+    from conftest import REPO
+
+    profile = yaml.safe_load((REPO / "profiles" / "local" / "config.yaml").read_text())
+    assert profile["resources"] == {"gpu": 1}
+    assert "set-resources" not in yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+
+
 def test_snakemake_lint_is_clean(tmp_path):
     import subprocess
 

@@ -25,6 +25,7 @@ from catvae.data.images import read_manifest  # noqa: E402
 from catvae.errors import CatvaeError  # noqa: E402
 from catvae.io import atomic_path, write_csv  # noqa: E402
 from catvae.metrics.classification import classification_metrics  # noqa: E402
+from catvae.precision import autocast, to_device, use_channels_last  # noqa: E402
 
 
 def check_no_leakage(training: TrainingSet, test: pd.DataFrame, synthetic_manifests: dict[str, str]) -> None:
@@ -56,22 +57,30 @@ def check_no_leakage(training: TrainingSet, test: pd.DataFrame, synthetic_manife
 @torch.no_grad()
 def predict(
     model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, n_classes: int, batch_size: int,
-    device: torch.device,
+    device: torch.device, amp_dtype: torch.dtype | None = None,
 ) -> tuple[np.ndarray, float]:
     """Class probabilities `[N, n_classes]` and the mean loss, in eval mode (no dropout).
 
-    `images` are uint8 `[N, C, S, S]` (kept compact in memory), scaled to [0, 1] per batch on the device.
+    `images` are uint8 `[N, C, S, S]` (kept compact in memory), on the host or already on `device`, scaled to
+    [0, 1] per batch on the device. Probabilities and the loss sum stay on the device until the end (one read
+    back, not one per batch); the loss sum is float64, as the Python float sum it replaces. `amp_dtype` runs the
+    model under autocast on CUDA (catvae.precision); probabilities and loss are computed in float32.
     """
     model.eval()
     criterion = loss_function(n_classes)
-    probs, total = [], 0.0
+    channels_last = use_channels_last(device, amp_dtype)
+    probs, total = [], torch.zeros((), dtype=torch.float64, device=device)
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device).float().div_(255.0)
-        y = labels[start : start + batch_size].to(device)
-        logits = model(x)
-        total += float(criterion(logits, loss_targets(y, n_classes))) * len(x)
-        probs.append(logits_to_probs(logits, n_classes).cpu())
-    return torch.cat(probs).numpy(), total / max(1, len(images))
+        x = to_device(images[start : start + batch_size], device).float().div_(255.0)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = to_device(labels[start : start + batch_size], device)
+        with autocast(device, amp_dtype):
+            logits = model(x)
+        logits = logits.float()
+        total += criterion(logits, loss_targets(y, n_classes)).double() * len(x)
+        probs.append(logits_to_probs(logits, n_classes))
+    return torch.cat(probs).cpu().numpy(), float(total) / max(1, len(images))
 
 
 def score(true: np.ndarray, probs: np.ndarray, loss: float, classes: list[str]) -> dict[str, Any]:

@@ -12,13 +12,13 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from catvae.classifier.arms import TrainingSet, build_training_set, validate_split
 from catvae.classifier.augment import apply_recipe
@@ -31,10 +31,12 @@ from catvae.classifier.evaluate import (
     write_confusion,
 )
 from catvae.data.images import load_images, read_manifest
-from catvae.device import resolve_device, seed_everything, set_threads
+from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path, write_csv, write_json
 from catvae.models import count_parameters
+from catvae.precision import amp_dtype as resolve_amp_dtype
+from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
 
 log = logging.getLogger("catvae.classifier.train")
 
@@ -61,6 +63,10 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(out["lr"], (int, float)) or not out["lr"] > 0:
         raise CatvaeError(f"config key 'classifier.lr' must be a positive number, got {out['lr']!r}")
     out["lr"] = float(out["lr"])
+    amp = options.get("amp", False)
+    if not isinstance(amp, bool):
+        raise CatvaeError(f"config key 'classifier.amp' must be true or false, got {amp!r}")
+    out["amp"] = amp
     return out
 
 
@@ -89,43 +95,80 @@ def load_table(
     return torch.from_numpy(out), labels
 
 
+def epoch_batches(n: int, batch_size: int, seed: int) -> Iterator[list[torch.Tensor]]:
+    """Each epoch's shuffled index batches (CPU int64), one list per epoch, forever.
+
+    The order is exactly what `DataLoader(TensorDataset(...), shuffle=True, generator=Generator().manual_seed(seed))`
+    produced when it collated the batches itself: the same loader and sampler run here over the indices alone
+    (so every draw from the generator is the same), and the images are gathered on the device instead.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    loader = DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=generator)
+    while True:
+        yield list(loader)
+
+
 def fit(
     model: torch.nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
     n_classes: int, options: dict[str, Any], device: torch.device, seed: int, label: str,
+    amp_dtype: torch.dtype | None = None,
 ) -> pd.DataFrame:
-    """Adam for a fixed number of epochs; returns the learning-curve table (one row an epoch)."""
-    loader = DataLoader(
-        TensorDataset(*train), batch_size=options["batch_size"], shuffle=True,
-        generator=torch.Generator().manual_seed(int(seed)),
-    )
+    """Adam for a fixed number of epochs; returns the learning-curve table (one row an epoch).
+
+    The uint8 images are copied to `device` once and each batch is gathered there from the epoch's permutation
+    (itself copied once per epoch); the loss and accuracy sums stay on the device until the epoch ends, so a
+    step never waits for the host. `amp_dtype` runs the forward pass under autocast (CUDA only, see
+    catvae.precision); the loss is computed in float32.
+    """
+    images, labels = train[0].to(device), train[1].to(device)
+    val_on_device = (val[0].to(device), val[1].to(device))
+    batches = epoch_batches(len(labels), options["batch_size"], seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=options["lr"])
+    scaler = grad_scaler(amp_dtype)
+    channels_last = use_channels_last(device, amp_dtype)
     criterion = loss_function(n_classes)
     rows = []
     for epoch in range(1, options["epochs"] + 1):
         start = time.perf_counter()
         model.train()
-        total_loss, correct = 0.0, 0
-        for xb, yb in loader:
-            x = xb.to(device).float().div_(255.0)
-            y = yb.to(device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        chunks = next(batches)
+        for idx in to_device(torch.cat(chunks), device).split([len(c) for c in chunks]):
+            x = images[idx].float().div_(255.0)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = labels[idx]
             optimiser.zero_grad(set_to_none=True)
-            logits = model(x)
+            with autocast(device, amp_dtype):
+                logits = model(x)
+            logits = logits.float()
             loss = criterion(logits, loss_targets(y, n_classes))
-            loss.backward()
-            optimiser.step()
-            total_loss += float(loss.detach()) * len(x)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            loss_sum += loss.detach().double() * len(idx)  # float64, as the Python float sum it replaces
             pred = (logits.reshape(-1) > 0).long() if n_classes == 2 else logits.argmax(dim=1)
-            correct += int((pred == y).sum())
-        val_probs, val_loss = predict(model, *val, n_classes, options["batch_size"], device)
+            correct += (pred == y).sum()
+        val_probs, val_loss = predict(model, *val_on_device, n_classes, options["batch_size"], device, amp_dtype)
         val_acc = float((val_probs.argmax(axis=1) == val[1].numpy()).mean())
         seconds = time.perf_counter() - start
         n = len(train[1])
-        rows.append({"epoch": epoch, "train_loss": total_loss / n, "train_acc": correct / n,
+        rows.append({"epoch": epoch, "train_loss": float(loss_sum) / n, "train_acc": int(correct) / n,
                      "val_loss": val_loss, "val_acc": val_acc, "seconds": seconds})
         log.info("%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1fs (%.1f images/s)",
                  label, epoch, options["epochs"], rows[-1]["train_loss"], rows[-1]["train_acc"],
                  val_loss, val_acc, seconds, n / seconds if seconds > 0 else float("nan"))
     return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"])
+
+
+def build_model(options: dict[str, Any], n_classes: int, device: torch.device,
+                amp_dtype: torch.dtype | None) -> torch.nn.Module:
+    """The CNN on `device`, NHWC where mixed precision runs on CUDA (catvae.precision.use_channels_last)."""
+    model = build_cnn(options["image_size"], options["channels"], n_classes).to(device)
+    if use_channels_last(device, amp_dtype):
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def _portable(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
@@ -149,11 +192,11 @@ def _composition(sources: pd.Series, classes_col: pd.Series, classes: list[str])
 
 
 def _header(training: TrainingSet, seed: int, protocol: str, config_name: str, device: torch.device,
-            options: dict[str, Any]) -> dict[str, Any]:
+            options: dict[str, Any], amp_dtype: torch.dtype | None) -> dict[str, Any]:
     return {"arm": training.arm, "method": training.method, "target": training.target,
             "target_count": training.target_count, "seed": int(seed), "protocol": protocol,
             "classes": list(training.classes), "config_name": config_name, "device": str(device),
-            "epochs": options["epochs"]}
+            "device_name": device_name(device), "amp_dtype": dtype_name(amp_dtype), "epochs": options["epochs"]}
 
 
 def run_arm(
@@ -178,10 +221,8 @@ def run_arm(
     """
     options = check_options(options)
     set_threads(threads)
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    dev = resolve_device(device)  # on CUDA also switches on deterministic kernels (catvae.device)
+    amp = resolve_amp_dtype(options["amp"], dev, key="classifier.amp")
     split = validate_split(read_manifest(split_csv, required=("subject", "class", "path", "partition")), classes,
                            source=str(split_csv))
     training = build_training_set(split, arm, classes, synthetic_manifests, seed)
@@ -203,13 +244,13 @@ def run_arm(
     test_data = load_table(parts["test"], classes, size, channels)
 
     seed_everything(seed)
-    model = build_cnn(size, channels, n_classes).to(dev)
+    model = build_model(options, n_classes, dev, amp)
     start = time.perf_counter()
-    history = fit(model, train_data, val_data, n_classes, options, dev, seed, label=f"{arm} seed{seed}")
+    history = fit(model, train_data, val_data, n_classes, options, dev, seed, label=f"{arm} seed{seed}", amp_dtype=amp)
     train_seconds = time.perf_counter() - start
-    probs, test_loss = predict(model, *test_data, n_classes, options["batch_size"], dev)
+    probs, test_loss = predict(model, *test_data, n_classes, options["batch_size"], dev, amp)
 
-    metrics = _header(training, seed, HELD_OUT, config_name, dev, options)
+    metrics = _header(training, seed, HELD_OUT, config_name, dev, options, amp)
     metrics.update(score(test_data[1].numpy(), probs, test_loss, classes))
     metrics.update({"counts": training.counts, "n_train": len(table), "parameters": count_parameters(model),
                     "train_seconds": train_seconds,
@@ -225,7 +266,7 @@ def run_arm(
     write_confusion(out / "confusion.csv", out / "confusion.png", metrics["confusion"], classes,
                     title=f"{arm} seed {seed} (held-out test, n={metrics['n_test']})")
     if paper_protocol:
-        paper = _paper_protocol(training, table, train_data, classes, options, dev, seed, config_name)
+        paper = _paper_protocol(training, table, train_data, classes, options, dev, seed, config_name, amp)
         write_json(out / "metrics_paper_protocol.json", paper)
         metrics["paper_protocol_accuracy"] = paper["accuracy"]
     write_json(out / "metrics.json", metrics)
@@ -236,7 +277,7 @@ def run_arm(
 
 def _paper_protocol(training: TrainingSet, table: pd.DataFrame, data: tuple[torch.Tensor, torch.Tensor],
                     classes: list[str], options: dict[str, Any], dev: torch.device, seed: int,
-                    config_name: str) -> dict[str, Any]:
+                    config_name: str, amp: torch.dtype | None = None) -> dict[str, Any]:
     """The reference's protocol: a seeded random 80/20 split of the mixed real + extra pool, validated on the 20."""
     index = np.arange(len(table))
     if len(index) < 5:
@@ -245,12 +286,12 @@ def _paper_protocol(training: TrainingSet, table: pd.DataFrame, data: tuple[torc
     fit_idx, score_idx = np.sort(fit_idx), np.sort(score_idx)
     images, labels = data
     seed_everything(seed)
-    model = build_cnn(options["image_size"], options["channels"], len(classes)).to(dev)
+    model = build_model(options, len(classes), dev, amp)
     score_data = (images[score_idx], labels[score_idx])
     fit(model, (images[fit_idx], labels[fit_idx]), score_data, len(classes), options, dev, seed,
-        label=f"{training.arm} seed{seed} [paper protocol]")
-    probs, loss = predict(model, *score_data, len(classes), options["batch_size"], dev)
-    result = _header(training, seed, PAPER_PROTOCOL, config_name, dev, options)
+        label=f"{training.arm} seed{seed} [paper protocol]", amp_dtype=amp)
+    probs, loss = predict(model, *score_data, len(classes), options["batch_size"], dev, amp)
+    result = _header(training, seed, PAPER_PROTOCOL, config_name, dev, options, amp)
     result.update(score(score_data[1].numpy(), probs, loss, classes))
     fitted = table.iloc[fit_idx]
     result.update({"counts": _composition(fitted["source"], fitted["class"], classes), "n_train": len(fit_idx),

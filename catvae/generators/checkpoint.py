@@ -28,8 +28,13 @@ FORMAT_VERSION = 1
 _NOT_FINGERPRINTED = ("epochs", "checkpoint_every", "context")
 
 
-def capture_rng_state() -> dict[str, Any]:
-    """Snapshot every RNG a training epoch touches (torch CPU/CUDA for noise and dropout, NumPy, Python)."""
+def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """Snapshot every RNG a training epoch touches (torch CPU, the CUDA device in use, NumPy, Python).
+
+    Only the CUDA generator of `device` is saved (None when training on a CPU): the other GPUs' generators draw
+    nothing for this run, and a file holding one state per visible GPU could not be restored where fewer are
+    visible.
+    """
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -41,13 +46,19 @@ def capture_rng_state() -> dict[str, Any]:
             "cached_gaussian": float(np_state[4]),
         },
         "python": _to_lists(random.getstate()),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if device is not None and device.type == "cuda" else None,
     }
     return state
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Put back what `capture_rng_state` saved, so a resumed run draws the same numbers as an uninterrupted one."""
+def restore_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Put back what `capture_rng_state` saved, so a resumed run draws the same numbers as an uninterrupted one.
+
+    The saved CUDA state goes to `device`, whichever GPU index it has now: a run saved on `cuda:3` resumes on
+    `cuda:0`. A CUDA state with no CUDA device in use is skipped (the resume fingerprint, which includes the
+    device name, normally keeps such a file from being used at all). Files of format 1 before this change held
+    a list with one state per visible GPU; the state of the device's index is taken when present.
+    """
     torch.set_rng_state(state["torch"])
     np_state = state["numpy"]
     np.random.set_state(
@@ -60,8 +71,12 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         )
     )
     random.setstate(_to_tuples(state["python"]))
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda_state = state.get("cuda")
+    if isinstance(cuda_state, (list, tuple)):  # older files: one state per visible GPU
+        index = (device.index or 0) if device is not None else 0
+        cuda_state = cuda_state[index] if index < len(cuda_state) else None
+    if cuda_state is not None and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_state, device)
 
 
 def config_fingerprint(**config: Any) -> str:

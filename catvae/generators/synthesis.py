@@ -16,11 +16,12 @@ import pandas as pd
 import torch
 
 from catvae.data.images import load_images, save_png
-from catvae.device import resolve_device, seed_everything, set_threads
+from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
 from catvae.generators.train import class_rows, read_split
 from catvae.io import write_csv, write_json
+from catvae.precision import to_device
 from catvae.registry import generator
 
 log = logging.getLogger("catvae.generators.synthesis")
@@ -108,7 +109,7 @@ def synthesise(
         log.info("generating %d %s images of class %r (context %s)", count, model_name, class_name, context_used)
         real = load_images(list(train_rows["abspath"]), int(payload["image_size"]), int(payload["channels"]))
         sampler = ContextSampler(model, real, context_mode, seed, dev) if uses_context else None
-        gen = torch.Generator(device=dev).manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(int(seed))  # CPU: the same seed gives the same latents on every device
         done = 0
         while done < count:
             n = min(batch_size, count - done)
@@ -135,6 +136,7 @@ def synthesise(
         "targets": [t if isinstance(t, str) else int(t) for t in targets], "largest_target": largest,
         "n_generated": count, "context": context_used, "seed": int(seed), "checkpoint": str(checkpoint),
         "modalities": [payload["modalities"][m] for m in modality_cycle] if modality_cycle else None,
+        "device": str(dev), "device_name": device_name(dev),
     }
     # info.json first, manifest last: the manifest is the file downstream rules wait for.
     write_json(out / "info.json", info)
@@ -179,7 +181,7 @@ class ContextSampler:
 
     @torch.no_grad()
     def _features(self, index: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(self.real[index]).to(self.device)
+        x = to_device(torch.from_numpy(self.real[index]), self.device)
         feats = self.model.context_features(x)
         if feats is None:
             raise CatvaeError(f"model {self.model.name!r} returned no context features")

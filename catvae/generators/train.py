@@ -23,7 +23,7 @@ import torch
 
 from catvae.config import defaults
 from catvae.data.images import load_images, read_manifest
-from catvae.device import resolve_device, seed_everything, set_threads
+from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import (
     capture_rng_state,
@@ -33,6 +33,8 @@ from catvae.generators.checkpoint import (
     save_checkpoint,
 )
 from catvae.io import write_csv, write_json
+from catvae.precision import amp_dtype as resolve_amp_dtype
+from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
 from catvae.registry import ALL_CLASSES, generator
 
 log = logging.getLogger("catvae.generators.train")
@@ -141,6 +143,8 @@ def train_generator(
     hp = _training_options(model_name, options)
     set_threads(threads)
     dev = resolve_device(device)
+    amp_dtype = resolve_amp_dtype(hp["amp"], dev, key=f"generators.{model_name}.amp")
+    channels_last = use_channels_last(dev, amp_dtype)
     out = Path(out_dir)
     resume_path = Path(resume_dir) if resume_dir else out / ".resume"
     resume_path = resume_path / RESUME_FILE
@@ -156,6 +160,8 @@ def train_generator(
         model_name=model_name, group=group, image_size=image_size, channels=channels, options=options,
         classes=list(classes), modalities=list(modalities), seed=seed,
         rows=rows[["path", "class", "modality"]].to_dict("list"),
+        # Another GPU model or precision gives other numbers: its resume file must not be continued here.
+        device_name=device_name(dev), amp_dtype=dtype_name(amp_dtype),
     )
 
     seed_everything(seed)
@@ -163,6 +169,10 @@ def train_generator(
         model_name, image_size=image_size, channels=channels, options=dict(options),
         n_classes=n_classes, n_modalities=n_modalities,
     ).to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if conditional:  # once per data set, on the host; each step's codes are slices of these
+        model.check_conditions(torch.from_numpy(labels_np), torch.from_numpy(mods_np))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"])
     scheduler = (
@@ -172,8 +182,7 @@ def train_generator(
         if hp["plateau"]
         else None
     )
-    amp_dtype = _amp_dtype(hp["amp"], dev)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    scaler = grad_scaler(amp_dtype)
 
     history: list[dict[str, float]] = []
     start_epoch, elapsed_before, peak_before, resumed_from = 0, 0.0, 0.0, None
@@ -185,7 +194,7 @@ def train_generator(
             scheduler.load_state_dict(resume["scheduler_state"])
         if resume.get("scaler_state"):
             scaler.load_state_dict(resume["scaler_state"])
-        restore_rng_state(resume["rng_state"])
+        restore_rng_state(resume["rng_state"], dev)
         history = list(resume["history"])
         start_epoch = resumed_from = int(resume["epoch"])
         elapsed_before = float(resume.get("elapsed_s", 0.0))
@@ -196,9 +205,9 @@ def train_generator(
     labels = torch.from_numpy(labels_np).to(dev) if conditional else None
     mods = torch.from_numpy(mods_np).to(dev) if conditional else None
     log.info(
-        "training %s/%s on %d images (%dx%d, %d channel(s)) for %d epochs on %s%s",
-        model_name, group, len(rows), image_size, image_size, channels, hp["epochs"], dev,
-        f", AMP {amp_dtype}" if amp_dtype else "",
+        "training %s/%s on %d images (%dx%d, %d channel(s)) for %d epochs on %s (%s)%s",
+        model_name, group, len(rows), image_size, image_size, channels, hp["epochs"], dev, device_name(dev),
+        f", AMP {dtype_name(amp_dtype)}" if amp_dtype else "",
     )
 
     def payload(epoch: int, elapsed: float, peak: float) -> dict[str, Any]:
@@ -209,21 +218,23 @@ def train_generator(
             "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
             "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
             "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
-            "rng_state": capture_rng_state(), "history": list(history), "fingerprint": fingerprint,
+            "rng_state": capture_rng_state(dev), "history": list(history), "fingerprint": fingerprint,
             "elapsed_s": elapsed, "peak_memory_mb": peak, "device": str(dev),
         }
 
     started = time.perf_counter()
     peak_mb, peak_scope = peak_before, None
+    codes_checked = model.conditions_checked if conditional else nullcontext  # skip per-step range checks
     for epoch in range(start_epoch + 1, hp["epochs"] + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         # One measurement block per epoch: its peak is known as soon as the epoch ends, so a resume checkpoint
         # carries the peak so far and a resumed run still reports the whole run's peak.
-        with PeakMemory(dev) as peak:
+        with PeakMemory(dev) as peak, codes_checked():
             means = _train_epoch(
                 model, optimizer, scaler, images, labels, mods,
                 epoch=epoch, seed=seed, batch_size=hp["batch_size"], grad_clip=hp["grad_clip"], amp_dtype=amp_dtype,
+                channels_last=channels_last,
             )
         peak_mb, peak_scope = max(peak_mb, float(peak.peak_mb)), peak.scope
         if scheduler is not None:
@@ -247,7 +258,8 @@ def train_generator(
         "peak_memory_scope": peak_scope,
         "device": str(dev), "n_train": len(rows), "epochs": hp["epochs"], "parameters": count_parameters(model),
         "attention": options.get("attention") if model.uses_context else None,
-        "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None, "seed": seed,
+        "amp": hp["amp"], "amp_dtype": dtype_name(amp_dtype), "channels_last": channels_last,
+        "device_name": device_name(dev), "seed": seed,
         "image_size": image_size, "channels": channels, "batch_size": hp["batch_size"],
         "resumed_from_epoch": resumed_from, "final_loss": history[-1]["total"] if history else None,
     }
@@ -282,18 +294,26 @@ def _train_epoch(
     batch_size: int,
     grad_clip: float | None,
     amp_dtype: torch.dtype | None,
+    channels_last: bool = False,
 ) -> dict[str, float]:
-    """One pass over the data; returns each loss term's mean over images (batch-size weighted)."""
+    """One pass over the data; returns each loss term's mean over images (batch-size weighted).
+
+    Nothing in the loop reads a value back to the host (apart from the float16 loss scaler's overflow check,
+    which GradScaler makes every step): the epoch's permutation is copied to the device once, the loss sums stay
+    on the device until the epoch ends, and the cvae's codes were validated once before the first epoch.
+    """
     model.train()
     sums: dict[str, torch.Tensor] = {}
-    for idx in epoch_batches(len(images), batch_size, seed, epoch):
-        idx = idx.to(images.device)
+    batches = epoch_batches(len(images), batch_size, seed, epoch)
+    order = to_device(torch.cat(batches), images.device).split([len(b) for b in batches])
+    for idx in order:
         x = images[idx]
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = labels[idx] if labels is not None else None
         m = mods[idx] if mods is not None else None
         optimizer.zero_grad(set_to_none=True)
-        autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
-        with autocast:
+        with autocast(images.device, amp_dtype):
             out = model(x, labels=y, modalities=m)
         if amp_dtype:
             # Losses run in float32 outside autocast: BCE is not autocast-safe and sums over pixels overflow fp16.
@@ -349,16 +369,6 @@ def _training_options(model_name: str, options: dict) -> dict[str, Any]:
         "plateau": plateau or None,
         "grad_clip": positive("grad_clip", grad_clip, float) if grad_clip else None,
     }
-
-
-def _amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
-    """bfloat16 where the GPU has it (no loss scaling needed), float16 otherwise; None on CPU."""
-    if not amp:
-        return None
-    if device.type != "cuda":
-        log.info("config key 'amp' is true but the device is %s: training in float32", device)
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _load_resume(path: Path, fingerprint: str, epochs: int) -> dict[str, Any] | None:

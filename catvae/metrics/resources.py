@@ -16,6 +16,7 @@ Peak memory means different things per device, and `PeakMemory.scope` records wh
 from __future__ import annotations
 
 import logging
+import math
 import resource
 import sys
 import time
@@ -82,29 +83,44 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_generation(fn: Callable[[int], torch.Tensor], n_images: int, batch_size: int, device) -> float:
-    """Milliseconds per generated image: `fn(k)` makes k images; batches of `batch_size` until `n_images` are made.
+def time_generation(
+    fn: Callable[[int], torch.Tensor], n_images: int, batch_size: int, device, min_seconds: float = 0.0
+) -> float:
+    """Milliseconds per generated image: `fn(k)` makes k images, in batches of `batch_size`.
 
-    One warm-up batch runs first and is not timed (it pays for lazy initialisation, cuDNN autotuning, caches).
-    On CUDA the clock stops only after `torch.cuda.synchronize`, because kernels run asynchronously. Gradients are
-    off: generation never needs them, and keeping the graph would time (and hold) memory that inference does not use.
+    At least `n_images` images are made, and more (in whole batches) until at least `min_seconds` have passed,
+    so a fast GPU is timed over many batches instead of a few milliseconds (evaluation asks for 1 s). One warm-up
+    batch runs first and is not timed (it pays for lazy initialisation, cuDNN kernel selection, caches). On CUDA
+    the clock is read only after `torch.cuda.synchronize` (kernels run asynchronously), once per round: the first
+    round makes `n_images`, each later round the number of images the rate so far says will fill the remaining
+    time, so the timed loop itself never waits on the GPU. Gradients are off: generation never needs them, and
+    keeping the graph would time (and hold) memory that inference does not use.
     """
     if n_images < 1 or batch_size < 1:
         raise CatvaeError(f"time_generation needs n_images >= 1 and batch_size >= 1, got {n_images}, {batch_size}")
+    if not min_seconds >= 0:
+        raise CatvaeError(f"time_generation needs min_seconds >= 0, got {min_seconds}")
     device = torch.device(device)
     with torch.no_grad():
         fn(min(batch_size, n_images))
         _synchronize(device)
         start = time.perf_counter()
-        made = 0
-        while made < n_images:
-            k = min(batch_size, n_images - made)
-            out = fn(k)
-            if len(out) != k:
-                raise CatvaeError(f"time_generation: asked the generator for {k} images, got {len(out)}")
-            made += k
-        _synchronize(device)
-        elapsed = time.perf_counter() - start
-    ms = 1000.0 * elapsed / n_images
-    log.info("generation: %d images in batches of %d on %s, %.3f ms/image", n_images, batch_size, device, ms)
+        made, todo = 0, n_images
+        while True:
+            target = made + todo
+            while made < target:
+                k = min(batch_size, target - made)
+                out = fn(k)
+                if len(out) != k:
+                    raise CatvaeError(f"time_generation: asked the generator for {k} images, got {len(out)}")
+                made += k
+            _synchronize(device)
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+            rate = made / max(elapsed, 1e-9)  # images per second so far
+            todo = batch_size * max(1, math.ceil((min_seconds - elapsed) * rate / batch_size))
+    ms = 1000.0 * elapsed / made
+    log.info("generation: %d images in batches of %d on %s in %.2f s, %.3f ms/image", made, batch_size, device,
+             elapsed, ms)
     return ms

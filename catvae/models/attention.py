@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -34,10 +35,17 @@ def check_attention_mode(mode: str, key: str = "generators.catvae.attention") ->
 
 
 def explicit_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, training: bool = False) -> Tensor:
-    """softmax(Q K^T / sqrt(d)) V with dropout on the weights, as Keras computes it. Shapes [B, H, L, d]."""
-    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
-    weights = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=training)
-    return weights @ v
+    """softmax(Q K^T / sqrt(d)) V with dropout on the weights, as Keras computes it. Shapes [B, H, L, d].
+
+    The float32 reference: autocast is switched off inside and half-precision inputs are upcast, so under mixed
+    precision the products stay float32 (float64 inputs stay float64).
+    """
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+        scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
+        weights = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=training)
+        return weights @ v
 
 
 class MultiHeadCrossAttention(nn.Module):

@@ -33,6 +33,9 @@ or decoder hidden layer we tried reproduces it exactly), so we keep the describe
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -61,6 +64,12 @@ class PerceptualFeatures(nn.Module):
         if x.shape[1] != 1:
             x = x.mean(dim=1, keepdim=True)
         return self.net(x)
+
+
+def _check_range(values: Tensor, count: int, what: str) -> None:
+    """Codes must lie in [0, count - 1] (on a GPU tensor this reads two values back to the host)."""
+    if values.numel() and (values.min() < 0 or values.max() >= count):
+        raise CatvaeError(f"cvae: {what} must lie in [0, {count - 1}]; got {values.min().item()}..{values.max().item()}")
 
 
 def _block(conv: nn.Module, channels: int) -> nn.Sequential:
@@ -117,6 +126,11 @@ class ConditionalVAE(GenerativeModel):
         return self
 
     # -- conditioning ----------------------------------------------------------------------------
+    #: Range-check label/modality codes on every call. On a GPU each check costs host synchronisations, so
+    #: training validates its whole data set once (`check_conditions`) and runs its steps inside
+    #: `conditions_checked()`, where this is False.
+    _check_ranges = True
+
     def _check_codes(self, values: Tensor | None, n: int, count: int, what: str) -> Tensor:
         if values is None:
             if count == 1:
@@ -125,9 +139,43 @@ class ConditionalVAE(GenerativeModel):
         values = torch.as_tensor(values, device=self.device).long().reshape(-1)
         if values.numel() != n:
             raise CatvaeError(f"cvae: got {values.numel()} {what} for {n} images")
-        if n and (values.min() < 0 or values.max() >= count):
-            raise CatvaeError(f"cvae: {what} must lie in [0, {count - 1}]; got {values.min().item()}..{values.max().item()}")
+        if self._check_ranges:
+            _check_range(values, count, what)
         return values
+
+    def check_conditions(self, labels: Tensor, modalities: Tensor | None = None) -> None:
+        """Validate a whole data set's codes at once, on the host (no GPU synchronisation per batch).
+
+        Raises CatvaeError as a forward call with these codes would. Pair it with `conditions_checked()` for
+        the steps that use slices of these codes.
+        """
+        labels = torch.as_tensor(labels).cpu().long().reshape(-1)
+        _check_range(labels, self.n_classes, "labels")
+        if modalities is None:
+            if self.n_modalities > 1:
+                raise CatvaeError(f"cvae needs modalities (a LongTensor of {len(labels)} indices)")
+            return
+        modalities = torch.as_tensor(modalities).cpu().long().reshape(-1)
+        if modalities.numel() != labels.numel():
+            raise CatvaeError(f"cvae: got {modalities.numel()} modalities for {labels.numel()} labels")
+        _check_range(modalities, self.n_modalities, "modalities")
+
+    @contextmanager
+    def conditions_checked(self) -> Iterator[None]:
+        """Skip the per-call range check of labels/modalities inside the block (counts are still checked).
+
+        Only for codes already validated by `check_conditions`: an out-of-range code would then fail inside the
+        embedding (on a GPU as a device-side assert) instead of with a CatvaeError.
+        """
+        previous = self.__dict__.get("_check_ranges")
+        self._check_ranges = False
+        try:
+            yield
+        finally:
+            if previous is None:
+                self.__dict__.pop("_check_ranges", None)  # back to the class default (checked)
+            else:
+                self._check_ranges = previous
 
     def _condition(self, labels: Tensor | None, modalities: Tensor | None, n: int) -> tuple[Tensor, Tensor, Tensor]:
         labels = self._check_codes(labels, n, self.n_classes, "labels")
@@ -178,11 +226,11 @@ class ConditionalVAE(GenerativeModel):
         ce_class = F.cross_entropy(out["class_logits"], labels)
         ce_modality = (F.cross_entropy(out["modality_logits"], modalities) if "modality_logits" in out
                        else torch.zeros((), device=x.device))
-        beta = torch.tensor(self.beta_at(epoch), device=x.device)
+        beta = self.beta_at(epoch)  # a Python float: a tensor built from it would be a blocking host copy on a GPU
         total = (w["mse"] * mse + w["l1"] * l1 + w["perceptual"] * perceptual + beta * kl
                  + w["gamma"] * (ce_class + ce_modality))
         return {"total": total, "mse": mse, "l1": l1, "perceptual": perceptual, "kl": kl,
-                "ce_class": ce_class, "ce_modality": ce_modality, "beta": beta}
+                "ce_class": ce_class, "ce_modality": ce_modality, "beta": torch.full_like(kl, beta)}
 
     # -- inference -------------------------------------------------------------------------------
     def reconstruct(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:

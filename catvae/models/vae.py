@@ -66,11 +66,20 @@ class GenerativeModel(nn.Module):
             )
 
     def draw_latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """z ~ N(0, I) drawn on the generator's device (so a seed gives the same z on CPU and GPU)."""
+        """z ~ N(0, I) drawn on the CPU, then moved to the model's device.
+
+        Why the CPU: CPU and CUDA generators produce different streams from the same seed, so drawing on the
+        model's device would make a seed give other images on a GPU than on a CPU. `generator` must therefore
+        be a CPU `torch.Generator` (None draws from torch's global CPU generator).
+        """
         if n < 1:
             raise CatvaeError(f"{self.name}: number of images to generate must be >= 1, got {n}")
-        device = generator.device if generator is not None else self.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        if generator is not None and generator.device.type != "cpu":
+            raise CatvaeError(
+                f"{self.name}: latents are drawn on the CPU so a seed gives the same images on every device; "
+                f"pass a CPU torch.Generator, not one on {generator.device}"
+            )
+        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu")
         return z.to(self.device)
 
     # -- interface (documented here, implemented by subclasses) ----------------------------------

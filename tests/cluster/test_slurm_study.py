@@ -128,15 +128,15 @@ rule phantom:
 rule train_generator:
     input: "cpu.txt"
     output: "gpu.txt"
-    resources: mem_mb=200, runtime=5
+    resources: mem_mb=200, runtime=5, gpu=1
     shell: "cat {input} > {output}; echo job=$SLURM_JOB_ID gpus=${{SLURM_GPUS_ON_NODE:-none}} >> {output}"
 """
 
 
 def test_slurm_smoke(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    """Two rules through the real profile: both are SLURM jobs; only the training rule gets the GPU.
+    """Two rules through the real profile: both are SLURM jobs; only the rule declaring `gpu=1` gets the GPU.
 
-    The rules are named after the study's so that the profile's own per-rule GPU request is what applies.
+    The study's rules declare their GPUs the same way (`gpu=1` unless config `device` is cpu); the profile adds none.
     """
     (tmp_path / "Snakefile").write_text(SMOKE_SNAKEFILE)
     log = run_snakemake(
@@ -173,6 +173,9 @@ def cluster_study_config() -> dict:
     config["synthesis"]["targets"] = [next(t for t in TINY_CONFIG["synthesis"]["targets"] if isinstance(t, int))]
     config["classifier"]["baselines"] = ["oversample"]
     config["seeds"] = [0]
+    # `auto`: the model rules ask SLURM for a GPU (the node's GPU is a stand-in, so torch still finds no CUDA and
+    # runs on the CPU, as the local run does; the tables must match).
+    config["device"] = "auto"
     return config
 
 
@@ -209,11 +212,14 @@ def test_slurm_study_matches_local_run(slurm_cluster: SlurmCluster, tmp_path: Pa
     submitted = assert_all_jobs_on_slurm(slurm_log, slurm_cluster, target_rules={"all"} | REPORT_RULES)
     jobs = executed_jobs(slurm_log)
     rules = {jobs[jid] for jid in submitted}
-    assert {"phantom", "extract", "split", "train_generator", "train_classifier"} <= rules, rules
+    assert {"phantom", "extract", "split", "train_generator", "synthesise", "evaluate_generator",
+            "train_classifier"} <= rules, rules
     assert not rules & REPORT_RULES, f"report rules were submitted to SLURM: {rules & REPORT_RULES}"
     assert {"local:classification_table", "local:provenance"} <= set(jobs.values()), sorted(set(jobs.values()))
     for jid, slurm_id in submitted.items():
-        wants_gpu = jobs[jid] in ("train_generator", "train_classifier")
+        # the rules that run a torch model on config `device` (tests/test_workflow.py: GPU_RULES)
+        wants_gpu = jobs[jid] in ("train_generator", "synthesise", "evaluate_generator", "export_latents",
+                                  "train_classifier")
         got = slurm_cluster.job_record(slurm_id).get("TresPerJob", "")
         assert (got == "gres:gpu:1") == wants_gpu, f"rule {jobs[jid]} (SLURM job {slurm_id}): TresPerJob={got!r}"
 

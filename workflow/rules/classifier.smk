@@ -22,7 +22,7 @@ rule train_classifier:
     params:
         options={
             k: config["classifier"][k]
-            for k in ("image_size", "channels", "epochs", "batch_size", "lr")
+            for k in ("image_size", "channels", "epochs", "batch_size", "lr", "amp")
         },
         classes=CLASSES,
         paper_protocol=config["classifier"]["paper_protocol"],

@@ -35,6 +35,9 @@ MODALITIES = dataset_modalities(DATASET)
 MODELS = list(config["generators"]["models"])
 TARGETS = [str(t) for t in config["synthesis"]["targets"]]
 SEEDS = list(config["seeds"])
+# One GPU for every rule that runs a torch model on config `device` (train_generator, synthesise,
+# evaluate_generator, export_latents, train_classifier), none when `device` is cpu; every other rule needs CPUs
+# only. The profiles add no GPU requests of their own (tests/test_workflow.py checks the plan rule by rule).
 GPU = 0 if config["device"] == "cpu" else 1
 
 

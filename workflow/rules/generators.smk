@@ -104,6 +104,7 @@ rule export_latents:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=GPU,
     params:
         device=config["device"],
     script:
