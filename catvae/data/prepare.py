@@ -21,8 +21,10 @@ def prepare_dataset(
     """Write `out_dir/slices/`, `manifest.csv`, `discarded.csv` and `skipped_subjects.csv` for `dataset`.
 
     `cohort` is the phantom folder written by the `phantom` rule (kind `phantom`); other kinds read `dataset.root`.
+    A manifest of an earlier run is removed first, so a run that stops never leaves one that looks like its own.
     """
     kind = dataset["kind"]
+    (Path(out_dir) / "manifest.csv").unlink(missing_ok=True)
     if kind in ("phantom", "brats"):
         from catvae.data.extract import extract_dataset
 
@@ -39,6 +41,9 @@ def prepare_dataset(
             normalization=dict(dataset["normalization"]),
             filter=dict(dataset["filter"]),
             threads=threads,
+            brats=dict(dataset.get("brats") or {}),
+            on_error=dataset.get("on_error", "stop"),
+            nonfinite=dataset.get("nonfinite", "reject"),
         )
     if kind == "folder":
         from catvae.data.folder import prepare_folder_dataset
