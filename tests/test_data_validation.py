@@ -51,8 +51,10 @@ def skipped(out: Path) -> dict[str, str]:
 
 
 def assert_nothing_complete(out: Path) -> None:
+    """No manifest, no slices, no temporary slices folder left behind."""
     assert not (out / "manifest.csv").exists() and not (out / "slices").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(".slices")] if out.exists() else True
+    if out.exists():
+        assert not [p for p in out.iterdir() if p.name.startswith(".slices")]
 
 
 def assert_rest_unaffected(out: Path, reference: Path, subjects=GOOD) -> None:
@@ -247,7 +249,8 @@ def test_every_broken_subject_is_listed_in_one_error(tmp_path, threads):
     write_subject(root, "BraTS20_Training_200", seg=False)  # incomplete folder: a reported skip, not an error
     out = tmp_path / "out"
     out.mkdir()
-    (out / "manifest.csv").write_text("stale\n")
+    for name in ("manifest.csv", "skipped_subjects.csv", "discarded.csv"):  # an earlier run's
+        (out / name).write_text("stale\n")
     with pytest.raises(CatvaeError) as err:
         prepare_dataset(dataset_block(root), out, threads=threads)
     message = str(err.value)
@@ -257,6 +260,7 @@ def test_every_broken_subject_is_listed_in_one_error(tmp_path, threads):
         assert fragment in line, (subject, line)
     assert not any(s in message for s in GOOD) and "BraTS20_Training_200" not in message
     assert_nothing_complete(out)
+    assert sorted(p.name for p in out.iterdir()) == []  # no report of this run or the earlier one
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -179,6 +179,8 @@ def extract_dataset(
     log.info("headers: %d subject(s) readable and consistent, %d broken", len(usable), len(broken))
     what = f"config key 'dataset.root' ({root})"
     nonfinite_zeroed: dict[str, int] = {}
+    used: list[str] = []
+    all_skipped: list[SkippedSubject] = list(skipped)
 
     def fill_slices(tmp_slices: Path) -> tuple[list, list]:
         write = not (broken and on_error == "stop")  # the run will stop: check the voxels, write nothing
@@ -189,13 +191,12 @@ def extract_dataset(
         ]
         results = _run_jobs(jobs, int(threads))
         failed = [SkippedSubject(j.subject.subject, r.problem) for j, r in zip(jobs, results) if r.problem]
-        left_out = settle([*broken, *failed], on_error, what, log)  # raises on stop
-        write_skipped(skipped_path, [*skipped, *left_out])
+        all_skipped.extend(settle([*broken, *failed], on_error, what, log))  # raises on stop
+        write_skipped(skipped_path, all_skipped)
         good = [(j, r) for j, r in zip(jobs, results) if not r.problem]
         if not good:
-            raise CatvaeError(
-                f"{what}: no usable BraTS subject left ({len(skipped) + len(left_out)} skipped, see {skipped_path})"
-            )
+            raise CatvaeError(f"{what}: no usable BraTS subject left ({len(all_skipped)} skipped, see {skipped_path})")
+        used.extend(j.subject.subject for j, _ in good)
         for job, result in good:
             for modality, count in result.nonfinite.items():
                 nonfinite_zeroed[f"{job.subject.subject}/{modality}"] = count
@@ -214,21 +215,20 @@ def extract_dataset(
     )
     manifest, discarded, reasons = published.manifest, published.discarded, published.reasons
     manifest_path, discarded_path = published.manifest_path, published.discarded_path
-    all_skipped = sorted(pd.read_csv(skipped_path, dtype=str, keep_default_na=False)["subject"])
 
     summary = ExtractionSummary(
         out_dir=out,
         manifest=manifest_path,
         discarded=discarded_path,
         skipped=skipped_path,
-        subjects_used=len(set(manifest["subject"])),
+        subjects_used=len(used),
         subjects_skipped=len(all_skipped),
         kept=len(manifest),
         discarded_count=len(discarded),
         counts=_counts(manifest, plane_list),
         discard_reasons=reasons,
         seconds=round(time.perf_counter() - start, 3),
-        skipped_subjects=all_skipped,
+        skipped_subjects=sorted(s.subject for s in all_skipped),
         nonfinite_zeroed=nonfinite_zeroed,
     )
     _log_summary(summary)

@@ -21,10 +21,11 @@ def prepare_dataset(
     """Write `out_dir/slices/`, `manifest.csv`, `discarded.csv` and `skipped_subjects.csv` for `dataset`.
 
     `cohort` is the phantom folder written by the `phantom` rule (kind `phantom`); other kinds read `dataset.root`.
-    A manifest of an earlier run is removed first, so a run that stops never leaves one that looks like its own.
+    The files of an earlier run are removed first, so a run that stops never leaves reports that look like its own.
     """
     kind = dataset["kind"]
-    (Path(out_dir) / "manifest.csv").unlink(missing_ok=True)
+    for name in ("manifest.csv", "discarded.csv", "skipped_subjects.csv"):
+        (Path(out_dir) / name).unlink(missing_ok=True)
     if kind in ("phantom", "brats"):
         from catvae.data.extract import extract_dataset
 
