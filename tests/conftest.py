@@ -48,8 +48,8 @@ def write_config(folder: Path, config: dict) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, config_path: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile with `workdir` as working directory (results land there)."""
+def snakemake_command(workdir: Path, config_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """(command, environment) that run the repository's Snakefile with `workdir` as working directory."""
     cmd = [
         SNAKEMAKE,
         "--snakefile", str(REPO / "Snakefile"),
@@ -59,7 +59,12 @@ def run_snakemake(workdir: Path, config_path: Path, *args: str, timeout: int = 9
         "--workflow-profile", "none",
         *args,
     ]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return cmd, dict(os.environ, PYTHONPATH=str(REPO))
+
+
+def run_snakemake(workdir: Path, config_path: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile with `workdir` as working directory (results land there)."""
+    cmd, env = snakemake_command(workdir, config_path, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

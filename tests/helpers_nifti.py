@@ -34,13 +34,14 @@ def brain(shape=SHAPE, seed: int = 0, dtype=np.int16) -> np.ndarray:
     return np.where(inside, np.clip(values, 100, 900), 0).astype(dtype)
 
 
-def tumour_mask(shape=SHAPE, box=TUMOUR_BOX) -> np.ndarray:
-    """uint8 mask with labels 1, 2, 4 (as BraTS) inside `box`, 0 elsewhere; `box=None` gives an empty mask."""
+def tumour_mask(shape=SHAPE, box=TUMOUR_BOX, enhancing: int = 4) -> np.ndarray:
+    """uint8 mask with labels 1, 2 and `enhancing` (4 in BraTS 2020/2021, 3 in BraTS 2023) inside `box`, 0 elsewhere;
+    `box=None` gives an empty mask."""
     mask = np.zeros(shape, dtype=np.uint8)
     if box is not None:
         (x0, x1), (y0, y1), (z0, z1) = box
         mask[x0 : x1 + 1, y0 : y1 + 1, z0 : z1 + 1] = 2
-        mask[x0, y0, z0] = 4
+        mask[x0, y0, z0] = enhancing
         mask[x1, y1, z1] = 1
     return mask
 
@@ -66,5 +67,5 @@ def write_subject(
     for i, seq in enumerate(modalities):
         write_nifti(folder / name(seq), brain(shape, seed=seed + i))
     if seg:
-        write_nifti(folder / name("seg"), tumour_mask(shape, box))
+        write_nifti(folder / name("seg"), tumour_mask(shape, box, enhancing=4 if naming == "2020" else 3))
     return folder

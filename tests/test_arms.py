@@ -93,6 +93,16 @@ def test_generator_arm_fills_each_class_up_to_the_target(dataset):
     assert set(ts.extra["source"]) == {"vae"}
 
 
+def test_synthetic_origin_is_absolute_when_the_manifest_path_is_relative(dataset, tmp_path, monkeypatch):
+    """Snakemake passes paths relative to its working directory; training_set.csv stores `origin` relative to the
+    classifier folder, which is right only if `origin` is absolute first (as `abspath` is)."""
+    split, manifests = dataset
+    monkeypatch.chdir(tmp_path)
+    relative = {c: str(Path(m).relative_to(tmp_path)) for c, m in manifests.items()}
+    ts = build_training_set(split, "vae@8", CLASSES, relative, seed=0)
+    assert {Path(p) for p in ts.extra["origin"]} == {Path(m).resolve() for m in manifests.values()}
+
+
 def test_generator_arm_takes_the_first_manifest_rows(dataset):
     split, manifests = dataset
     ts = build_training_set(split, "vae@8", CLASSES, manifests, seed=3)

@@ -69,12 +69,15 @@ def test_class_folder_study(tmp_path):
     (root / "benign" / "benign (99).png").write_bytes(b"corrupt")
 
     classes = ["normal", "benign", "malignant"]
+    # on_error: skip, so the corrupt image is left out and listed (the default, stop, would end the run naming it)
     results = _run(tmp_path, {"name": "tinybusi", "kind": "folder", "root": str(root), "image_size": 16,
-                              "folder": {"classes": classes}})
+                              "on_error": "skip", "folder": {"classes": classes}})
     _check_study(results, classes, {"tinybusi"})
     discarded = pd.read_csv(results / "data" / "discarded.csv")
-    assert (discarded["reason"] == "mask").sum() == 42
-    assert discarded["reason"].str.startswith("corrupt").sum() == 1
+    assert (discarded["reason"] == "mask").sum() == 42 and len(discarded) == 42
+    skipped = pd.read_csv(results / "data" / "skipped_subjects.csv")
+    assert skipped["subject"].tolist() == ["benign (99)"]
+    assert skipped["reason"].iloc[0].startswith("corrupt image benign/benign (99).png")
 
 
 def _npz(path: Path, n_classes: int, rgb: bool, seed: int) -> str:

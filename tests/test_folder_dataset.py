@@ -1,4 +1,5 @@
-"""Class-folder datasets (BUSI layout): discovery, mask/non-image/corrupt reporting, conversion, split units."""
+"""Class-folder datasets (BUSI layout): discovery, mask/non-image reporting, the on_error policy for corrupt
+images, conversion, split units."""
 
 from __future__ import annotations
 
@@ -43,9 +44,10 @@ def make_busi(root: Path, n_per_class: int = 4) -> Path:
     return root
 
 
-def dataset(root: Path, **folder) -> dict:
+def dataset(root: Path, on_error: str = "skip", **folder) -> dict:
+    """The validated dataset block; `skip` unless a test is about the policy (make_busi holds a corrupt PNG)."""
     cfg = validate_config({"dataset": {"name": "busi", "kind": "folder", "root": str(root), "image_size": 16,
-                                       "folder": folder}})
+                                       "on_error": on_error, "folder": folder}})
     return cfg["dataset"]
 
 
@@ -71,10 +73,11 @@ def test_busi_tree_becomes_manifest_slices_and_reports(tmp_path, caplog):
 
     discarded = pd.read_csv(out / "discarded.csv", keep_default_na=False)
     reasons = discarded["reason"].tolist()
-    assert reasons.count("mask") == 12 and reasons.count("not_an_image") == 1
-    corrupt = discarded[discarded["reason"].str.startswith("corrupt: ")]
-    assert corrupt["value"].tolist() == ["benign (91).png"] and corrupt["subject"].tolist() == ["benign (91)"]
-    assert list(pd.read_csv(out / "skipped_subjects.csv").columns) == ["subject", "reason"]
+    assert reasons.count("mask") == 12 and reasons.count("not_an_image") == 1 and len(reasons) == 13
+    skipped = pd.read_csv(out / "skipped_subjects.csv", keep_default_na=False)
+    assert list(skipped.columns) == ["subject", "reason"]
+    assert skipped["subject"].tolist() == ["benign (91)"]
+    assert skipped["reason"].iloc[0].startswith("corrupt image benign/benign (91).png: ")
     assert "benign (91).png" in caplog.text and "normal 5" in caplog.text
 
     loaded = read_manifest(out / "manifest.csv")
@@ -174,6 +177,40 @@ def test_bad_layout_or_config_names_the_key(tmp_path, change, key):
     assert not (tmp_path / "data" / "manifest.csv").exists()
 
 
+def test_corrupt_images_stop_the_run_listing_every_one_by_default(tmp_path):
+    root = make_busi(tmp_path / "BUSI", n_per_class=2)
+    (root / "normal" / "normal (1).png").write_bytes(b"")  # a zero-byte file in another class
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "manifest.csv").write_text("stale\n")  # an earlier run's: must not survive a run that stops
+    with pytest.raises(CatvaeError) as err:
+        prepare_folder_dataset(dataset(root, on_error="stop"), out)
+    message = str(err.value)
+    assert "2 broken image(s)" in message and "dataset.on_error" in message
+    assert "benign (91): corrupt image benign/benign (91).png" in message
+    assert "normal (1): corrupt image normal/normal (1).png" in message
+    assert not (out / "manifest.csv").exists() and not (out / "slices").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".slices")]
+
+
+def test_corrupt_images_skipped_leave_the_rest_unaffected(tmp_path):
+    root = make_busi(tmp_path / "BUSI", n_per_class=2)
+    (root / "normal" / "normal (1).png").write_bytes(b"")
+    skip = prepare_folder_dataset(dataset(root), tmp_path / "skip")
+    skipped = pd.read_csv(tmp_path / "skip" / "skipped_subjects.csv")
+    assert skipped["subject"].tolist() == ["benign (91)", "normal (1)"]
+    for broken in ((root / "benign" / "benign (91).png"), (root / "normal" / "normal (1).png")):
+        broken.unlink()
+    clean = prepare_folder_dataset(dataset(root, on_error="stop"), tmp_path / "clean")
+    assert skip.counts == clean.counts
+    a = pd.read_csv(tmp_path / "skip" / "manifest.csv")
+    b = pd.read_csv(tmp_path / "clean" / "manifest.csv")
+    pd.testing.assert_frame_equal(a, b)
+    for rel in a["path"]:
+        assert (tmp_path / "skip" / rel).read_bytes() == (tmp_path / "clean" / rel).read_bytes()
+    assert pd.read_csv(tmp_path / "clean" / "skipped_subjects.csv").empty
+
+
 def test_nothing_usable_is_an_error_but_reports_why(tmp_path):
     root = tmp_path / "bad"
     for cls in ("a", "b"):
@@ -183,7 +220,7 @@ def test_nothing_usable_is_an_error_but_reports_why(tmp_path):
     with pytest.raises(CatvaeError, match="no usable image"):
         prepare_folder_dataset(dataset(root), out)
     assert not (out / "manifest.csv").exists()
-    assert pd.read_csv(out / "discarded.csv")["reason"].str.startswith("corrupt").sum() == 2
+    assert pd.read_csv(out / "skipped_subjects.csv")["reason"].str.startswith("corrupt image").sum() == 2
 
 
 def test_a_class_left_empty_is_an_error(tmp_path):

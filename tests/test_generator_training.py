@@ -37,6 +37,7 @@ def make_split(root: Path, counts: dict[str, int] | None = None, modalities: tup
     """Write PNG slices and a split.csv (60% train, 20% val, 20% test per class) under `root`; return the CSV.
 
     NoTumor: a smooth grey disc ("brain") with noise; Tumor: the same plus a bright blob, so classes differ.
+    Sequences differ too, as MR sequences do: the disc is 0.5 in the first one and 0.2 in the others.
     """
     counts = counts or {"NoTumor": 10, "Tumor": 15}
     rng = np.random.default_rng(seed)
@@ -44,12 +45,13 @@ def make_split(root: Path, counts: dict[str, int] | None = None, modalities: tup
     rows = []
     for cls, n in counts.items():
         for i in range(n):
-            brain = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.16).astype(float) * 0.5
+            modality = modalities[i % len(modalities)]
+            level = 0.5 if modality == modalities[0] else 0.2
+            brain = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.16).astype(float) * level
             if cls == "Tumor":
                 cx, cy = rng.uniform(0.35, 0.65, size=2)
                 brain += 0.45 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.01)
             image = np.clip(brain + rng.normal(0, 0.03, brain.shape), 0, 1)
-            modality = modalities[i % len(modalities)]
             rel = f"slices/{cls}/{cls}_{i:03d}_{modality}.png"
             save_png(root / rel, image)
             part = "train" if i < 0.6 * n else ("val" if i < 0.8 * n else "test")
@@ -215,7 +217,11 @@ def test_cvae_learns_the_sequence_as_modality(tmp_path):
     out = tmp_path / "cvae"
     train("cvae", split_csv, out, modalities=("flair", "t1ce"))
     history = pd.read_csv(out / "history.csv")
-    assert (history["ce_modality"] > 0).all()
+    # Learning, not just a loss that exists: a head that knows nothing scores the chance cross-entropy ln(2) on two
+    # balanced sequences (a fixture whose sequences look alike stays at 0.65-0.72). The head gets well below it.
+    # The minimum, not the last epoch: once beta has warmed up, the KL pulls mu (the heads' input) to the prior.
+    ce = history["ce_modality"]
+    assert ce.min() < 0.75 * math.log(2) and ce.min() < ce.iloc[0], ce.tolist()
     payload = load_checkpoint(out / "checkpoint.pt")
     assert list(payload["modalities"]) == ["flair", "t1ce"]
     info = synthesise(str(out / "checkpoint.pt"), str(split_csv), str(tmp_path / "synthetic"), class_name="Tumor",

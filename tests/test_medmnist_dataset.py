@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import zipfile
 from pathlib import Path
 
@@ -198,3 +199,56 @@ def test_shipped_configs_validate(name):
         assert (cvae["latent_dim"], cvae["batch_size"], cvae["epochs"]) == (128, 256, 150)
         assert cvae["loss"] == {"mse": 1.0, "l1": 0.5, "perceptual": 0.1, "beta": 1.0, "gamma": 0.5}
         assert cvae["beta_warmup"] == {"start": 20, "epochs": 100}
+
+
+def _truncate_member(path: Path, member: str, cut: int = 100) -> None:
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members[member] = members[member][:-cut]
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+@pytest.fixture()
+def three_files_two_broken(tmp_path):
+    """pathmnist (fine), a truncated 'cut' file and a 'short' file whose test images outnumber its labels."""
+    cut = make_npz(tmp_path / "cut.npz", 2, False, seed=3)
+    _truncate_member(cut, "val_images.npy")
+    short = make_npz(tmp_path / "short.npz", 2, False, seed=4)
+    with np.load(short) as npz:
+        arrays = dict(npz)
+    arrays["test_labels"] = arrays["test_labels"][:-1]
+    np.savez(short, **arrays)
+    return [{"path": str(make_npz(tmp_path / "pathmnist.npz", 3, rgb=True, seed=1))},
+            {"path": str(cut)}, {"path": str(short)}]
+
+
+def test_every_broken_file_is_named_in_one_error(three_files_two_broken, tmp_path):
+    with pytest.raises(CatvaeError) as err:  # at DAG build already: classes depend on which files are usable
+        medmnist_classes(three_files_two_broken)
+    message = str(err.value)
+    assert "2 broken file(s)" in message and "dataset.on_error: skip" in message
+    assert re.search(r"cut: .*cut\.npz.*'val_images' is truncated", message)
+    assert re.search(r"short: .*short\.npz.*'test_images' has 4 image\(s\) but 'test_labels' 3", message)
+    with pytest.raises(CatvaeError, match="2 broken file"):
+        prepare_medmnist_dataset(dataset(three_files_two_broken), tmp_path / "out")
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+def test_skip_leaves_broken_files_out_everywhere(three_files_two_broken, tmp_path):
+    ds = validate_config({"dataset": {"name": "mm", "kind": "medmnist", "image_size": 28, "on_error": "skip",
+                                      "medmnist": {"files": three_files_two_broken}},
+                          "generators": {"models": []}})["dataset"]
+    assert dataset_classes(ds) == ["pathmnist_0", "pathmnist_1", "pathmnist_2"]  # the DAG sees what is prepared
+    assert dataset_modalities(ds) == ["pathmnist"]
+    out = tmp_path / "out"
+    summary = prepare_medmnist_dataset(ds, out)
+    skipped = pd.read_csv(out / "skipped_subjects.csv")
+    assert skipped["subject"].tolist() == ["cut", "short"]
+    assert "truncated" in skipped["reason"][0] and "'test_labels' 3" in skipped["reason"][1]
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert set(manifest["modality"]) == {"pathmnist"} and summary.kept == sum(SIZES.values())
+    clean = prepare_medmnist_dataset(dataset([three_files_two_broken[0]], image_size=28), tmp_path / "clean")
+    pd.testing.assert_frame_equal(manifest, pd.read_csv(tmp_path / "clean" / "manifest.csv"))
+    assert clean.counts == summary.counts

@@ -100,12 +100,32 @@ def test_catvae_context_modes(trained, tmp_path):
     np.testing.assert_array_equal(b, c)
 
 
-def test_cvae_generates_each_class_with_its_label(trained, tmp_path):
+def test_cvae_generates_each_class_with_its_label(trained, tmp_path, monkeypatch):
+    from catvae.models.cvae import ConditionalVAE
+
+    seen: list[list[int]] = []
+    original = ConditionalVAE.generate
+
+    def spy(self, n, **kwargs):
+        seen.append(kwargs["labels"].tolist())
+        return original(self, n, **kwargs)
+
+    monkeypatch.setattr(ConditionalVAE, "generate", spy)
+    classes = ["NoTumor", "Tumor"]  # the checkpoint's class order (make_split's)
     info = run(trained, "cvae", tmp_path / "no", class_name="NoTumor", targets=[8])
     assert info["n_generated"] == 2 and info["modalities"] == ["flair"] and info["model"] == "cvae"
+    assert seen == [[classes.index("NoTumor")] * 2]  # the decoder was conditioned on the class's own label
+    seen.clear()
     info = run(trained, "cvae", tmp_path / "yes", class_name="Tumor", targets=[12])
-    assert info["n_generated"] == 3
-    assert len(pd.read_csv(tmp_path / "yes" / "manifest.csv")) == 3
+    assert info["n_generated"] == 3 and seen == [[classes.index("Tumor")] * 3]
+    for folder, cls, n in (("no", "NoTumor", 2), ("yes", "Tumor", 3)):
+        manifest = pd.read_csv(tmp_path / folder / "manifest.csv")
+        assert manifest["class"].tolist() == [cls] * n
+        assert manifest["path"].tolist() == [f"{cls}_{i:05d}.png" for i in range(n)]
+    # same seed, so the same latents: the label alone makes the images differ
+    no = load_images([tmp_path / "no" / f"NoTumor_{i:05d}.png" for i in range(2)], 16, 1)
+    yes = load_images([tmp_path / "yes" / f"Tumor_{i:05d}.png" for i in range(2)], 16, 1)
+    assert not np.array_equal(no, yes)
 
 
 def test_bad_requests_raise(trained, tmp_path):

@@ -103,12 +103,27 @@ def test_synthetic_counts_match_targets_and_never_reach_test(tiny_study, tiny_co
     test = split[split["partition"] == "test"]
     n_train = train["class"].value_counts().to_dict()
     largest = max(int(t) if t != "balance" else max(n_train.values()) for t in tiny_config["synthesis"]["targets"])
-    test_paths = set(test["path"])
+    # Manifests hold paths relative to their own folder: compare resolved files, never the strings as written.
+    test_files = {(results / "data" / p).resolve() for p in test["path"]}
+    train_files = {(results / "data" / p).resolve() for p in train["path"]}
+    assert test_files and all(f.is_file() for f in test_files)
     for model in tiny_config["generators"]["models"]:
         for cls, n_real in n_train.items():
-            manifest = pd.read_csv(results / "synthetic" / model / cls / "manifest.csv")
+            folder = results / "synthetic" / model / cls
+            manifest = pd.read_csv(folder / "manifest.csv")
             assert len(manifest) == max(0, largest - n_real)
-            assert not test_paths & set(manifest["path"])
+            synthetic = {(folder / p).resolve() for p in manifest["path"]}
+            assert all(f.is_file() for f in synthetic) and not test_files & synthetic
+    for arm in _arms(tiny_config):
+        # what each classifier trained on: every image, and every image an augmented copy came from
+        folder = results / "classifier" / arm / "seed0"
+        training = pd.read_csv(folder / "training_set.csv", keep_default_na=False)
+        used = {(folder / p).resolve() for p in training["path"]}
+        used |= {(folder / p).resolve() for p in training["origin"] if p}
+        assert used and all(f.is_file() for f in used), arm
+        assert not used & test_files, f"{arm} trained on test images"
+        real = {(folder / p).resolve() for p in training.loc[training["source"] == "real", "path"]}
+        assert real == train_files, arm
     assert not set(train["subject"]) & set(test["subject"])
     for target in tiny_config["synthesis"]["targets"]:
         metrics = json.loads((results / "classifier" / f"vae@{target}" / "seed0" / "metrics.json").read_text())

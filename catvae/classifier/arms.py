@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,7 +189,7 @@ def _synthetic(generator: str, cls: str, n: int, manifests: dict[str, str]) -> p
             "class": cls,
             "abspath": head["abspath"].to_numpy(),
             "source": generator,
-            "origin": str(path),
+            "origin": str(Path(path).resolve()),  # absolute, like `abspath`: training_set.csv makes both relative
             "subject": "",
             "recipe": "",
         },

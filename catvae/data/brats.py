@@ -12,17 +12,28 @@ Discovery is strict on purpose: a file in a subject folder that does not follow 
 ``<ID>_flair_old.nii.gz``, another subject's file, a wrong extension) makes the subject *skipped with the reason*,
 never guessed at, because a wrong guess (an old FLAIR used as the FLAIR, a mask of another brain) would silently
 corrupt the labels of every slice of that subject. BraTS 2020 ships one such case (a segmentation named
-``W39_1998.09.19_Segm.nii`` in subject 355); the researcher sees it in ``skipped_subjects.csv``.
+``W39_1998.09.19_Segm.nii`` in subject 355); the researcher sees it in ``skipped_subjects.csv`` and can name the
+file explicitly in ``dataset.brats.overrides`` (``{BraTS20_Training_355: {seg: W39_1998.09.19_Segm.nii}}``, paths
+relative to the subject folder). An override replaces the file of that sequence, whatever else the folder holds,
+and every override used is logged.
+
+Mask labels: BraTS 2020/2021 label tumour voxels 1 (necrotic core), 2 (edema), 4 (enhancing); BraTS 2023 uses 3 for
+enhancing. `label_set` gives the set a subject's mask must hold, by the naming of its files unless
+``dataset.brats.labels`` says otherwise.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable
+from pathlib import Path, PurePath
+from typing import Any, Iterable, Mapping
 
+from catvae.data.policy import SkippedSubject
 from catvae.errors import CatvaeError
+
+log = logging.getLogger("catvae.data.brats")
 
 #: canonical sequence names, in the order manifests list them
 MODALITIES = ("flair", "t1", "t1ce", "t2")
@@ -36,6 +47,9 @@ _CONVENTIONS = {
     "-": {"t2f": "flair", "t1n": "t1", "t1c": "t1ce", "t2w": "t2", "seg": "seg"},
 }
 _EXTENSIONS = (".nii.gz", ".nii")
+#: mask labels per BraTS edition (0 is background)
+LABELS = {"2020": (0, 1, 2, 4), "2023": (0, 1, 2, 3)}
+OVERRIDES_KEY = "dataset.brats.overrides"
 _EXPECTED = "expected <ID>_{flair,t1,t1ce,t2,seg}.nii[.gz] or <ID>-{t2f,t1n,t1c,t2w,seg}.nii[.gz]"
 
 
@@ -46,16 +60,53 @@ class SubjectFiles:
     subject: str
     images: dict[str, Path]
     seg: Path
-    naming: str  # "2020" (<ID>_flair) or "2023" (<ID>-t2f)
+    naming: str  # "2020" (<ID>_flair) or "2023" (<ID>-t2f), or "mixed"
     available: tuple[str, ...] = field(default=())  # every canonical sequence found, requested or not
+    overrides: dict[str, str] = field(default_factory=dict)  # sequence -> path as configured (relative)
+    seg_naming: str = ""  # the naming of the mask's own file name; "" when it comes from an override
 
 
-@dataclass(frozen=True)
-class SkippedSubject:
-    """A subject folder that is not used, and why (written to ``skipped_subjects.csv``)."""
+def label_set(subject: SubjectFiles, configured: Iterable[int] | None = None) -> tuple[int, ...]:
+    """The labels `subject`'s mask may hold: `configured` (``dataset.brats.labels``) when given, else the set of
+    the BraTS edition its mask file's name (or, for an overridden mask, its other files' names) follows; a folder
+    that mixes both namings under an overridden mask accepts both editions' labels."""
+    if configured is not None:
+        return tuple(sorted({int(v) for v in configured}))
+    naming = subject.seg_naming or subject.naming
+    if naming in LABELS:
+        return LABELS[naming]
+    return tuple(sorted(set(LABELS["2020"]) | set(LABELS["2023"])))
 
-    subject: str
-    reason: str
+
+def parse_overrides(overrides: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """Validate ``dataset.brats.overrides``: {subject id: {sequence or 'seg': path relative to the subject folder}}.
+
+    Sequences may use either edition's name (t2f = flair ...); they are stored under the canonical name.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for subject, files in dict(overrides or {}).items():
+        key = f"{OVERRIDES_KEY}.{subject}"
+        if not isinstance(files, Mapping) or not files:
+            raise CatvaeError(f"config key '{key}': needs a mapping of sequence -> file, e.g. {{seg: my_seg.nii}}")
+        entry: dict[str, str] = {}
+        for name, rel in files.items():
+            seq = str(name).strip().lower()
+            seq = ALIASES.get(seq, seq)
+            if seq not in (*MODALITIES, "seg"):
+                raise CatvaeError(
+                    f"config key '{key}.{name}': unknown sequence; use seg or one of {list(MODALITIES)} "
+                    f"(or the 2023 names {list(ALIASES)})"
+                )
+            if seq in entry:
+                raise CatvaeError(f"config key '{key}.{name}': sequence {seq!r} is given twice")
+            bad = not isinstance(rel, str) or not rel.strip()
+            if bad or PurePath(rel).is_absolute() or ".." in PurePath(rel).parts:
+                raise CatvaeError(
+                    f"config key '{key}.{name}': {rel!r} must be a file path relative to the subject folder"
+                )
+            entry[seq] = rel
+        out[str(subject)] = entry
+    return out
 
 
 def canonical_modalities(modalities: Iterable[str]) -> list[str]:
@@ -78,33 +129,45 @@ def canonical_modalities(modalities: Iterable[str]) -> list[str]:
 
 
 def discover_brats(
-    root: str | os.PathLike, modalities: Iterable[str] = ("flair",)
+    root: str | os.PathLike,
+    modalities: Iterable[str] = ("flair",),
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[list[SubjectFiles], list[SkippedSubject]]:
     """Subjects under `root` that have every requested sequence and a segmentation, plus the ones skipped.
 
     Both lists are sorted by subject id, so extraction order (and so the manifest) is reproducible.
     Files directly in `root` (``name_mapping.csv``, ``survival_info.csv``) and hidden entries are ignored.
+    `overrides` is ``dataset.brats.overrides``; an overridden file is taken as named even if it does not exist yet
+    (the header check then reports it, naming the config key), and each override used is logged.
     """
     wanted = canonical_modalities(modalities)
+    table = parse_overrides(overrides)
     root = Path(root)
     if not root.is_dir():
         raise CatvaeError(f"config key 'dataset.root': BraTS folder not found: {root}")
     subjects: list[SubjectFiles] = []
     skipped: list[SkippedSubject] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        result = _read_subject(folder, wanted)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for folder in folders:
+        result = _read_subject(folder, wanted, table.get(folder.name, {}))
         (subjects if isinstance(result, SubjectFiles) else skipped).append(result)
+    for subject in sorted(set(table) - {p.name for p in folders}):
+        log.warning("config key '%s.%s': no subject folder %s under %s; override not used",
+                    OVERRIDES_KEY, subject, subject, root)
     return subjects, skipped
 
 
-def _read_subject(folder: Path, wanted: list[str]) -> SubjectFiles | SkippedSubject:
+def _read_subject(folder: Path, wanted: list[str], overrides: Mapping[str, str]) -> SubjectFiles | SkippedSubject:
     subject = folder.name
-    found: dict[str, list[Path]] = {}
+    found: dict[str, list[Path]] = {seq: [folder / rel] for seq, rel in overrides.items()}
+    # entries an override points at (or into, for a file in a sub-folder) are not off-naming files
+    claimed = {PurePath(rel).parts[0] for rel in overrides.values()}
     namings: set[str] = set()
+    seg_naming = ""
     problems: list[str] = []
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue  # OS litter (.DS_Store), never a volume
+        if entry.name.startswith(".") or entry.name in claimed:
+            continue  # OS litter (.DS_Store), never a volume; or an overridden file
         parsed = _parse_name(entry.name, subject)
         if isinstance(parsed, str):
             problems.append(f"unrecognised file {entry.name!r} ({parsed})")
@@ -113,8 +176,14 @@ def _read_subject(folder: Path, wanted: list[str]) -> SubjectFiles | SkippedSubj
             problems.append(f"unrecognised entry {entry.name!r} (not a file)")
             continue
         sequence, naming = parsed
+        if sequence in overrides:
+            log.info("subject %s: %s ignored, %s taken from %s (config key '%s')",
+                     subject, entry.name, sequence, overrides[sequence], OVERRIDES_KEY)
+            continue
         found.setdefault(sequence, []).append(entry)
         namings.add(naming)
+        if sequence == "seg":
+            seg_naming = naming
     for sequence, paths in sorted(found.items()):
         if len(paths) > 1:
             problems.append(f"{sequence} given {len(paths)} times: {', '.join(p.name for p in paths)}")
@@ -123,12 +192,16 @@ def _read_subject(folder: Path, wanted: list[str]) -> SubjectFiles | SkippedSubj
         problems.insert(0, "missing " + ", ".join(missing))
     if problems:
         return SkippedSubject(subject, "; ".join(problems))
+    for sequence, rel in overrides.items():
+        log.info("subject %s: %s from %s (config key '%s')", subject, sequence, rel, OVERRIDES_KEY)
     return SubjectFiles(
         subject=subject,
         images={s: found[s][0] for s in wanted},
         seg=found["seg"][0],
         naming="2023" if namings == {"2023"} else "2020" if namings == {"2020"} else "mixed",
         available=tuple(s for s in MODALITIES if s in found),
+        overrides=dict(overrides),
+        seg_naming=seg_naming,
     )
 
 

@@ -33,7 +33,7 @@ def dataset_classes(dataset: Mapping[str, Any]) -> list[str]:
     if kind == "medmnist":
         from catvae.data.medmnist import medmnist_classes
 
-        return medmnist_classes(dataset["medmnist"]["files"])
+        return medmnist_classes(dataset["medmnist"]["files"], dataset.get("on_error", "stop"))
     raise CatvaeError(f"config key 'dataset.kind': unknown kind {kind!r}")
 
 
@@ -47,5 +47,5 @@ def dataset_modalities(dataset: Mapping[str, Any]) -> list[str]:
     if kind == "medmnist":
         from catvae.data.medmnist import medmnist_modalities
 
-        return medmnist_modalities(dataset["medmnist"]["files"])
+        return medmnist_modalities(dataset["medmnist"]["files"], dataset.get("on_error", "stop"))
     return [dataset.get("name", "image")]

@@ -4,6 +4,13 @@ Work is split by subject: each task loads one subject's mask and then one sequen
 at a few volumes per worker whatever the cohort size, and subjects run in parallel processes
 (`threads` > 1) because decoding gzip and resizing are CPU-bound Python/NumPy work that threads would serialise.
 
+Before any voxel is decoded, every subject's headers are checked (readable, 3D, images shaped like the mask); the
+subject jobs then check what only the voxels show (mask labels from the configured set, non-finite voxels,
+an intensity range float64 can normalise). Every broken subject of the cohort is collected in this one pass and
+`catvae.data.policy` decides: stop listing all of them (``dataset.on_error: stop``, default), or leave them out and
+list them in ``skipped_subjects.csv`` (``skip``). Folders that do not hold a complete subject (a missing or
+off-naming file, see `catvae.data.brats`) are always skipped and listed, whatever the policy.
+
 PNGs are written into a hidden temporary folder that replaces ``slices/`` only when every subject succeeded, and
 ``manifest.csv`` is written last and atomically: a crash never leaves a manifest that looks complete.
 """
@@ -22,10 +29,20 @@ import numpy as np
 import pandas as pd
 from skimage.transform import resize
 
-from catvae.data.brats import SubjectFiles, canonical_modalities, discover_brats
+from catvae.config import config_block
+from catvae.data.brats import SubjectFiles, canonical_modalities, discover_brats, label_set
 from catvae.data.images import save_png
-from catvae.data.publish import publish_slices
 from catvae.data.normalize import brain_mask, load_volume, normalization_params, normalize_volume
+from catvae.data.policy import (
+    SKIPPED_COLUMNS,
+    SkippedSubject,
+    parse_nonfinite,
+    parse_on_error,
+    settle,
+    write_skipped,
+)
+from catvae.data.publish import publish_slices
+from catvae.data.validate import header_problems, mask_problem, nonfinite_count
 from catvae.data.slicing import (
     NO_TUMOR,
     TUMOR,
@@ -40,14 +57,13 @@ from catvae.data.slicing import (
     take_slice,
 )
 from catvae.errors import CatvaeError
-from catvae.io import write_csv
 
 log = logging.getLogger("catvae.data.extract")
 
 MANIFEST_COLUMNS = ["subject", "modality", "plane", "slice_index", "class", "tumor_voxels", "brain_fraction", "path"]
 DISCARDED_COLUMNS = ["subject", "modality", "plane", "slice_index", "class", "reason", "value"]
-SKIPPED_COLUMNS = ["subject", "reason"]
 DEFAULT_PLANES = ("axial", "sagittal", "coronal")
+DEFAULT_BRATS = {"labels": None, "overrides": {}}
 
 
 @dataclass
@@ -66,6 +82,7 @@ class ExtractionSummary:
     discard_reasons: dict[str, int]
     seconds: float
     skipped_subjects: list[str] = field(default_factory=list)
+    nonfinite_zeroed: dict[str, int] = field(default_factory=dict)  # "<subject>/<sequence>" -> voxels set to 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (paths as strings)."""
@@ -84,6 +101,19 @@ class _SubjectJob:
     image_size: int
     lower: float
     upper: float
+    labels: tuple[int, ...]  # the mask's allowed labels
+    nonfinite: str  # dataset.nonfinite: reject | zero
+    write: bool = True  # False: only validate (the run stops anyway, so no slice is worth writing)
+
+
+@dataclass
+class _SubjectResult:
+    """What one subject job returns: its rows, or why the subject is broken; and non-finite voxels set to 0."""
+
+    kept: list[list[Any]]
+    discarded: list[list[Any]]
+    problem: str | None = None
+    nonfinite: dict[str, int] = field(default_factory=dict)  # sequence -> voxels (nonfinite: zero)
 
 
 def extract_dataset(
@@ -97,12 +127,17 @@ def extract_dataset(
     normalization: Mapping[str, Any] | None = None,
     filter: Mapping[str, Any] | None = None,
     threads: int = 1,
+    brats: Mapping[str, Any] | None = None,
+    on_error: str = "stop",
+    nonfinite: str = "reject",
 ) -> ExtractionSummary:
     """Cut every usable subject under `root` into labelled slices under `out_dir` (see the module docstring).
 
-    `selection`, `normalization` and `filter` are the `dataset.*` config blocks of the same names; missing keys
-    take the defaults of `catvae.data.slicing` / `catvae.data.normalize`. Raises CatvaeError when no subject is
-    usable or no slice survives the filter (after writing `discarded.csv` and `skipped_subjects.csv`, which say why).
+    `selection`, `normalization`, `filter` and `brats` ({labels, overrides}) are the `dataset.*` config blocks of
+    the same names; missing keys take the defaults of `catvae.data.slicing` / `catvae.data.normalize` / this module.
+    `on_error` and `nonfinite` are the policies of `catvae.data.policy`. Raises CatvaeError listing every broken
+    subject (``on_error: stop``), when no subject is usable, or when no slice survives the filter (after writing
+    `discarded.csv` and `skipped_subjects.csv`, which say why).
     """
     start = time.perf_counter()
     mods = canonical_modalities(modalities)
@@ -110,30 +145,64 @@ def extract_dataset(
     sel = parse_selection(selection)
     rule = parse_filter(filter)
     lower, upper = normalization_params(normalization)
+    brats_cfg = config_block(brats, DEFAULT_BRATS, "dataset.brats")
+    configured_labels = _parse_labels(brats_cfg["labels"])
+    on_error, nonfinite = parse_on_error(on_error), parse_nonfinite(nonfinite)
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 4:
         raise CatvaeError(f"config key 'dataset.image_size': {image_size!r} must be an integer >= 4")
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise CatvaeError(f"threads: {threads!r} must be an integer >= 1")
 
     out = Path(out_dir)
-    subjects, skipped = discover_brats(root, mods)
-    log.info("found %d usable subject(s) under %s, skipped %d", len(subjects), root, len(skipped))
+    subjects, skipped = discover_brats(root, mods, brats_cfg["overrides"])
+    log.info("found %d complete subject folder(s) under %s, skipped %d", len(subjects), root, len(skipped))
     for s in skipped:
         log.warning("skipped subject %s: %s", s.subject, s.reason)
     out.mkdir(parents=True, exist_ok=True)
     skipped_path = out / "skipped_subjects.csv"
-    write_csv(skipped_path, pd.DataFrame([(s.subject, s.reason) for s in skipped], columns=SKIPPED_COLUMNS))
     if not subjects:
+        write_skipped(skipped_path, skipped)
         raise CatvaeError(
             f"config key 'dataset.root': no usable BraTS subject under {root} ({len(skipped)} skipped, "
             f"see {skipped_path}); expected <root>/<ID>/<ID>_flair.nii.gz ... or <root>/<ID>/<ID>-t2f.nii.gz ..."
         )
 
+    # Cheap pass first: headers and shapes of every file, so a broken cohort is known before any voxel is read.
+    broken: list[SkippedSubject] = []
+    usable: list[SubjectFiles] = []
+    for s in subjects:
+        problems = header_problems(s)
+        if problems:
+            broken.append(SkippedSubject(s.subject, "; ".join(problems)))
+        else:
+            usable.append(s)
+    log.info("headers: %d subject(s) readable and consistent, %d broken", len(usable), len(broken))
+    what = f"config key 'dataset.root' ({root})"
+    nonfinite_zeroed: dict[str, int] = {}
+    used: list[str] = []
+    all_skipped: list[SkippedSubject] = list(skipped)
+
     def fill_slices(tmp_slices: Path) -> tuple[list, list]:
+        write = not (broken and on_error == "stop")  # the run will stop: check the voxels, write nothing
         jobs = [
-            _SubjectJob(s, tmp_slices, plane_list, sel, rule, int(image_size), lower, upper) for s in subjects
+            _SubjectJob(s, tmp_slices, plane_list, sel, rule, int(image_size), lower, upper,
+                        label_set(s, configured_labels), nonfinite, write)
+            for s in usable
         ]
-        return _run_jobs(jobs, int(threads))
+        results = _run_jobs(jobs, int(threads))
+        failed = [SkippedSubject(j.subject.subject, r.problem) for j, r in zip(jobs, results) if r.problem]
+        all_skipped.extend(settle([*broken, *failed], on_error, what, log))  # raises on stop
+        write_skipped(skipped_path, all_skipped)
+        good = [(j, r) for j, r in zip(jobs, results) if not r.problem]
+        if not good:
+            raise CatvaeError(f"{what}: no usable BraTS subject left ({len(all_skipped)} skipped, see {skipped_path})")
+        used.extend(j.subject.subject for j, _ in good)
+        for job, result in good:
+            for modality, count in result.nonfinite.items():
+                nonfinite_zeroed[f"{job.subject.subject}/{modality}"] = count
+                log.warning("subject %s: %s %s has %d non-finite voxel(s), used as 0 (dataset.nonfinite: zero)",
+                            job.subject.subject, modality, job.subject.images[modality].name, count)
+        return [row for _, r in good for row in r.kept], [row for _, r in good for row in r.discarded]
 
     published = publish_slices(
         out,
@@ -152,14 +221,15 @@ def extract_dataset(
         manifest=manifest_path,
         discarded=discarded_path,
         skipped=skipped_path,
-        subjects_used=len(subjects),
-        subjects_skipped=len(skipped),
+        subjects_used=len(used),
+        subjects_skipped=len(all_skipped),
         kept=len(manifest),
         discarded_count=len(discarded),
         counts=_counts(manifest, plane_list),
         discard_reasons=reasons,
         seconds=round(time.perf_counter() - start, 3),
-        skipped_subjects=[s.subject for s in skipped],
+        skipped_subjects=sorted(s.subject for s in all_skipped),
+        nonfinite_zeroed=nonfinite_zeroed,
     )
     _log_summary(summary)
     return summary
@@ -177,26 +247,56 @@ def square_image(image: np.ndarray, image_size: int) -> np.ndarray:
     return np.clip(padded, 0.0, 1.0)
 
 
-def extract_subject(job: _SubjectJob) -> tuple[list[list[Any]], list[list[Any]]]:
-    """Manifest rows and discarded rows of one subject, writing its PNGs under `job.slices_dir`.
+def extract_subject(job: _SubjectJob) -> _SubjectResult:
+    """Manifest rows and discarded rows of one subject, writing its PNGs under `job.slices_dir`; or, for a broken
+    subject, every reason the voxels give (mask labels, non-finite voxels, unreadable data, a range too wide to
+    normalise), with its PNGs removed again.
 
     Holds the mask (briefly) and one sequence at a time; labels come from the mask, so every sequence of a
-    subject gets the same labels for the same slice.
+    subject gets the same labels for the same slice. Volumes are read as float64 (see `load_volume`).
     """
     subject = job.subject
-    seg = load_volume(subject.seg)
-    shape = seg.shape
-    candidates = candidate_slices(shape, job.planes, job.selection)
-    labels = {c: label_slice(take_slice(seg, *c)) for c in candidates}
-    del seg
+    problems: list[str] = []
     kept: list[list[Any]] = []
     discarded: list[list[Any]] = []
+    zeroed: dict[str, int] = {}
+    labels: dict[tuple[str, int], tuple[str, int]] = {}
+    try:
+        seg = load_volume(subject.seg)
+    except CatvaeError as exc:
+        return _SubjectResult([], [], str(exc))
+    why = mask_problem(seg, job.labels)
+    if why is not None:
+        problems.append(f"{subject.seg.name}: {why}")
+    shape = seg.shape
+    candidates = candidate_slices(shape, job.planes, job.selection)
+    if not problems:
+        labels = {c: label_slice(take_slice(seg, *c)) for c in candidates}
+    del seg
     for modality, path in subject.images.items():
-        raw = load_volume(path)
-        if raw.shape != shape:
-            raise CatvaeError(f"NIfTI volume {path} has shape {raw.shape} but its mask {subject.seg} has {shape}")
-        mask = brain_mask(raw)
-        volume = normalize_volume(raw, job.lower, job.upper, mask=mask)
+        try:
+            raw = load_volume(path)
+        except CatvaeError as exc:
+            problems.append(str(exc))
+            continue
+        if raw.shape != shape:  # the headers agreed, so only a file changed since then gets here
+            problems.append(f"{path.name} has shape {raw.shape} but the mask {subject.seg.name} has {shape}")
+            continue
+        nan, inf = nonfinite_count(raw)
+        if nan + inf:
+            if job.nonfinite == "reject":
+                problems.append(f"{path.name}: {nan + inf} non-finite voxel(s) ({nan} NaN, {inf} Inf); "
+                                "dataset.nonfinite: zero would use them as 0")
+                continue
+            zeroed[modality] = nan + inf
+        if problems or not job.write:
+            continue  # still read the other volumes: the report should hold all of this subject's reasons
+        mask = brain_mask(raw)  # never holds a non-finite voxel, so those come out as 0
+        try:
+            volume = normalize_volume(raw, job.lower, job.upper, mask=mask)
+        except CatvaeError as exc:
+            problems.append(f"{path.name}: {exc}")
+            continue
         del raw
         for plane, index in candidates:
             cls, tumor_voxels = labels[(plane, index)]
@@ -209,19 +309,30 @@ def extract_subject(job: _SubjectJob) -> tuple[list[list[Any]], list[list[Any]]]
             save_png(job.slices_dir / cls / Path(rel).name, square_image(image, job.image_size))
             fraction = float(np.count_nonzero(brain)) / brain.size
             kept.append([subject.subject, modality, plane, index, cls, tumor_voxels, round(fraction, 6), rel])
-    return kept, discarded
+    if problems:
+        for row in kept:  # PNGs of sequences that were fine before a later one failed
+            (job.slices_dir / row[4] / Path(row[-1]).name).unlink(missing_ok=True)
+        return _SubjectResult([], [], "; ".join(problems))
+    return _SubjectResult(kept, discarded, None, zeroed)
 
 
-def _run_jobs(jobs: list[_SubjectJob], threads: int) -> tuple[list[list[Any]], list[list[Any]]]:
-    """Run subject jobs in-process (threads=1) or in a process pool; rows come back in subject order."""
-    results: list[tuple[list, list] | None] = [None] * len(jobs)
+def _run_jobs(jobs: list[_SubjectJob], threads: int) -> list[_SubjectResult]:
+    """Run subject jobs in-process (threads=1) or in a process pool; results come back in subject order.
+
+    A broken subject is a result, not an exception, so one bad file never ends the pass over the others.
+    """
+    results: list[_SubjectResult | None] = [None] * len(jobs)
     n = len(jobs)
     done = 0
 
     def _progress(i: int, seconds: float) -> None:
-        kept, dropped = results[i]  # type: ignore[misc]
-        log.info("subject %d/%d %s: %d slice(s) kept, %d discarded (%.2f s)",
-                 done, n, jobs[i].subject.subject, len(kept), len(dropped), seconds)
+        result = results[i]
+        assert result is not None
+        if result.problem:
+            log.warning("subject %d/%d %s: broken: %s", done, n, jobs[i].subject.subject, result.problem)
+        else:
+            log.info("subject %d/%d %s: %d slice(s) kept, %d discarded (%.2f s)",
+                     done, n, jobs[i].subject.subject, len(result.kept), len(result.discarded), seconds)
 
     if threads == 1 or n == 1:
         for i, job in enumerate(jobs):
@@ -243,9 +354,17 @@ def _run_jobs(jobs: list[_SubjectJob], threads: int) -> tuple[list[list[Any]], l
                 for f in futures:
                     f.cancel()
                 raise
-    kept_rows = [row for r in results for row in r[0]]  # type: ignore[index]
-    discarded_rows = [row for r in results for row in r[1]]  # type: ignore[index]
-    return kept_rows, discarded_rows
+    return [r for r in results if r is not None]
+
+
+def _parse_labels(labels: Any) -> tuple[int, ...] | None:
+    """``dataset.brats.labels``: None (by the files' naming) or a non-empty list of integers >= 0."""
+    if labels is None:
+        return None
+    if (not isinstance(labels, (list, tuple)) or not labels
+            or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in labels)):
+        raise CatvaeError(f"config key 'dataset.brats.labels': {labels!r} must be a non-empty list of integers >= 0")
+    return tuple(sorted({int(v) for v in labels}))
 
 
 def _counts(manifest: pd.DataFrame, planes: tuple[str, ...]) -> dict[str, dict[str, int]]:

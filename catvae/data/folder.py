@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
-from catvae.data.extract import DISCARDED_COLUMNS, MANIFEST_COLUMNS, SKIPPED_COLUMNS, square_image
+from catvae.data.extract import DISCARDED_COLUMNS, MANIFEST_COLUMNS, square_image
 from catvae.data.images import save_png
+from catvae.data.policy import SkippedSubject, parse_on_error, settle, write_skipped
 from catvae.data.publish import publish_slices
 from catvae.errors import CatvaeError
 from catvae.io import write_csv
@@ -103,30 +104,48 @@ def safe_name(name: str) -> str:
 # Atomic output (shared with MedMNIST)
 
 
+Fill = Callable[[Path], tuple[list[list[Any]], list[list[Any]], list[SkippedSubject]]]
+
+
 def write_prepared(
     out_dir: Path,
-    fill_slices: Callable[[Path], tuple[list[list[Any]], list[list[Any]]]],
-    skipped: Iterable[tuple[str, str]] = (),
+    fill_slices: Fill,
+    skipped: Iterable[SkippedSubject] = (),
     extra_columns: Iterable[str] = (),
     what: str = "config key 'dataset.root'",
     logger: logging.Logger = log,
+    on_error: str = "stop",
+    unit: str = "image",
 ) -> PreparedDataset:
-    """Run `fill_slices(tmp_slices_dir)` -> (manifest rows, discarded rows), then publish everything atomically.
+    """Run `fill_slices(tmp_slices_dir)` -> (manifest rows, discarded rows, broken units), then publish atomically.
 
-    PNGs go into a hidden temporary folder that replaces ``slices/`` only when every image is written, and
-    ``manifest.csv`` is written last: a crash never leaves a manifest that looks complete. `discarded.csv` and
-    `skipped_subjects.csv` are written before an empty result raises (CatvaeError naming `what`), so they say why.
+    The broken units (unreadable images ...) found in that one pass go through `catvae.data.policy.settle`: with
+    ``on_error: stop`` one CatvaeError lists them all and nothing is published; with ``skip`` they join `skipped`
+    (units left out earlier, e.g. MedMNIST files) in ``skipped_subjects.csv``. PNGs go into a hidden temporary
+    folder that replaces ``slices/`` only when every image is written, and ``manifest.csv`` is written last: a crash
+    never leaves a manifest that looks complete. `discarded.csv` and `skipped_subjects.csv` are written before an
+    empty result raises (CatvaeError naming `what`), so they say why.
     """
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     skipped_path = out_dir / "skipped_subjects.csv"
-    write_csv(skipped_path, pd.DataFrame(list(skipped), columns=SKIPPED_COLUMNS))
+    all_skipped = list(skipped)
+
+    def fill_and_settle(tmp_slices: Path) -> tuple[list[list[Any]], list[list[Any]]]:
+        rows, discarded, broken = fill_slices(tmp_slices)
+        all_skipped.extend(settle(broken, on_error, what, logger, unit=unit))  # raises on stop
+        write_skipped(skipped_path, all_skipped)
+        return rows, discarded
+
     published = publish_slices(
         out_dir,
-        fill_slices,
+        fill_and_settle,
         manifest_columns=MANIFEST_COLUMNS + list(extra_columns),
         discarded_columns=DISCARDED_COLUMNS,
-        empty_message=lambda n, reasons, path: f"{what}: no usable image ({n} discarded: {reasons}); see {path}",
+        empty_message=lambda n, reasons, path: (
+            f"{what}: no usable image ({n} discarded: {reasons}; {len(all_skipped)} skipped); see {path} "
+            f"and {skipped_path}"
+        ),
     )
     manifest, discarded, reasons = published.manifest, published.discarded, published.reasons
     manifest_path, discarded_path = published.manifest_path, published.discarded_path
@@ -242,9 +261,11 @@ def prepare_folder_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathLik
     """Write ``slices/<class>/*.png``, ``manifest.csv``, ``discarded.csv`` and ``skipped_subjects.csv``.
 
     `dataset` is the validated ``dataset`` config block; reads ``root``, ``name`` (the modality value),
-    ``image_size`` and ``folder: {classes, exclude_pattern, id_pattern}``. A corrupt image is reported by name
-    (``discarded.csv`` reason ``corrupt: <error>``, and the log) and skipped; CatvaeError when nothing is left or
-    a class ends up empty, when ``root`` or a configured class folder is missing, or when ``id_pattern`` does not
+    ``image_size``, ``on_error`` and ``folder: {classes, exclude_pattern, id_pattern}``. Masks and non-image files
+    go to ``discarded.csv``. Images that cannot be decoded are collected over the whole tree: ``on_error: stop``
+    (default) then raises one CatvaeError naming every one of them; ``skip`` leaves them out and lists them in
+    ``skipped_subjects.csv`` (``corrupt image <class>/<file>: <error>``). CatvaeError too when nothing is left or a
+    class ends up empty, when ``root`` or a configured class folder is missing, or when ``id_pattern`` does not
     match an image's file name.
     """
     if not dataset.get("root"):
@@ -253,6 +274,7 @@ def prepare_folder_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathLik
     opts = dict(dataset.get("folder") or {})
     image_size = int(dataset.get("image_size", 64))
     modality = str(dataset.get("name", "image"))  # as catvae.data.classes.dataset_modalities names it
+    on_error = parse_on_error(dataset.get("on_error", "stop"))
     classes = folder_classes(root, opts.get("classes"))
     exclude = _compile(opts.get("exclude_pattern", DEFAULT_EXCLUDE) or None, "dataset.folder.exclude_pattern")
     id_pattern = _compile(opts.get("id_pattern"), "dataset.folder.id_pattern", groups=1)
@@ -265,16 +287,19 @@ def prepare_folder_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathLik
         len(candidates), len(classes), root, len(discarded),
     )
 
-    def fill(slices_dir: Path) -> tuple[list[list[Any]], list[list[Any]]]:
+    def fill(slices_dir: Path) -> tuple[list[list[Any]], list[list[Any]], list[SkippedSubject]]:
         rows: list[list[Any]] = []
+        broken: list[SkippedSubject] = []
         used: set[tuple[str, str]] = set()
         for i, (cand, image_id, subject) in enumerate(zip(candidates, ids, subjects), 1):
             try:
                 gray = read_gray(cand.path)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
                 log.warning("corrupt image %s: %s", cand.path, exc)
-                discarded.append(discarded_row(subject, modality, cand.cls, f"corrupt: {exc}", cand.path.name))
+                broken.append(SkippedSubject(subject, f"corrupt image {cand.cls}/{cand.path.name}: {exc}"))
                 continue
+            if broken and on_error == "stop":
+                continue  # the run stops after this pass: decode the rest to find every corrupt file, write nothing
             name = _unique(safe_name(image_id), cand.cls, used)
             rel = f"slices/{cand.cls}/{name}.png"
             save_png(slices_dir / cand.cls / f"{name}.png", square_image(gray, image_size))
@@ -282,14 +307,15 @@ def prepare_folder_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathLik
             if i % 500 == 0:
                 log.info("converted %d/%d image(s)", i, len(candidates))
         empty = [c for c in classes if not any(r[4] == c for r in rows)]
-        if rows and empty:
+        if rows and empty and not (broken and on_error == "stop"):
             write_csv(Path(out_dir) / "discarded.csv", pd.DataFrame(discarded, columns=DISCARDED_COLUMNS))
+            write_skipped(Path(out_dir) / "skipped_subjects.csv", broken)
             raise CatvaeError(
                 f"config key 'dataset.folder.classes': class folder(s) {empty} under {root} hold no usable image"
             )
-        return rows, discarded
+        return rows, discarded, broken
 
-    return write_prepared(Path(out_dir), fill)
+    return write_prepared(Path(out_dir), fill, what=f"config key 'dataset.root' ({root})", on_error=on_error)
 
 
 def _unique(name: str, cls: str, used: set[tuple[str, str]]) -> str:

@@ -7,9 +7,15 @@ OCTMNIST 17-20): a file's ``class_offset`` defaults to the end of the previous f
 ``<modality>_<local label>``, its modality to the file stem without a size suffix ("pathmnist_64" -> "pathmnist").
 
 Nothing is downloaded: the files are local paths from ``dataset.medmnist.files``. ``medmnist_classes`` and
-``medmnist_modalities`` read only the label arrays (``np.load`` of an ``.npz`` is lazy per array), because
-Snakemake calls them while building the DAG. Image arrays are streamed in chunks straight from the zip member,
-so a 224x224 TissueMNIST (several GB) never sits in memory whole.
+``medmnist_modalities`` read only the label arrays and the image arrays' headers (``np.load`` of an ``.npz`` is
+lazy per array; a ``.npy`` header is its first bytes), because Snakemake calls them while building the DAG. Image
+arrays are streamed in chunks straight from the zip member, so a 224x224 TissueMNIST (several GB) never sits in
+memory whole.
+
+Broken files (unreadable, an array missing, mis-shaped or truncated, image and label counts that differ) are all
+found in that cheap pass: ``dataset.on_error: stop`` (default) fails naming every one; ``skip`` leaves them out
+(their classes with them, so the DAG and the manifest agree) and lists them in ``skipped_subjects.csv``. A file
+whose compressed data is damaged past its header is found only while converting, and always stops the run.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from PIL import Image
 from catvae.data.extract import square_image
 from catvae.data.folder import PreparedDataset, image_to_gray, manifest_row, write_prepared
 from catvae.data.images import save_png
+from catvae.data.policy import SkippedSubject, parse_on_error, settle
 from catvae.errors import CatvaeError
 
 log = logging.getLogger("catvae.data.medmnist")
@@ -97,44 +104,62 @@ def _read_labels(path: Path, where: str) -> dict[str, np.ndarray]:
     return out
 
 
-def resolve_files(files: Sequence[Any]) -> list[MedmnistFile]:
-    """Resolve every configured file: modality, global class offset and names (reads label arrays only).
+def resolve_files(files: Sequence[Any], on_error: str = "stop") -> list[MedmnistFile]:
+    """Resolve every usable configured file: modality, global class offset and names (labels and headers only).
 
-    Raises CatvaeError naming the file and ``dataset.medmnist.files`` for a missing/corrupt file, a missing
-    array, labels outside ``class_names``, two files with one modality, or clashing global classes.
+    Every file is checked before anything is decided (see the module docstring for `on_error`). Raises CatvaeError
+    naming ``dataset.medmnist.files`` for a config that cannot work whatever the files hold: two files with one
+    modality, clashing or missing global classes.
     """
+    return _resolve(files, on_error)[0]
+
+
+def _resolve(files: Sequence[Any], on_error: str = "stop") -> tuple[list[MedmnistFile], list[SkippedSubject]]:
+    """(usable files, broken files left out under ``on_error: skip``)."""
+    on_error = parse_on_error(on_error)
     if not files:
         raise CatvaeError(f"config key '{KEY}' must list at least one .npz file")
+    entries = [_entry(item, i) for i, item in enumerate(files)]
+    modalities = [str(e.get("modality") or default_modality(e["path"])) for e in entries]
+    duplicated = sorted({m for m in modalities if modalities.count(m) > 1})
+    if duplicated:
+        raise CatvaeError(f"config key '{KEY}': modality {duplicated} given to more than one file; name each one")
     resolved: list[MedmnistFile] = []
+    broken: list[SkippedSubject] = []
     next_free = 0
-    for i, item in enumerate(files):
-        entry = _entry(item, i)
+    for i, (entry, modality) in enumerate(zip(entries, modalities)):
         path = Path(entry["path"])
-        modality = entry.get("modality") or default_modality(path)
         where = f"config key '{KEY}' entry {i} ({path})"
-        labels = _read_labels(path, where)
-        top = max((int(v.max()) for v in labels.values() if v.size), default=-1)
-        names = entry.get("class_names")
-        if names:
-            if top >= len(names):
-                raise CatvaeError(f"{where}: label {top} found but 'class_names' lists only {len(names)} name(s)")
-            names = tuple(str(n) for n in names)
-        else:
-            if top < 0:
-                raise CatvaeError(f"{where}: no labels in any partition")
-            names = tuple(f"{modality}_{k}" for k in range(top + 1))
+        try:
+            labels = _read_labels(path, where)
+            _check_image_headers(path, labels, where)
+            names = _class_names(entry.get("class_names"), labels, modality, where)
+        except CatvaeError as exc:
+            broken.append(SkippedSubject(modality, str(exc)))
+            continue
         offset = entry.get("class_offset")
         offset = next_free if offset is None else int(offset)
         if offset < 0:
             raise CatvaeError(f"{where}: 'class_offset' must be >= 0, got {offset}")
-        resolved.append(MedmnistFile(i, path, str(modality), offset, names))
+        resolved.append(MedmnistFile(i, path, modality, offset, names))
         next_free = max(next_free, offset + len(names))
-    modalities = [f.modality for f in resolved]
-    duplicated = sorted({m for m in modalities if modalities.count(m) > 1})
-    if duplicated:
-        raise CatvaeError(f"config key '{KEY}': modality {duplicated} given to more than one file; name each one")
+    left_out = settle(broken, on_error, f"config key '{KEY}'", log, unit="file")  # raises on stop
+    if not resolved:
+        raise CatvaeError(f"config key '{KEY}': no usable file ({len(left_out)} broken, left out)")
     _global_names(resolved)  # fail early on clashes
-    return resolved
+    return resolved, left_out
+
+
+def _class_names(configured: Any, labels: dict[str, np.ndarray], modality: str, where: str) -> tuple[str, ...]:
+    """The global names of a file's local labels: `configured` (checked against the labels), else <modality>_<k>."""
+    top = max((int(v.max()) for v in labels.values() if v.size), default=-1)
+    if configured:
+        if top >= len(configured):
+            raise CatvaeError(f"{where}: label {top} found but 'class_names' lists only {len(configured)} name(s)")
+        return tuple(str(n) for n in configured)
+    if top < 0:
+        raise CatvaeError(f"{where}: no labels in any partition")
+    return tuple(f"{modality}_{k}" for k in range(top + 1))
 
 
 def _global_names(files: Sequence[MedmnistFile]) -> list[str]:
@@ -160,36 +185,65 @@ def _global_names(files: Sequence[MedmnistFile]) -> list[str]:
     return names
 
 
-def medmnist_classes(files: Sequence[Any]) -> list[str]:
-    """Global class names in global-label order (the classifier's output order). Reads label arrays only."""
-    return _global_names(resolve_files(files))
+def medmnist_classes(files: Sequence[Any], on_error: str = "stop") -> list[str]:
+    """Global class names in global-label order (the classifier's output order), of the usable files.
+    Reads label arrays and array headers only."""
+    return _global_names(resolve_files(files, on_error))
 
 
-def medmnist_modalities(files: Sequence[Any]) -> list[str]:
-    """One modality name per file, in config order (the conditional VAE's modality embedding)."""
-    return [f.modality for f in resolve_files(files)]
+def medmnist_modalities(files: Sequence[Any], on_error: str = "stop") -> list[str]:
+    """One modality name per usable file, in config order (the conditional VAE's modality embedding)."""
+    return [f.modality for f in resolve_files(files, on_error)]
+
+
+def _array_header(zf: zipfile.ZipFile, name: str, where: str) -> tuple[tuple[int, ...], int]:
+    """(shape, bytes before the data) of ``{name}.npy`` in an open ``.npz``, from its header alone, checked:
+    uint8 ``[N, H, W]``, ``[N, H, W, 1]`` or ``[N, H, W, 3]``, C order, and a member long enough for its shape."""
+    member = f"{name}.npy"
+    if member not in zf.namelist():
+        raise CatvaeError(f"{where}: array {name!r} missing")
+    with zf.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(fh)
+        offset = fh.tell()
+    if dtype != np.uint8 or len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] not in (1, 3)):
+        raise CatvaeError(f"{where}: '{name}' is {dtype} {list(shape)}; expected uint8 [N, H, W] or [N, H, W, 3]")
+    if fortran:
+        raise CatvaeError(f"{where}: '{name}' is stored in Fortran order; re-save it in C order")
+    stored, needed = zf.getinfo(member).file_size - offset, int(np.prod(shape))
+    if stored < needed:
+        raise CatvaeError(f"{where}: '{name}' is truncated: {stored} of {needed} data bytes")
+    return tuple(int(n) for n in shape), offset
+
+
+def _check_image_headers(path: Path, labels: dict[str, np.ndarray], where: str) -> None:
+    """Every partition's image array is present, well-formed, complete, and as long as its labels (headers only)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for part in PARTITIONS:
+                n = _array_header(zf, f"{part}_images", where)[0][0]
+                if n != len(labels[part]):
+                    raise CatvaeError(
+                        f"{where}: '{part}_images' has {n} image(s) but '{part}_labels' {len(labels[part])}"
+                    )
+    except CatvaeError:
+        raise
+    except _LOAD_ERRORS as exc:
+        raise CatvaeError(f"{where}: cannot read the image arrays: {exc}") from None
 
 
 def iter_images(path: Path, part: str, where: str, chunk: int = 2048) -> Iterator[np.ndarray]:
     """Yield ``{part}_images`` in chunks of up to `chunk` images, read straight from the zip member.
 
-    Checks the layout (uint8, ``[N, H, W]``, ``[N, H, W, 1]`` or ``[N, H, W, 3]``) before any pixel is read.
+    Checks the layout (see `_array_header`) before any pixel is read.
     """
     name = f"{part}_images"
     try:
         with zipfile.ZipFile(path) as zf:
-            if f"{name}.npy" not in zf.namelist():
-                raise CatvaeError(f"{where}: array {name!r} missing")
+            shape, offset = _array_header(zf, name, where)
             with zf.open(f"{name}.npy") as fh:
-                version = np.lib.format.read_magic(fh)
-                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = reader(fh)
-                if dtype != np.uint8 or len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] not in (1, 3)):
-                    raise CatvaeError(
-                        f"{where}: '{name}' is {dtype} {list(shape)}; expected uint8 [N, H, W] or [N, H, W, 3]"
-                    )
-                if fortran:
-                    raise CatvaeError(f"{where}: '{name}' is stored in Fortran order; re-save it in C order")
+                fh.read(offset)
                 per_image = int(np.prod(shape[1:]))
                 done = 0
                 while done < shape[0]:
@@ -216,15 +270,17 @@ def prepare_medmnist_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathL
     """Write ``slices/<class>/<modality>_<partition>_<index>.png``, ``manifest.csv`` (the BraTS columns plus
     ``partition``: MedMNIST's own train/val/test), an empty ``discarded.csv`` and ``skipped_subjects.csv``.
 
-    `dataset` is the validated ``dataset`` config block; reads ``image_size`` and ``medmnist.files``
-    (``[{path, modality, class_offset, class_names}]``). ``subject`` is ``<modality>_<partition>_<index>``.
+    `dataset` is the validated ``dataset`` config block; reads ``image_size``, ``on_error`` and ``medmnist.files``
+    (``[{path, modality, class_offset, class_names}]``). ``subject`` is ``<modality>_<partition>_<index>``; a file
+    left out under ``on_error: skip`` is listed in ``skipped_subjects.csv`` under its modality name.
     """
-    files = resolve_files((dataset.get("medmnist") or {}).get("files") or [])
+    on_error = parse_on_error(dataset.get("on_error", "stop"))
+    files, left_out = _resolve((dataset.get("medmnist") or {}).get("files") or [], on_error)
     image_size = int(dataset.get("image_size", 28))
     classes = _global_names(files)
     log.info("%d MedMNIST file(s), %d global classes: %s", len(files), len(classes), ", ".join(classes))
 
-    def fill(slices_dir: Path) -> tuple[list[list[Any]], list[list[Any]]]:
+    def fill(slices_dir: Path) -> tuple[list[list[Any]], list[list[Any]], list[SkippedSubject]]:
         rows: list[list[Any]] = []
         for cls in classes:
             (slices_dir / cls).mkdir(parents=True, exist_ok=True)
@@ -248,9 +304,10 @@ def prepare_medmnist_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathL
                         f"{f.where}: '{part}_images' has {index} image(s) but '{part}_labels' {len(labels[part])}"
                     )
                 log.info("%s %s: %d image(s)", f.modality, part, index)
-        return rows, []
+        return rows, [], []
 
-    return write_prepared(Path(out_dir), fill, extra_columns=["partition"], what=f"config key '{KEY}'", logger=log)
+    return write_prepared(Path(out_dir), fill, skipped=left_out, extra_columns=["partition"],
+                          what=f"config key '{KEY}'", logger=log, on_error=on_error, unit="file")
 
 
 __all__ = [

@@ -20,19 +20,42 @@ from catvae.errors import CatvaeError
 DEFAULT_NORMALIZATION = {"lower_percentile": 0.5, "upper_percentile": 99.5}
 
 
-def load_volume(path: str | os.PathLike, dtype: Any = np.float32) -> np.ndarray:
-    """The 3D voxel array of a NIfTI file (scaling applied); a corrupt or non-3D file is a CatvaeError naming it."""
+def load_volume(path: str | os.PathLike, dtype: Any = np.float64) -> np.ndarray:
+    """The 3D voxel array of a NIfTI file (scaling applied); a corrupt or non-3D file is a CatvaeError naming it.
+
+    float64 by default: a float64 file with values past float32's range (3.4e38) would turn into Inf in float32,
+    and then look like background to every later step.
+    """
     path = Path(path)
     try:
         image = nib.load(str(path))
+        _check_3d(image.shape, path)
         data = np.asarray(image.get_fdata(dtype=dtype))
+    except CatvaeError:
+        raise
     except Exception as exc:  # nibabel, gzip and numpy raise many types for a damaged file
         raise CatvaeError(f"cannot read NIfTI volume {path}: {exc}") from exc
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]  # some tools write a trailing singleton time axis
-    if data.ndim != 3:
-        raise CatvaeError(f"NIfTI volume {path} has shape {data.shape}; a 3D volume is needed")
-    return data
+    return data[..., 0] if data.ndim == 4 else data
+
+
+def volume_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+    """The 3D shape from a NIfTI header alone (cheap: no voxel is decoded); CatvaeError naming the file if the
+    header is unreadable or the volume is not 3D."""
+    path = Path(path)
+    try:
+        shape = tuple(int(n) for n in nib.load(str(path)).shape)
+    except Exception as exc:  # a zero-byte, truncated-header or non-NIfTI file
+        raise CatvaeError(f"cannot read NIfTI header of {path}: {exc}") from exc
+    return _check_3d(shape, path)
+
+
+def _check_3d(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
+    """The shape without a trailing singleton time axis (some tools write one); CatvaeError if not 3D."""
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise CatvaeError(f"NIfTI volume {path} has shape {tuple(shape)}; a 3D volume is needed")
+    return (int(shape[0]), int(shape[1]), int(shape[2]))
 
 
 def normalization_params(normalization: Mapping[str, Any] | None) -> tuple[float, float]:
@@ -79,20 +102,29 @@ def normalize_volume(
 ) -> np.ndarray:
     """float32 copy of `volume` with brain voxels mapped so the two percentiles go to 0 and 1 (clipped), background 0.
 
-    Works on any numeric dtype (int16 with negative values, float64 ...). A brain of constant intensity maps to 0,
-    which the slice filter then drops as constant.
+    Works on any numeric dtype (int16 with negative values, float64 ...). The arithmetic runs in float64, so values
+    past float32's range normalise like any others; a range too wide even for float64 (the percentiles' difference
+    overflows) is a CatvaeError giving the range. Non-finite voxels are never brain (see `brain_mask`) and come out
+    as 0. A brain of constant intensity maps to 0, which the slice filter then drops as constant.
     """
     data = np.asarray(volume)
     if data.ndim != 3:
         raise CatvaeError(f"normalize_volume needs a 3D volume, got shape {data.shape}")
     mask = brain_mask(data) if mask is None else mask
-    data = data.astype(np.float32, copy=False)
     out = np.zeros(data.shape, dtype=np.float32)
     if not mask.any():
         return out
-    brain = data[mask]
+    brain = data[mask].astype(np.float64, copy=False)
     lo, hi = np.percentile(brain, [lower_percentile, upper_percentile])
-    if not hi > lo:
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if not np.isfinite(span):
+        raise CatvaeError(
+            f"intensity range [{lo:g}, {hi:g}] (percentiles {lower_percentile:g}-{upper_percentile:g} of the brain) "
+            "is too wide to normalise even in float64"
+        )
+    if not span > 0:
         return out
-    out[mask] = np.clip((brain - lo) / (hi - lo), 0.0, 1.0)
+    with np.errstate(over="ignore"):  # an outlier far past the upper percentile gives Inf, clipped to 1
+        out[mask] = np.clip((brain - lo) / span, 0.0, 1.0)
     return out

@@ -21,8 +21,11 @@ def prepare_dataset(
     """Write `out_dir/slices/`, `manifest.csv`, `discarded.csv` and `skipped_subjects.csv` for `dataset`.
 
     `cohort` is the phantom folder written by the `phantom` rule (kind `phantom`); other kinds read `dataset.root`.
+    The files of an earlier run are removed first, so a run that stops never leaves reports that look like its own.
     """
     kind = dataset["kind"]
+    for name in ("manifest.csv", "discarded.csv", "skipped_subjects.csv"):
+        (Path(out_dir) / name).unlink(missing_ok=True)
     if kind in ("phantom", "brats"):
         from catvae.data.extract import extract_dataset
 
@@ -39,6 +42,9 @@ def prepare_dataset(
             normalization=dict(dataset["normalization"]),
             filter=dict(dataset["filter"]),
             threads=threads,
+            brats=dict(dataset.get("brats") or {}),
+            on_error=dataset.get("on_error", "stop"),
+            nonfinite=dataset.get("nonfinite", "reject"),
         )
     if kind == "folder":
         from catvae.data.folder import prepare_folder_dataset

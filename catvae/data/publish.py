@@ -43,11 +43,13 @@ def publish_slices(
 ) -> Published:
     """Run `fill_slices(tmp_dir)` -> (manifest rows, discarded rows) and publish the result.
 
-    PNGs go into a hidden temporary folder that replaces `slices/` only once every image is written;
+    A `manifest.csv` of an earlier run is removed first. PNGs go into a hidden temporary folder that replaces
+    `slices/` only once every image is written;
     `discarded.csv` is written before an empty result raises CatvaeError(`empty_message(n_discarded, reasons,
     discarded_path)`), so it says why nothing is left; `manifest.csv` is written last.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "manifest.csv").unlink(missing_ok=True)  # an earlier run's: never left beside this run's reports
     tmp_slices = Path(tempfile.mkdtemp(prefix=".slices.", dir=out_dir))
     try:
         kept_rows, discarded_rows = fill_slices(tmp_slices)
