@@ -1,8 +1,10 @@
 """Training-set arms: which images, beyond the real training split, a classifier run is trained on.
 
-An arm name is `none`, `<generator>@<target>`, `oversample@<target>` or `classic@<target>`, where the target
-is a per-class image count or `balance` (the majority class's real training count). Every arm fills each
-class with `max(0, target - n_real_train[class])` extra images, so arms differ only in where extras come from.
+An arm name is `none`, `weighted`, `<generator>@<target>`, `oversample@<target>` or `classic@<target>`, where the
+target is a per-class image count or `balance` (the majority class's real training count). Every arm with a target
+fills each class with `max(0, target - n_real_train[class])` extra images, so arms differ only in where extras come
+from. `none` and `weighted` train on the real images alone; `weighted` weighs the loss by inverse class frequency
+(the first remedy a practitioner tries; the trainer applies it, the training set is the same as `none`'s).
 Extras are drawn image by image from a per-class seeded stream, so a larger target's extras start with a
 smaller target's extras, as the synthetic manifests' prefix rule does for generators.
 """
@@ -22,6 +24,8 @@ from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
 
 BASELINES = ("oversample", "classic")
+#: Arms without a target: real training images only (`weighted` changes the loss, not the images).
+REAL_ONLY = ("none", "weighted")
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 EXTRA_COLUMNS = ["class", "abspath", "source", "origin", "subject", "recipe"]
 
@@ -29,18 +33,19 @@ EXTRA_COLUMNS = ["class", "abspath", "source", "origin", "subject", "recipe"]
 def parse_arm(arm: str) -> tuple[str, int | str | None]:
     """Split an arm name into (method, target), raising CatvaeError on anything malformed.
 
-    `"none"` -> `("none", None)`; `"catvae@1000"` -> `("catvae", 1000)`; `"classic@balance"` ->
-    `("classic", "balance")`. Method names are restricted to `[A-Za-z0-9_-]` because they name folders.
+    `"none"` -> `("none", None)`; `"weighted"` -> `("weighted", None)`; `"catvae@1000"` -> `("catvae", 1000)`;
+    `"classic@balance"` -> `("classic", "balance")`. Method names are restricted to `[A-Za-z0-9_-]` because they
+    name folders.
     """
     if not isinstance(arm, str) or not arm:
         raise CatvaeError(f"classifier arm must be a non-empty string, got {arm!r}")
-    if arm == "none":
-        return "none", None
+    if arm in REAL_ONLY:
+        return arm, None
     parts = arm.split("@")
     if len(parts) != 2:
-        raise CatvaeError(f"classifier arm {arm!r} must be 'none' or '<method>@<target>' (one '@')")
+        raise CatvaeError(f"classifier arm {arm!r} must be one of {list(REAL_ONLY)} or '<method>@<target>' (one '@')")
     method, target = parts
-    if not _NAME.match(method) or method == "none":
+    if not _NAME.match(method) or method in REAL_ONLY:
         raise CatvaeError(f"classifier arm {arm!r}: method {method!r} must be a generator name or one of {BASELINES}")
     if target == "balance":
         return method, "balance"
