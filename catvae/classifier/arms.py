@@ -142,7 +142,7 @@ def build_training_set(
         if method in BASELINES:
             parts.append(_resample(pool, cls, n_extra, rng, augment=method == "classic"))
         else:
-            parts.append(_synthetic(method, cls, n_extra, synthetic_manifests))
+            parts.append(synthetic_rows(method, cls, n_extra, synthetic_manifests))
     extra = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXTRA_COLUMNS)
     counts = {}
     for cls in classes:
@@ -169,7 +169,7 @@ def _resample(pool: pd.DataFrame, cls: str, n: int, rng: np.random.Generator, au
     return pd.DataFrame(rows, columns=EXTRA_COLUMNS)
 
 
-def _synthetic(generator: str, cls: str, n: int, manifests: dict[str, str]) -> pd.DataFrame:
+def synthetic_rows(generator: str, cls: str, n: int, manifests: dict[str, str]) -> pd.DataFrame:
     """The first `n` rows of the generator's manifest for `cls` (generation order: targets are nested)."""
     if cls not in manifests:
         raise CatvaeError(

@@ -249,7 +249,8 @@ def _header(training: TrainingSet, seed: int, protocol: str, config_name: str, d
             "epochs": options["epochs"]}
 
 
-def _selection(history: pd.DataFrame, chosen: int, select: str, patience: int | None) -> dict[str, Any]:
+def selection_record(history: pd.DataFrame, chosen: int, select: str, patience: int | None) -> dict[str, Any]:
+    """What metrics files record about the scored epoch: the rule, the epoch, and its validation figures."""
     at = history.loc[history["epoch"] == chosen].iloc[0]
     return {"select": select, "patience": patience, "selected_epoch": int(chosen), "epochs_run": int(len(history)),
             "selected_val_balanced_accuracy": float(at["val_balanced_acc"]), "selected_val_loss": float(at["val_loss"])}
@@ -326,7 +327,7 @@ def run_arm(
 
     metrics = _header(training, seed, HELD_OUT, config_name, dev, options, fold, replicate)
     metrics.update(score(test_data[1].numpy(), probs, test_loss, classes))
-    metrics.update(_selection(history, chosen, options["select"], options["patience"]))
+    metrics.update(selection_record(history, chosen, options["select"], options["patience"]))
     metrics.update({"counts": training.counts, "n_train": len(table), "parameters": count_parameters(model),
                     "class_weights": weights, "train_seconds": train_seconds,
                     # epoch throughput: training images per second of epoch wall time (validation pass included)
@@ -400,7 +401,7 @@ def _paper_protocol(training: TrainingSet, split: pd.DataFrame, classes: list[st
     probs, loss = predict(model, *score_data, len(classes), options["batch_size"], dev)
     result = _header(training, seed, PAPER_PROTOCOL, config_name, dev, options, fold, replicate)
     result.update(score(score_data[1].numpy(), probs, loss, classes))
-    result.update(_selection(history, chosen, "last", None))
+    result.update(selection_record(history, chosen, "last", None))
     fitted = pool.iloc[fit_idx]
     result.update({"counts": _composition(fitted["source"], fitted["class"], classes), "n_train": len(fit_idx),
                    "n_pool": len(pool), "n_pool_real": int((pool["source"] == "real").sum()),

@@ -170,6 +170,8 @@ def cluster_study_config() -> dict:
     config["synthesis"]["targets"] = [next(t for t in TINY_CONFIG["synthesis"]["targets"] if isinstance(t, int))]
     config["classifier"]["baselines"] = ["oversample"]
     config["seeds"] = [0]
+    config["evaluation"] = {"folds": 1}
+    config["generators"]["replicates"] = 1
     return config
 
 
@@ -208,7 +210,7 @@ def test_slurm_study_matches_local_run(slurm_cluster: SlurmCluster, tmp_path: Pa
     rules = {jobs[jid] for jid in submitted}
     assert {"phantom", "extract", "split", "train_generator", "train_classifier"} <= rules, rules
     for jid, slurm_id in submitted.items():
-        wants_gpu = jobs[jid] in ("train_generator", "train_classifier")
+        wants_gpu = jobs[jid] in ("train_generator", "train_classifier", "tstr")
         got = slurm_cluster.job_record(slurm_id).get("TresPerJob", "")
         assert (got == "gres:gpu:1") == wants_gpu, f"rule {jobs[jid]} (SLURM job {slurm_id}): TresPerJob={got!r}"
 
