@@ -306,7 +306,7 @@ def test_outputs_can_be_named_one_by_one(dataset, tmp_path):
             config_name="test", device="cpu", fold=3)
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == sorted(names.values())
     assert json.loads((tmp_path / "x" / "m.json").read_text())["fold"] == 3
-    with pytest.raises(CatvaeError, match="unknown classifier output"):
+    with pytest.raises(CatvaeError, match="unknown ClassifierFiles output"):
         ClassifierFiles.of({**names, "extra": "e.json"})
     with pytest.raises(CatvaeError, match="paper protocol"):
         run_arm(split_csv, files, arm="none", seed=0, classes=CLASSES, synthetic_manifests={}, options=OPTIONS,

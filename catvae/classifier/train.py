@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from catvae.classifier.evaluate import (
 from catvae.data.images import load_images, read_manifest
 from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
-from catvae.io import atomic_path, write_csv, write_json
+from catvae.io import JobFiles, atomic_path, write_csv, write_json
 from catvae.models import count_parameters
 
 log = logging.getLogger("catvae.classifier.train")
@@ -103,9 +103,8 @@ def select_epoch(history: pd.DataFrame, mode: str) -> int:
 
 
 @dataclass(frozen=True)
-class ClassifierFiles:
-    """Every file one arm run writes. In the workflow the rule names each path (`classifier_outputs` in
-    common.smk); `in_folder` gives the CLI's and the tests' default names."""
+class ClassifierFiles(JobFiles):
+    """Every file one arm run writes (see `JobFiles`); `paper` only with the paper protocol."""
 
     metrics: Path
     history: Path
@@ -116,21 +115,9 @@ class ClassifierFiles:
     training_set: Path
     paper: Path | None = None
 
-    @classmethod
-    def in_folder(cls, folder: str | os.PathLike, paper_protocol: bool = False) -> "ClassifierFiles":
-        out = Path(folder)
-        return cls(out / "metrics.json", out / "history.csv", out / "predictions.csv", out / "confusion.csv",
-                   out / "confusion.png", out / "checkpoint.pt", out / "training_set.csv",
-                   out / "metrics_paper_protocol.json" if paper_protocol else None)
-
-    @classmethod
-    def of(cls, paths: dict[str, str | os.PathLike]) -> "ClassifierFiles":
-        """From a mapping such as a rule's named outputs; a key that is not a field is an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(paths) - names)
-        if unknown:
-            raise CatvaeError(f"unknown classifier output name(s) {unknown}; expected {sorted(names)}")
-        return cls(**{k: Path(v) for k, v in paths.items()})
+    DEFAULT_NAMES = {"metrics": "metrics.json", "history": "history.csv", "predictions": "predictions.csv",
+                     "confusion": "confusion.csv", "confusion_png": "confusion.png", "checkpoint": "checkpoint.pt",
+                     "training_set": "training_set.csv", "paper": "metrics_paper_protocol.json"}
 
 
 def load_table(
@@ -288,7 +275,8 @@ def run_arm(
     metrics. Returns the metrics dict.
     """
     options = check_options(options)
-    files = outputs if isinstance(outputs, ClassifierFiles) else ClassifierFiles.in_folder(outputs, paper_protocol)
+    files = (outputs if isinstance(outputs, ClassifierFiles)
+             else ClassifierFiles.in_folder(outputs, omit=() if paper_protocol else ("paper",)))
     if paper_protocol and files.paper is None:
         raise CatvaeError("the paper protocol is on but no output path was given for its metrics")
     set_threads(threads)

@@ -24,7 +24,7 @@ from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
 from catvae.generators.train import class_rows, read_split
-from catvae.io import write_csv, write_json
+from catvae.io import JobFiles, write_csv, write_json
 
 log = logging.getLogger("catvae.generators.synthesis")
 
@@ -67,18 +67,15 @@ def tstr_count(tstr_images: int | Literal["largest"], targets: Sequence[int | st
 
 
 @dataclass(frozen=True)
-class SynthesisFiles:
-    """Where one class's synthetic set goes: the manifest (paths relative to its folder), info.json, and the folder
-    of PNGs. The workflow's rule names each; `in_folder` puts all three in one folder (the CLI, the tests)."""
+class SynthesisFiles(JobFiles):
+    """Where one class's synthetic set goes (see `JobFiles`): the manifest (paths relative to its folder), info.json,
+    and the folder of PNGs (by default the manifest's own folder)."""
 
     manifest: Path
     info: Path
     images: Path
 
-    @classmethod
-    def in_folder(cls, folder: str | os.PathLike) -> "SynthesisFiles":
-        out = Path(folder)
-        return cls(out / "manifest.csv", out / "info.json", out)
+    DEFAULT_NAMES = {"manifest": "manifest.csv", "info": "info.json", "images": "."}
 
 
 def synthesise(

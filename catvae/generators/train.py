@@ -33,7 +33,7 @@ from catvae.generators.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from catvae.io import write_csv, write_json
+from catvae.io import JobFiles, write_csv, write_json
 
 log = logging.getLogger("catvae.generators.train")
 
@@ -44,18 +44,14 @@ RESUME_FILE = "resume.pt"
 
 
 @dataclass(frozen=True)
-class GeneratorFiles:
-    """The files one generator training job writes. The workflow's rule names each one; `in_folder` gives the CLI's
-    and the tests' default names."""
+class GeneratorFiles(JobFiles):
+    """The files one generator training job writes (see `JobFiles`)."""
 
     checkpoint: Path
     history: Path
     stats: Path
 
-    @classmethod
-    def in_folder(cls, folder: str | os.PathLike) -> "GeneratorFiles":
-        out = Path(folder)
-        return cls(out / "checkpoint.pt", out / "history.csv", out / "train_stats.json")
+    DEFAULT_NAMES = {"checkpoint": "checkpoint.pt", "history": "history.csv", "stats": "train_stats.json"}
 
 
 def replicate_seed(seed: int, replicate: int) -> int:

@@ -10,7 +10,7 @@ run_step(
     lambda: synthesise(
         snakemake.input.checkpoint,
         snakemake.input.split,
-        SynthesisFiles(snakemake.output.manifest, snakemake.output.info, snakemake.output.images),
+        SynthesisFiles.of(dict(snakemake.output.items())),
         class_name=snakemake.wildcards.cls,
         targets=list(snakemake.params.targets),
         tstr_images=snakemake.params.tstr_images,

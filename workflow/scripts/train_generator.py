@@ -9,7 +9,7 @@ run_step(
     lambda: train_generator(
         snakemake.wildcards.model,
         snakemake.input.split,
-        GeneratorFiles(snakemake.output.checkpoint, snakemake.output.history, snakemake.output.stats),
+        GeneratorFiles.of(dict(snakemake.output.items())),
         group=snakemake.wildcards.group,
         image_size=snakemake.params.image_size,
         channels=snakemake.params.channels,
