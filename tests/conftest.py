@@ -75,7 +75,9 @@ def tiny_study(tmp_path_factory, tiny_config) -> Path:
     """Run the whole tiny study once per test session; tests then read its outputs."""
     workdir = tmp_path_factory.mktemp("study")
     config_path = write_config(workdir, tiny_config)
-    proc = run_snakemake(workdir, config_path)
+    # about 140 jobs (2 folds x 2 seeds x 2 generator replicates), each paying a Python + torch start-up: allow for a
+    # loaded machine
+    proc = run_snakemake(workdir, config_path, timeout=2400)
     if proc.returncode != 0:
         logs = "\n".join(
             f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "results").rglob("*.log"))[-6:]

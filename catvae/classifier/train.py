@@ -201,7 +201,8 @@ def fit(
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     chosen = select_epoch(history, select)
     if select == "best_val":
-        assert chosen == kept_epoch, (chosen, kept_epoch)  # the kept weights are the selected epoch's
+        if chosen != kept_epoch:  # cannot happen: the kept weights are those of the epoch select_epoch picks
+            raise RuntimeError(f"{label}: selected epoch {chosen} but kept the weights of epoch {kept_epoch}")
         model.load_state_dict(kept_state)
     log.info("%s: scoring the weights of epoch %d of %d (select: %s)", label, chosen, len(history), select)
     return history, chosen
