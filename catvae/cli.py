@@ -59,15 +59,18 @@ def cmd_extract(args: argparse.Namespace) -> None:
 def cmd_split(args: argparse.Namespace) -> None:
     from catvae.data.split import write_split
 
-    split = _config(args)["dataset"]["split"]
+    cfg = _config(args)
+    split = cfg["dataset"]["split"]
     seed = args.seed if args.seed is not None else split["seed"]
-    write_split(args.manifest, args.out, {k: split[k] for k in ("train", "val", "test")}, seed)
-    print(f"wrote {args.out}")
+    folds = cfg["evaluation"]["folds"]
+    write_split(args.manifest, args.out, {k: split[k] for k in ("train", "val", "test")}, seed, fold=args.fold,
+                folds=folds)
+    print(f"wrote {args.out}" + (f" (fold {args.fold} of {folds})" if folds > 1 else ""))
 
 
 def cmd_train_generator(args: argparse.Namespace) -> None:
     from catvae.data.classes import dataset_classes, dataset_modalities
-    from catvae.generators.train import train_generator
+    from catvae.generators.train import replicate_seed, train_generator
 
     cfg = _config(args)
     ds = cfg["dataset"]
@@ -81,7 +84,7 @@ def cmd_train_generator(args: argparse.Namespace) -> None:
         options=cfg["generators"][args.model],
         classes=dataset_classes(ds),
         modalities=dataset_modalities(ds),
-        seed=cfg["synthesis"]["seed"],
+        seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
         device=cfg["device"],
         threads=args.threads,
     )
@@ -89,18 +92,21 @@ def cmd_train_generator(args: argparse.Namespace) -> None:
 
 
 def cmd_synthesise(args: argparse.Namespace) -> None:
+    from catvae.generators.checkpoint import load_checkpoint
     from catvae.generators.synthesis import synthesise
+    from catvae.generators.train import replicate_seed
 
     cfg = _config(args)
-    model = Path(args.checkpoint).parent.parent.name
+    model = load_checkpoint(args.checkpoint)["model_name"]
     info = synthesise(
         args.checkpoint,
         args.split,
         args.out,
         class_name=args.cls,
         targets=cfg["synthesis"]["targets"],
+        tstr_images=cfg["quality"]["tstr_images"] or "largest",
         context_mode=cfg["generators"].get(model, {}).get("context", "mean"),
-        seed=cfg["synthesis"]["seed"],
+        seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
         device=cfg["device"],
         batch_size=cfg["synthesis"]["batch_size"],
         threads=args.threads,
@@ -125,13 +131,42 @@ def cmd_classify(args: argparse.Namespace) -> None:
         seed=args.seed,
         classes=classes,
         synthetic_manifests=synthetic,
-        options={k: clf[k] for k in ("image_size", "channels", "epochs", "batch_size", "lr")},
+        options=clf,
         config_name=cfg["config_name"],
         paper_protocol=clf["paper_protocol"],
+        paper_seed=clf["paper_protocol_seed"],
+        fold=args.fold,
         device=cfg["device"],
         threads=args.threads,
     )
-    print(f"accuracy {metrics['accuracy']:.3f} on {metrics['n_test']} held-out test images")
+    print(f"accuracy {metrics['accuracy']:.3f} on {metrics['n_test']} held-out test images "
+          f"(epoch {metrics['selected_epoch']})")
+
+
+def cmd_tstr(args: argparse.Namespace) -> None:
+    from catvae.classifier.tstr import run_tstr
+    from catvae.data.classes import dataset_classes
+    from catvae.generators.train import replicate_seed
+
+    cfg = _config(args)
+    classes = dataset_classes(cfg["dataset"])
+    result = run_tstr(
+        args.split,
+        {cls: str(Path(args.synthetic) / cls / "manifest.csv") for cls in classes},
+        args.out,
+        model=args.model,
+        classes=classes,
+        tstr_images=cfg["quality"]["tstr_images"] or "largest",
+        targets=cfg["synthesis"]["targets"],
+        options=cfg["classifier"],
+        seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
+        config_name=cfg["config_name"],
+        fold=args.fold,
+        replicate=args.replicate,
+        device=cfg["device"],
+        threads=args.threads,
+    )
+    print(f"TSTR balanced accuracy {result['balanced_accuracy']:.3f} on {result['n_test']} real test images")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,25 +197,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True, help="manifest.csv from `catvae extract`")
     p.add_argument("--out", required=True, help="split.csv to write")
     p.add_argument("--seed", type=int, help="split seed (default: dataset.split.seed)")
+    p.add_argument("--fold", type=int, default=0, help="which fold to write when evaluation.folds > 1 (0-based)")
 
     p = add("train-generator", cmd_train_generator, "train one generator on the training split")
     p.add_argument("--model", required=True, choices=list(GENERATORS))
     p.add_argument("--group", required=True, help="class name (vae, catvae) or 'all' (cvae)")
     p.add_argument("--split", required=True, help="split.csv")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.csv, train_stats.json")
+    p.add_argument("--replicate", type=int, default=0, help="generator replicate (seed synthesis.seed + replicate)")
 
     p = add("synthesise", cmd_synthesise, "generate one class's synthetic images for the largest target")
-    p.add_argument("--checkpoint", required=True, help="generators/<model>/<group>/checkpoint.pt")
+    p.add_argument("--checkpoint", required=True, help="generators/fold<f>/<model>/rep<r>/<group>/checkpoint.pt")
     p.add_argument("--class", dest="cls", required=True, help="class to generate")
     p.add_argument("--split", required=True, help="split.csv")
-    p.add_argument("--out", required=True, help="folder for the PNGs and manifest.csv")
+    p.add_argument("--out", required=True, help="folder for the PNGs, manifest.csv and info.json")
+    p.add_argument("--replicate", type=int, default=0, help="generator replicate (seed synthesis.seed + replicate)")
 
     p = add("classify", cmd_classify, "train and score one classifier arm on the held-out test split")
-    p.add_argument("--arm", required=True, help="none, <generator>@<target>, oversample@<target>, classic@<target>")
+    p.add_argument("--arm", required=True,
+                   help="none, weighted, <generator>@<target>, oversample@<target>, classic@<target>")
     p.add_argument("--split", required=True, help="split.csv")
-    p.add_argument("--synthetic", help="synthetic/<generator>/ folder (generator arms)")
+    p.add_argument("--synthetic", help="folder with <class>/manifest.csv of one generator replicate (generator arms)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fold", type=int, default=0, help="the fold the split is (recorded in metrics.json)")
     p.add_argument("--out", required=True, help="output folder")
+
+    p = add("tstr", cmd_tstr, "train the CNN on one generator's synthetic images only, score it on real test images")
+    p.add_argument("--model", required=True, choices=["vae", "catvae", "cvae"])
+    p.add_argument("--split", required=True, help="split.csv")
+    p.add_argument("--synthetic", required=True, help="folder with <class>/manifest.csv of the generator replicate")
+    p.add_argument("--fold", type=int, default=0, help="the fold the split is (recorded in the result)")
+    p.add_argument("--replicate", type=int, default=0, help="generator replicate (seed synthesis.seed + replicate)")
+    p.add_argument("--out", required=True, help="tstr.json to write")
     return parser
 
 

@@ -6,8 +6,9 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
 import pandas as pd
 
@@ -56,3 +57,29 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class JobFiles:
+    """Base of the frozen dataclasses that name every file one job writes (each field a `Path`).
+
+    In the workflow a rule names each path and the script hands them over (`of`), so file names are decided in the
+    rules alone; `in_folder` gives the default names (`DEFAULT_NAMES`) for the CLI and the tests.
+    """
+
+    DEFAULT_NAMES: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike, omit: Iterable[str] = ()):
+        out, skip = Path(folder), set(omit)
+        return cls(**{name: out / file for name, file in cls.DEFAULT_NAMES.items() if name not in skip})
+
+    @classmethod
+    def of(cls, paths: Mapping[str, str | os.PathLike]):
+        """From a mapping such as a rule's named outputs; a name that is not a field is an error."""
+        from catvae.errors import CatvaeError
+
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(paths) - names)
+        if unknown:
+            raise CatvaeError(f"unknown {cls.__name__} output name(s) {unknown}; expected {sorted(names)}")
+        return cls(**{k: Path(v) for k, v in paths.items()})

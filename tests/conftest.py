@@ -14,13 +14,15 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
-# The whole study, shrunk to run in about a minute on 2 CPU cores: a few tiny phantom brains,
-# 16x16 slices, one epoch everywhere, one small target.
+# The whole study, shrunk to run in a few minutes on 2 CPU cores: a few tiny phantom brains, 16x16 slices, one
+# epoch everywhere (two for the classifier, so an epoch is chosen), small targets; and every axis of the design at
+# its smallest non-trivial size: 2 folds x 2 seeds, 2 generator replicates.
 TINY_CONFIG: dict = {
     "config_name": "tiny-test",
     "results": "results",
     "device": "cpu",
-    "seeds": [0],
+    "seeds": [0, 1],
+    "evaluation": {"folds": 2},
     "dataset": {
         "name": "tiny",
         "kind": "phantom",
@@ -32,13 +34,14 @@ TINY_CONFIG: dict = {
     },
     "generators": {
         "models": ["vae", "catvae", "cvae"],
+        "replicates": 2,
         "vae": {"epochs": 1, "batch_size": 16},
         "catvae": {"epochs": 1, "batch_size": 16, "attention": "fused"},
         "cvae": {"epochs": 1, "batch_size": 16, "beta_warmup": {"start": 0, "epochs": 1}},
     },
     "synthesis": {"targets": [40, "balance"]},
-    "quality": {"max_fid_images": 50},
-    "classifier": {"image_size": 32, "epochs": 1, "batch_size": 16, "baselines": ["oversample", "classic"]},
+    "quality": {"max_fid_images": 50, "tstr_images": 30},
+    "classifier": {"image_size": 32, "epochs": 2, "batch_size": 16, "baselines": ["oversample", "classic", "weighted"]},
 }
 
 
@@ -95,7 +98,9 @@ def tiny_study(tmp_path_factory, tiny_config) -> Path:
     """Run the whole tiny study once per test session; tests then read its outputs."""
     workdir = tmp_path_factory.mktemp("study")
     config_path = write_config(workdir, tiny_config)
-    proc = run_snakemake(workdir, config_path)
+    # about 140 jobs (2 folds x 2 seeds x 2 generator replicates), each paying a Python + torch start-up: allow for a
+    # loaded machine
+    proc = run_snakemake(workdir, config_path, timeout=2400)
     if proc.returncode != 0:
         logs = "\n".join(
             f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "results").rglob("*.log"))[-6:]

@@ -63,7 +63,7 @@ def dataset(tmp_path):
 
 @pytest.mark.parametrize(
     "arm, expected",
-    [("none", ("none", None)), ("vae@437", ("vae", 437)), ("catvae@balance", ("catvae", "balance")),
+    [("none", ("none", None)), ("weighted", ("weighted", None)), ("vae@437", ("vae", 437)), ("catvae@balance", ("catvae", "balance")),
      ("oversample@1000", ("oversample", 1000)), ("classic@2000", ("classic", 2000)), ("my_gan@5", ("my_gan", 5))],
 )
 def test_parse_arm_accepts_the_documented_forms(arm, expected):
@@ -71,16 +71,17 @@ def test_parse_arm_accepts_the_documented_forms(arm, expected):
 
 
 @pytest.mark.parametrize("arm", ["", "vae", "vae@", "@437", "vae@0", "vae@-3", "vae@1.5", "vae@abc",
-                                 "none@437", "vae@437@2", "va e@4", "../x@4"])
+                                 "none@437", "weighted@437", "vae@437@2", "va e@4", "../x@4"])
 def test_parse_arm_rejects_malformed_names(arm):
     with pytest.raises(CatvaeError):
         parse_arm(arm)
 
 
-def test_none_is_the_real_training_split_only(dataset):
+@pytest.mark.parametrize("arm", ["none", "weighted"])
+def test_none_and_weighted_are_the_real_training_split_only(dataset, arm):
     split, manifests = dataset
-    ts = build_training_set(split, "none", CLASSES, manifests, seed=0)
-    assert ts.counts == {"NoTumor": {"total": 3, "real": 3, "synthetic": 0},
+    ts = build_training_set(split, arm, CLASSES, manifests, seed=0)
+    assert ts.method == arm and ts.counts == {"NoTumor": {"total": 3, "real": 3, "synthetic": 0},
                          "Tumor": {"total": 6, "real": 6, "synthetic": 0}}
     assert ts.extra.empty and len(ts.table()) == 9 and set(ts.real["partition"]) == {"train"}
 

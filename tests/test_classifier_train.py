@@ -14,7 +14,17 @@ from torch.utils.data import DataLoader, TensorDataset
 from catvae.classifier.arms import build_training_set
 from catvae.classifier.cnn import build_cnn, loss_function, loss_targets
 from catvae.classifier.evaluate import check_no_leakage, predict
-from catvae.classifier.train import PAPER_PROTOCOL, check_options, epoch_batches, fit, run_arm
+from catvae.classifier.train import (
+    PAPER_PROTOCOL,
+    ClassifierFiles,
+    check_options,
+    epoch_batches,
+    fit,
+    keras_validation_split,
+    paper_pool,
+    run_arm,
+    select_epoch,
+)
 from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
 from catvae.models import count_parameters
@@ -54,8 +64,11 @@ def test_run_arm_writes_every_file_with_sane_metrics(dataset, tmp_path):
     csv = pd.read_csv(tmp_path / "confusion.csv")
     assert list(csv.columns[1:]) == CLASSES and csv.iloc[:, 1:].to_numpy().tolist() == on_disk["confusion"]
     history = pd.read_csv(tmp_path / "history.csv")
-    assert list(history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
+    assert list(history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc",
+                                     "seconds"]
     assert history["epoch"].tolist() == [1, 2]
+    assert on_disk["select"] == "best_val" and on_disk["selected_epoch"] == select_epoch(history, "best_val")
+    assert on_disk["epochs_run"] == 2 and on_disk["fold"] == 0 and on_disk["class_weights"] is None
     composition = pd.read_csv(tmp_path / "training_set.csv", keep_default_na=False)
     assert len(composition) == 16 and (composition["source"] == "classic").sum() == 7
     assert all((tmp_path / p).is_file() for p in composition["path"])  # relative to the CSV's folder
@@ -75,8 +88,13 @@ def test_run_arm_writes_every_file_with_sane_metrics(dataset, tmp_path):
 
     paper = json.loads((tmp_path / "metrics_paper_protocol.json").read_text())
     assert paper["protocol"] == PAPER_PROTOCOL == "paper-mixed-80/20" and "NOT a held-out" in paper["note"]
-    assert set(on_disk) - {"train_seconds", "epoch_images_per_s", "parameters", "paper_protocol_accuracy"} <= set(paper)
-    assert paper["n_train"] + paper["n_test"] == 16
+    assert set(on_disk) - {"train_seconds", "epoch_images_per_s", "parameters", "paper_protocol_accuracy",
+                           "class_weights"} <= set(paper)
+    # the pool: all 21 real images of the study (train 9, val 4, test 6... of every partition) + the 7 extras
+    n_real = len(pd.read_csv(dataset[0]))
+    assert paper["n_pool_real"] == n_real and paper["n_pool"] == n_real + 7
+    assert paper["n_train"] + paper["n_test"] == paper["n_pool"] and paper["n_test"] == int(0.2 * paper["n_pool"])
+    assert paper["split_seed"] == 42 and paper["select"] == "last" and paper["selected_epoch"] == 2
     assert np.array(paper["confusion"]).sum() == paper["n_test"]
 
 
@@ -202,7 +220,7 @@ def test_fit_gives_the_numbers_of_the_dataloader_loop_it_replaced(n_classes):
         torch.manual_seed(4)
         model = build_cnn(32, 1, n_classes)
         if method == "new":
-            history = fit(model, (images, labels), val, n_classes, options, torch.device("cpu"), seed=9, label="t")
+            history, _ = fit(model, (images, labels), val, n_classes, options, torch.device("cpu"), seed=9, label="t")
         else:
             history = _dataloader_fit(model, (images, labels), val, n_classes, options, torch.device("cpu"), seed=9)
         runs.append((history, model.state_dict()))
@@ -254,3 +272,176 @@ def test_classifier_on_a_real_gpu_is_repeatable(dataset, tmp_path, amp):
     assert (runs[0]["amp_dtype"] is not None) == amp
     keys = ("accuracy", "loss", "confusion")
     assert {k: runs[0][k] for k in keys} == {k: runs[1][k] for k in keys}
+
+
+# ------------------------------------------------------------------------------- model selection
+
+
+def test_select_epoch_prefers_balanced_accuracy_then_lower_loss_then_earlier():
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val_balanced_acc": [0.5, 0.8, 0.8, 0.7, 0.8],
+                            "val_loss": [0.9, 0.4, 0.3, 0.1, 0.3]})
+    assert select_epoch(history, "best_val") == 3
+    assert select_epoch(history, "last") == 5
+    with pytest.raises(CatvaeError, match="classifier.select"):
+        select_epoch(history, "best_test")
+
+
+def _relabelled_test(dataset, root):
+    """The same split with every test image relabelled Tumor (absolute paths, so the copy's paths stay valid)."""
+    split = read_manifest(dataset[0])
+    split.loc[split["partition"] == "test", "class"] = "Tumor"
+    split["path"] = split.pop("abspath")
+    root.mkdir(parents=True)
+    split.to_csv(root / "split.csv", index=False)
+    return str(root / "split.csv")
+
+
+def test_test_labels_never_influence_the_selected_epoch(dataset, tmp_path):
+    options = {**OPTIONS, "epochs": 4, "select": "best_val"}
+    split_csv, manifests = dataset
+    runs = []
+    for name, csv in (("a", split_csv), ("b", _relabelled_test(dataset, tmp_path / "flipped"))):
+        runs.append(run_arm(csv, str(tmp_path / name), arm="none", seed=1, classes=CLASSES, synthetic_manifests={},
+                            options=options, config_name="test", device="cpu"))
+    a, b = runs
+    assert a["selected_epoch"] == b["selected_epoch"]
+    ha = pd.read_csv(tmp_path / "a" / "history.csv").drop(columns="seconds")
+    hb = pd.read_csv(tmp_path / "b" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(ha, hb)  # training and validation saw nothing of the test labels
+    assert a["per_class"]["Tumor"]["support"] == 3 and b["per_class"]["Tumor"]["support"] == 6  # scoring saw it
+    assert a["selected_epoch"] == select_epoch(ha, "best_val")
+    assert a["selected_val_balanced_accuracy"] == pytest.approx(ha["val_balanced_acc"].max())
+
+
+def test_the_checkpoint_holds_the_selected_epochs_weights(dataset, tmp_path):
+    import torch
+
+    from catvae.classifier.evaluate import predict
+    from catvae.classifier.train import load_table
+
+    split_csv, _ = dataset
+    metrics = run_arm(split_csv, str(tmp_path), arm="none", seed=2, classes=CLASSES, synthetic_manifests={},
+                      options={**OPTIONS, "epochs": 4}, config_name="test", device="cpu")
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert saved["epoch"] == metrics["selected_epoch"]
+    model = build_cnn(32, 1, 2)
+    model.load_state_dict(saved["model"])
+    split = read_manifest(split_csv)
+    test = split[split["partition"] == "test"].reset_index(drop=True)
+    probs, loss = predict(model, *load_table(test, CLASSES, 32, 1), 2, 4, torch.device("cpu"))
+    assert loss == pytest.approx(metrics["loss"])
+    val = split[split["partition"] == "val"].reset_index(drop=True)
+    _, val_loss = predict(model, *load_table(val, CLASSES, 32, 1), 2, 4, torch.device("cpu"))
+    assert val_loss == pytest.approx(metrics["selected_val_loss"])
+
+
+def test_early_stopping_stops_after_patience_epochs_without_a_better_one(dataset, tmp_path, monkeypatch):
+    import catvae.classifier.train as train
+
+    scripted = iter([0.5, 0.7, 0.6, 0.6, 0.9, 0.9, 0.9, 0.9])  # validation balanced accuracy, epoch by epoch
+    monkeypatch.setattr(train, "balanced_accuracy_score", lambda true, pred: next(scripted))
+    split_csv, _ = dataset
+    metrics = run_arm(split_csv, str(tmp_path), arm="none", seed=0, classes=CLASSES, synthetic_manifests={},
+                      options={**OPTIONS, "epochs": 8, "patience": 2}, config_name="test", device="cpu")
+    # epoch 2 is the best; epochs 3 and 4 are not better, so training stops after epoch 4 (never reaching 0.9)
+    assert metrics["selected_epoch"] == 2 and metrics["epochs_run"] == 4
+    assert metrics["selected_val_balanced_accuracy"] == 0.7
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 4
+
+
+@pytest.mark.parametrize("options, key", [
+    ({"select": "best_test"}, "classifier.select"),
+    ({"patience": 0}, "classifier.patience"),
+    ({"select": "last", "patience": 3}, "classifier.patience"),
+])
+def test_bad_selection_options_name_the_key(dataset, tmp_path, options, key):
+    with pytest.raises(CatvaeError, match=key.replace(".", r"\.")):
+        run_arm(dataset[0], str(tmp_path), arm="none", seed=0, classes=CLASSES, synthetic_manifests={},
+                options={**OPTIONS, **options}, config_name="test", device="cpu")
+
+
+# ------------------------------------------------------------------------------- weighted-loss arm
+
+
+def test_weighted_arm_trains_on_real_images_with_inverse_frequency_weights(dataset, tmp_path):
+    split_csv, _ = dataset
+    metrics = run_arm(split_csv, str(tmp_path), arm="weighted", seed=0, classes=CLASSES, synthetic_manifests={},
+                      options=OPTIONS, config_name="test", device="cpu")
+    # LAYOUT: 3 NoTumor and 6 Tumor training images -> n / (2 n_c) = 1.5 and 0.75
+    assert metrics["class_weights"] == pytest.approx([1.5, 0.75])
+    assert metrics["method"] == "weighted" and metrics["target"] is None
+    assert metrics["counts"] == {"NoTumor": {"total": 3, "real": 3, "synthetic": 0},
+                                 "Tumor": {"total": 6, "real": 6, "synthetic": 0}}
+
+
+def test_class_weighted_losses_weigh_each_class():
+    import torch
+
+    from catvae.classifier.cnn import inverse_frequency_weights, loss_function, loss_targets
+
+    labels = torch.tensor([0, 1, 1, 1])
+    weights = inverse_frequency_weights(labels.tolist(), 2)
+    assert weights == pytest.approx([2.0, 2 / 3])
+    logits = torch.tensor([[0.3], [-0.2], [1.0], [0.5]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, loss_targets(labels, 2), reduction="none")
+    # pos_weight = w1 / w0 scales the positive terms only: the classes' ratio is the inverse frequencies'
+    expected = (bce.reshape(-1) * torch.tensor([1.0, 1 / 3, 1 / 3, 1 / 3])).mean()
+    assert float(loss_function(2, weights)(logits, loss_targets(labels, 2))) == pytest.approx(float(expected))
+    three = torch.tensor([0, 1, 1, 2, 2, 2])
+    w3 = inverse_frequency_weights(three.tolist(), 3)
+    assert w3 == pytest.approx([2.0, 1.0, 2 / 3])
+    logits3 = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    ce = torch.nn.functional.cross_entropy(logits3, three, weight=torch.tensor(w3, dtype=torch.float32))
+    assert float(loss_function(3, w3)(logits3, three)) == pytest.approx(float(ce))
+    with pytest.raises(CatvaeError, match="no training images"):
+        inverse_frequency_weights([0, 0], 2)
+
+
+# ------------------------------------------------------------------------------- paper protocol
+
+
+def test_paper_protocol_pools_every_real_image_and_splits_with_a_fixed_seed(dataset):
+    split_csv, manifests = dataset
+    split = read_manifest(split_csv)
+    training = build_training_set(split, "vae@8", CLASSES, manifests, seed=0)
+    pool = paper_pool(split, training)
+    assert len(pool) == len(split) + len(training.extra)
+    assert set(split["abspath"]) <= set(pool["abspath"])  # test subjects included, as the reference did
+    assert set(pool.loc[pool["source"] == "real", "subject"]) == set(split["subject"])
+    fit_idx, score_idx = keras_validation_split(len(pool), 42)
+    assert len(score_idx) == int(0.2 * len(pool)) and not set(fit_idx) & set(score_idx)
+    assert sorted([*fit_idx, *score_idx]) == list(range(len(pool)))
+    order = np.arange(len(pool))
+    np.random.RandomState(42).shuffle(order)
+    assert set(score_idx) == set(order[-len(score_idx):])  # Keras: the last 20% of the seeded shuffle validate
+    again = keras_validation_split(len(pool), 42)
+    assert all((a == b).all() for a, b in zip(again, (fit_idx, score_idx)))
+    assert set(keras_validation_split(len(pool), 7)[1]) != set(score_idx)
+
+
+def test_paper_protocol_split_does_not_move_with_the_classifier_seed(dataset, tmp_path):
+    split_csv, manifests = dataset
+    scored = []
+    for seed in (0, 1):
+        run_arm(split_csv, str(tmp_path / str(seed)), arm="oversample@8", seed=seed, classes=CLASSES,
+                synthetic_manifests=manifests, options=OPTIONS, config_name="test", device="cpu",
+                paper_protocol=True, paper_seed=42)
+        paper = json.loads((tmp_path / str(seed) / "metrics_paper_protocol.json").read_text())
+        scored.append((paper["n_test"], paper["n_test_synthetic"], paper["counts"]))
+    assert scored[0] == scored[1]
+
+
+def test_outputs_can_be_named_one_by_one(dataset, tmp_path):
+    split_csv, _ = dataset
+    names = {"metrics": "m.json", "history": "h.csv", "predictions": "p.csv", "confusion": "c.csv",
+             "confusion_png": "c.png", "checkpoint": "w.pt", "training_set": "t.csv"}
+    files = ClassifierFiles.of({k: tmp_path / "x" / v for k, v in names.items()})
+    run_arm(split_csv, files, arm="none", seed=0, classes=CLASSES, synthetic_manifests={}, options=OPTIONS,
+            config_name="test", device="cpu", fold=3)
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == sorted(names.values())
+    assert json.loads((tmp_path / "x" / "m.json").read_text())["fold"] == 3
+    with pytest.raises(CatvaeError, match="unknown ClassifierFiles output"):
+        ClassifierFiles.of({**names, "extra": "e.json"})
+    with pytest.raises(CatvaeError, match="paper protocol"):
+        run_arm(split_csv, files, arm="none", seed=0, classes=CLASSES, synthetic_manifests={}, options=OPTIONS,
+                config_name="test", device="cpu", paper_protocol=True)

@@ -15,7 +15,8 @@ from catvae.cli import main
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("command", ["phantom", "extract", "split", "train-generator", "synthesise", "classify"])
+@pytest.mark.parametrize("command", ["phantom", "extract", "split", "train-generator", "synthesise", "classify",
+                                     "tstr"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.workflow
 TINY = deep_update(
     {k: v for k, v in TINY_CONFIG.items() if k != "dataset"},
     {
-        "generators": {"models": ["vae", "cvae"]},
+        # one fold, seed and generator: the other axes are the phantom tiny study's to test
+        "seeds": [0],
+        "evaluation": {"folds": 1},
+        "generators": {"models": ["vae", "cvae"], "replicates": 1},
         "synthesis": {"targets": [30]},
         # 24, not TINY_CONFIG's 16: the paper CNN needs a side >= 22 for its three valid conv + pool stages
         "classifier": {"image_size": 24, "baselines": ["oversample"]},
@@ -45,15 +48,15 @@ def _check_study(results: Path, classes: list[str], modalities: set[str]) -> pd.
     manifest = pd.read_csv(results / "data" / "manifest.csv", dtype={"subject": str})
     assert set(manifest["class"]) == set(classes)
     assert set(manifest["modality"]) == modalities
-    split = pd.read_csv(results / "data" / "split.csv", dtype={"subject": str})
+    split = pd.read_csv(results / "data" / "fold0" / "split.csv", dtype={"subject": str})
     assert split.groupby("subject")["partition"].nunique().eq(1).all()
     table = pd.read_csv(results / "tables" / "classification.csv")
     assert len(table) > 0
-    metrics = json.loads((results / "classifier" / "cvae@30" / "seed0" / "metrics.json").read_text())
+    metrics = json.loads((results / "classifier" / "fold0" / "cvae@30" / "seed0" / "metrics.json").read_text())
     assert metrics["classes"] == classes
     for cls in classes:
-        assert (results / "generators" / "vae" / cls / "checkpoint.pt").is_file()
-        assert (results / "generators" / "cvae" / cls / "quality.json").is_file()
+        assert (results / "generators" / "fold0" / "vae" / "rep0" / cls / "checkpoint.pt").is_file()
+        assert (results / "generators" / "fold0" / "cvae" / "rep0" / cls / "quality.json").is_file()
     return split
 
 

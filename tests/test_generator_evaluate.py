@@ -159,3 +159,19 @@ def test_generation_timing_runs_a_second_with_cvae_codes_checked_before(study, t
     assert q["inference_ms_per_image"] > 0
     assert q["inference_device"] == "cpu" and q["inference_device_name"] == "cpu"
     assert q["device_name"] == "cpu" and q["amp_dtype"] is None  # the training's, from train_stats.json
+
+
+def test_inputs_named_by_the_rule_are_the_ones_read(study, tmp_path):
+    """The rule declares train_stats.json and info.json as inputs; the function reads exactly those files."""
+    stats = json.loads((study["root"] / "gen" / "catvae" / "NoTumor" / "train_stats.json").read_text())
+    (tmp_path / "stats.json").write_text(json.dumps({**stats, "wall_time_s": 12345.0}))
+    info = json.loads((study["root"] / "syn" / "catvae" / "NoTumor" / "info.json").read_text())
+    (tmp_path / "info.json").write_text(json.dumps({**info, "context": "zero-test-marker"}))
+    q = evaluate(study, "catvae", "NoTumor", tmp_path / "q.json", train_stats=str(tmp_path / "stats.json"),
+                 synthetic_info=str(tmp_path / "info.json"), fold=1, replicate=2)
+    assert q["train_time_s"] == 12345.0 and q["context"] == "zero-test-marker"
+    assert q["fold"] == 1 and q["replicate"] == 2
+    with pytest.raises(CatvaeError, match="training statistics not found"):
+        evaluate(study, "catvae", "NoTumor", tmp_path / "r.json", train_stats=str(tmp_path / "none.json"))
+    with pytest.raises(CatvaeError, match="synthesis info not found"):
+        evaluate(study, "catvae", "NoTumor", tmp_path / "s.json", synthetic_info=str(tmp_path / "none.json"))

@@ -67,7 +67,7 @@ def train(model: str, split_csv: Path, out_dir: Path, *, group: str | None = Non
           modalities: tuple[str, ...] = ("flair",), on_epoch_end=None, **overrides) -> dict:
     """Train a tiny generator with the test options (overrides replace option keys)."""
     return train_generator(
-        model, str(split_csv), str(out_dir), group=group or ("all" if model == "cvae" else "Tumor"),
+        model, str(split_csv), out_dir, group=group or ("all" if model == "cvae" else "Tumor"),
         image_size=SIZE, channels=1, options={**TINY[model], **overrides}, classes=CLASSES,
         modalities=list(modalities), seed=seed, device="cpu", threads=1, on_epoch_end=on_epoch_end,
     )
@@ -94,6 +94,9 @@ def test_training_lowers_loss_and_writes_outputs(model, split_csv, tmp_path):
     assert saved["epochs"] == 4 and saved["device"] == "cpu" and saved["parameters"] > 0
     assert saved["peak_memory_mb"] > 0 and saved["wall_time_s"] > 0
     assert saved["attention"] == ("faithful" if model == "catvae" else None)
+    train_subjects = {f"S{cls}{i:03d}" for cls, n in (("NoTumor", 10), ("Tumor", 15)) for i in range(n) if i < 0.6 * n
+                      and (model == "cvae" or cls == "Tumor")}
+    assert saved["train_subjects"] == sorted(train_subjects)  # training subjects only, none of val or test
 
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["model_name"] == model and ckpt["epoch"] == 4 and ckpt["classes"] == CLASSES
@@ -423,3 +426,16 @@ def test_resume_equals_uninterrupted_run_on_cuda(split_csv, tmp_path):
     b = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["model_state"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert load_checkpoint(tmp_path / "straight" / "checkpoint.pt")["rng_state"]["cuda"].dtype == torch.uint8
+
+
+def test_outputs_named_one_by_one_and_replicate_seeds(split_csv, tmp_path):
+    from catvae.generators.train import GeneratorFiles, replicate_seed
+
+    files = GeneratorFiles(tmp_path / "w.pt", tmp_path / "logs" / "h.csv", tmp_path / "s.json")
+    stats = train("vae", split_csv, files, epochs=1)
+    assert files.checkpoint.is_file() and files.history.is_file() and files.stats.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "s.json", "w.pt"]
+    assert stats["seed"] == 0
+    assert [replicate_seed(5, r) for r in range(3)] == [5, 6, 7]
+    with pytest.raises(CatvaeError):
+        replicate_seed(5, -1)

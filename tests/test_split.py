@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from catvae.data.split import split_manifest, validate_fractions, write_split
+from catvae.data.split import fold_split, split_manifest, validate_fractions, write_split
 from catvae.errors import CatvaeError
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -145,3 +145,67 @@ def test_preset_partition_is_kept(tmp_path):
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
     out = write_split(tmp_path / "manifest.csv", tmp_path / "split.csv", {"train": 0.5, "val": 0.25, "test": 0.25}, 0)
     assert list(out["partition"]) == ["train", "train", "val", "test"]
+
+
+# ------------------------------------------------------------------------------------------- k-fold
+
+
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_every_subject_is_tested_exactly_once_and_validation_comes_from_training_folds(folds):
+    manifest = make_manifest(n_subjects=41, seed=2)
+    splits = [fold_split(manifest, FRACTIONS, seed=4, fold=f, folds=folds) for f in range(folds)]
+    tested = pd.concat([s.loc[s["partition"] == "test", "subject"].drop_duplicates() for s in splits])
+    assert sorted(tested) == sorted(manifest["subject"].unique())  # each subject in exactly one test fold
+    sizes = [s.loc[s["partition"] == "test", "subject"].nunique() for s in splits]
+    assert max(sizes) - min(sizes) <= 1
+    for split in splits:
+        assert (split.groupby("subject")["partition"].nunique() == 1).all()
+        assert split.drop(columns="partition").equals(manifest)  # every image, every fold: nothing dropped
+        parts = split.drop_duplicates("subject")["partition"].value_counts()
+        # train : val keeps the configured 0.7 : 0.15 among the fold's non-test subjects
+        assert abs(parts["val"] / (parts["train"] + parts["val"]) - 0.15 / 0.85) < 0.05
+        for part in ("train", "val", "test"):
+            assert set(split.loc[split.partition == part, "class"]) == {"Tumor", "NoTumor"}
+
+
+def test_folds_are_stratified_by_class_mix():
+    manifest = make_manifest(n_subjects=200, seed=3)
+    overall = (manifest["class"] == "Tumor").mean()
+    for f in range(5):
+        split = fold_split(manifest, FRACTIONS, seed=1, fold=f, folds=5)
+        share = (split.loc[split.partition == "test", "class"] == "Tumor").mean()
+        assert abs(share - overall) < 0.04, (f, share, overall)
+
+
+def test_one_fold_is_the_single_split_and_folds_are_seeded():
+    manifest = make_manifest()
+    assert fold_split(manifest, FRACTIONS, seed=7, fold=0, folds=1).equals(split_manifest(manifest, FRACTIONS, 7))
+    a = fold_split(manifest, FRACTIONS, seed=7, fold=1, folds=3)
+    assert a.equals(fold_split(manifest.sample(frac=1.0, random_state=0), FRACTIONS, seed=7, fold=1,
+                               folds=3).sort_index())
+    assert not a["partition"].equals(fold_split(manifest, FRACTIONS, seed=8, fold=1, folds=3)["partition"])
+
+
+def test_bad_fold_settings_name_the_key(tmp_path):
+    manifest = make_manifest(n_subjects=4)
+    with pytest.raises(CatvaeError, match="evaluation.folds"):
+        fold_split(manifest, FRACTIONS, seed=0, fold=0, folds=5)
+    with pytest.raises(CatvaeError, match="evaluation.folds"):
+        fold_split(manifest, FRACTIONS, seed=0, fold=0, folds=0)
+    with pytest.raises(CatvaeError, match="fold 3"):
+        fold_split(manifest, FRACTIONS, seed=0, fold=3, folds=3)
+    preset = manifest.assign(partition=["train"] * 6 + ["val"] * 3 + ["test"] * 3)
+    preset.to_csv(tmp_path / "manifest.csv", index=False)
+    with pytest.raises(CatvaeError, match="evaluation.folds"):
+        write_split(tmp_path / "manifest.csv", tmp_path / "split.csv", FRACTIONS, 0, fold=0, folds=2)
+
+
+def test_write_split_writes_one_fold(tmp_path):
+    manifest = make_manifest(n_subjects=12)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    out = tmp_path / "fold1" / "split.csv"
+    written = write_split(tmp_path / "manifest.csv", out, FRACTIONS, 0, fold=1, folds=3)
+    back = pd.read_csv(out)
+    assert back["partition"].equals(written["partition"])
+    assert back["path"].iloc[0] == "../" + manifest["path"].iloc[0]
+    assert written["partition"].equals(fold_split(manifest, FRACTIONS, 0, fold=1, folds=3)["partition"])

@@ -32,7 +32,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 
 
 def run(trained, model, out, *, class_name="NoTumor", targets=(10,), **kwargs) -> dict:
-    return synthesise(str(trained[model]), str(trained["split"]), str(out), class_name=class_name,
+    return synthesise(str(trained[model]), str(trained["split"]), out, class_name=class_name,
                       targets=list(targets), seed=kwargs.pop("seed", 0), device="cpu", **kwargs)
 
 
@@ -160,3 +160,31 @@ def test_latents_come_from_a_cpu_generator(trained, tmp_path, monkeypatch):
     info = run(trained, "cvae", tmp_path, targets=[12], batch_size=4, seed=5)
     assert seen == [(4, torch.device("cpu"), 5), (2, torch.device("cpu"), 5)]  # one generator, batch after batch
     assert info["device"] == "cpu" and info["device_name"] == "cpu"
+
+
+def test_tstr_needs_can_raise_the_count_and_the_arms_still_read_a_prefix(trained, tmp_path):
+    """TSTR trains on synthetic images alone, so it may need more than the arms' prefix; arms still read a prefix
+    of the one generation-ordered manifest (the pixels of the last batch depend on its size, as before)."""
+    arms_only = run(trained, "vae", tmp_path / "arms", targets=[9], batch_size=4)
+    both = run(trained, "vae", tmp_path / "both", targets=[9], tstr_images=7, batch_size=4)
+    largest = run(trained, "vae", tmp_path / "largest", targets=[9, 8], tstr_images="largest", batch_size=4)
+    assert arms_only["n_generated"] == 3 and arms_only["n_for_tstr"] == 0
+    assert (both["n_generated"], both["n_for_arms"], both["n_for_tstr"]) == (7, 3, 7)
+    assert (largest["n_generated"], largest["n_for_tstr"]) == (9, 9)
+    a = pd.read_csv(tmp_path / "arms" / "manifest.csv")
+    b = pd.read_csv(tmp_path / "both" / "manifest.csv")
+    assert b["path"].head(3).tolist() == a["path"].tolist() and b["index"].tolist() == list(range(7))
+    with pytest.raises(CatvaeError, match="quality.tstr_images"):
+        run(trained, "vae", tmp_path / "bad", targets=[9], tstr_images=0)
+
+
+def test_files_can_be_named_one_by_one(trained, tmp_path):
+    from catvae.generators.synthesis import SynthesisFiles
+
+    files = SynthesisFiles(tmp_path / "out" / "m.csv", tmp_path / "out" / "i.json", tmp_path / "out" / "images")
+    info = run(trained, "vae", files, targets=[9])
+    manifest = pd.read_csv(files.manifest)
+    assert manifest["path"].tolist() == [f"images/NoTumor_{i:05d}.png" for i in range(3)]
+    assert all((tmp_path / "out" / p).is_file() for p in manifest["path"])
+    assert json.loads(files.info.read_text()) == info
+    assert info["real_subjects"] and all(s.startswith("SNoTumor") for s in info["real_subjects"])

@@ -181,7 +181,8 @@ def test_generator_quality_columns_notes_and_csv(tmp_path):
                                      quality_record("vae", "NoTumor", attention=None, context=None)])
     assert list(frame.columns)[:len(QUALITY_COLUMNS)] == list(QUALITY_COLUMNS)
     assert list(frame.columns)[len(QUALITY_COLUMNS):] == [
-        "N recon", "N FID real/fake", "Median NN SSIM", "Near-copy share", "Attention", "Context"]
+        "N recon", "N FID real/fake", "Median NN SSIM", "Near-copy share", "Attention", "Context",
+        "TSTR balanced accuracy"]
     assert frame["Model"].tolist() == ["VAE", "VAE", "CAT-VAE"]  # grouped by model, first-seen order
     assert frame.loc[2, "FID"] == "n/a: no InceptionV3 weights"
     assert frame.loc[2, "KID"] == "n/a: no InceptionV3 weights"
@@ -193,13 +194,46 @@ def test_generator_quality_columns_notes_and_csv(tmp_path):
     assert md[5] == ("| VAE     | NoTumor | 0.6123 |  21.35 |                       85.20 |"
                      "             0.0123 ± 0.0021 | 0.00734 |               123.4 |                   1.23 |"
                      "              512.0 | cpu      |        40 | 40/200            |           0.5500 |"
-                     "             0.000 |             |           |")
+                     "             0.000 |             |           | n/a                      |")
     assert "| n/a: no InceptionV3 weights | n/a: no InceptionV3 weights |" in md[6]
     csv = pd.read_csv(tmp_path / "generator_quality.csv")
     assert csv["FID"].dtype == float and math.isnan(csv.loc[2, "FID"])
     assert csv.loc[2, "FID note"] == "n/a: no InceptionV3 weights"
     assert csv.loc[0, "KID std"] == pytest.approx(0.0021)
     assert csv["N recon"].tolist() == [40, 40, 40]
+
+
+def test_generator_quality_pools_folds_and_replicates_and_shows_tstr():
+    runs = [(0, 0, 0.6, 0.7), (0, 1, 0.8, 0.9), (1, 0, 0.7, 0.8)]  # (fold, replicate, SSIM, TSTR)
+    quality = [quality_record("vae", cls, ssim=ssim, fold=f, replicate=r, n_recon=10)
+               for f, r, ssim, _ in runs for cls in ("NoTumor", "Tumor")]
+    tstr = [{"model": "vae", "fold": f, "replicate": r, "balanced_accuracy": b} for f, r, _, b in runs]
+    frame = generator_quality_table(quality, tstr=tstr)
+    assert frame["Class"].tolist() == ["NoTumor", "Tumor"]
+    ssim, score = frame.loc[0, "SSIM"], frame.loc[0, "TSTR balanced accuracy"]
+    assert isinstance(ssim, MeanStd) and ssim.n == 3 and ssim.mean == pytest.approx(0.7)
+    assert score.n == 3 and score.mean == pytest.approx(0.8) and score.std == pytest.approx(0.1)
+    assert frame.loc[0, "N recon"] == 30 and frame.loc[0, "Device"] == "cpu"
+    single = generator_quality_table(quality[:2], tstr=tstr[:1])
+    assert single.loc[1, "TSTR balanced accuracy"] == 0.7 and single.loc[1, "SSIM"] == 0.6
+
+
+def test_weighted_arm_sorts_after_none():
+    records = [metrics_record("weighted", "weighted", None, 0), metrics_record("vae@60", "vae", 60, 0),
+               metrics_record("none", "none", None, 0), metrics_record("oversample@60", "oversample", 60, 0)]
+    frame = classification_table(records)
+    assert frame["Method"].drop_duplicates().tolist() == [
+        "None (real only)", "Class-weighted loss", "VAE", "Random oversampling"]
+
+
+def test_runs_of_several_folds_pool_and_a_repeated_run_is_refused():
+    records = [dict(metrics_record("none", "none", None, s, accuracy=a), fold=f)
+               for f, s, a in ((0, 0, 0.5), (0, 1, 0.6), (1, 0, 0.7), (1, 1, 0.8))]
+    frame = classification_table(records)
+    accuracy = frame.loc[0, "Accuracy"]
+    assert accuracy.n == 4 and accuracy.mean == pytest.approx(0.65) and frame.loc[0, "Seeds"] == "0, 1"
+    with pytest.raises(CatvaeError, match="fold 1 seed 1 given twice"):
+        classification_table(records + [records[-1]])
 
 
 def test_generator_quality_missing_key_names_file(tmp_path):

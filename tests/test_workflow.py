@@ -23,8 +23,18 @@ def _results(workdir: Path) -> Path:
 
 def _arms(config: dict) -> list[str]:
     targets = [str(t) for t in config["synthesis"]["targets"]]
-    arms = ["none"] + [f"{m}@{t}" for m in config["generators"]["models"] for t in targets]
-    return arms + [f"{b}@{t}" for b in config["classifier"]["baselines"] for t in targets]
+    baselines = config["classifier"]["baselines"]
+    arms = ["none"] + [b for b in baselines if b == "weighted"]
+    arms += [f"{m}@{t}" for m in config["generators"]["models"] for t in targets]
+    return arms + [f"{b}@{t}" for b in baselines if b != "weighted" for t in targets]
+
+
+def _folds(config: dict) -> list[int]:
+    return list(range(config["evaluation"]["folds"]))
+
+
+def _split(workdir: Path, fold: int) -> pd.DataFrame:
+    return pd.read_csv(_results(workdir) / "data" / f"fold{fold}" / "split.csv", dtype={"subject": str})
 
 
 def test_data_stage_outputs(tiny_study):
@@ -38,10 +48,41 @@ def test_data_stage_outputs(tiny_study):
     assert (manifest.loc[manifest["class"] == "NoTumor", "tumor_voxels"] == 0).all()
     assert all((data / p).is_file() for p in manifest["path"])
     assert (data / "discarded.csv").is_file()
-    split = pd.read_csv(data / "split.csv")
-    partitions = split.groupby("subject")["partition"].nunique()
-    assert (partitions == 1).all(), "a subject appears in two partitions"
-    assert set(split["partition"]) == {"train", "val", "test"}
+    for fold in (0, 1):
+        split = _split(tiny_study, fold)
+        partitions = split.groupby("subject")["partition"].nunique()
+        assert (partitions == 1).all(), "a subject appears in two partitions"
+        assert set(split["partition"]) == {"train", "val", "test"}
+        assert len(split) == len(manifest)  # every fold holds every image, in one of its partitions
+
+
+def test_every_subject_is_tested_exactly_once_and_nothing_of_a_test_subject_is_learned(tiny_study, tiny_config):
+    """k-fold: each subject in one test fold; and no test subject of a fold reaches that fold's generator training,
+    synthesis context, classifier training or validation (read from what each job recorded it used)."""
+    results = _results(tiny_study)
+    subjects = set(pd.read_csv(results / "data" / "manifest.csv", dtype={"subject": str})["subject"])
+    tested = []
+    for fold in _folds(tiny_config):
+        split = _split(tiny_study, fold)
+        test = set(split.loc[split["partition"] == "test", "subject"])
+        tested += sorted(test)
+        assert not test & set(split.loc[split["partition"] != "test", "subject"])  # validation and training
+        for model in tiny_config["generators"]["models"]:
+            for rep in range(tiny_config["generators"]["replicates"]):
+                folder = results / "generators" / f"fold{fold}" / model / f"rep{rep}"
+                for stats in folder.glob("*/train_stats.json"):
+                    learned = set(json.loads(stats.read_text())["train_subjects"])
+                    assert learned and not learned & test, stats
+                for info in (results / "synthetic" / f"fold{fold}" / model / f"rep{rep}").glob("*/info.json"):
+                    assert not set(json.loads(info.read_text())["real_subjects"]) & test, info
+        for arm in _arms(tiny_config):
+            for seed in tiny_config["seeds"]:
+                folder = results / "classifier" / f"fold{fold}" / arm / f"seed{seed}"
+                trained = pd.read_csv(folder / "training_set.csv", dtype={"subject": str}, keep_default_na=False)
+                assert not set(trained["subject"]) & test, folder
+                predicted = pd.read_csv(folder / "predictions.csv", dtype={"subject": str})
+                assert set(predicted["subject"]) == test  # scored on exactly the fold's test subjects
+    assert sorted(tested) == sorted(subjects), "every subject is tested in exactly one fold"
 
 
 def test_every_table_has_every_arm_class_and_seed(tiny_study, tiny_config):
@@ -51,7 +92,9 @@ def test_every_table_has_every_arm_class_and_seed(tiny_study, tiny_config):
     assert {(label(m), c) for m in tiny_config["generators"]["models"] for c in classes} == set(
         zip(quality["Model"], quality["Class"])
     )
+    assert len(quality) == len(tiny_config["generators"]["models"]) * len(classes)  # folds x replicates pooled
     assert quality["SSIM"].between(-1, 1).all() and (quality["MSE"] >= 0).all()
+    assert quality["TSTR balanced accuracy"].between(0, 1).all() and quality["SSIM std"].notna().all()
     clf = pd.read_csv(tables / "classification.csv")
     arms = _arms(tiny_config)
     assert len(clf) == len(arms) * len(classes)
@@ -84,54 +127,71 @@ def test_comparisons_table_and_forest_plot(tiny_study, tiny_config):
 
 
 def test_confusion_matrices_sum_to_test_size(tiny_study, tiny_config):
-    split = pd.read_csv(_results(tiny_study) / "data" / "split.csv")
-    n_test = int((split["partition"] == "test").sum())
-    for arm in _arms(tiny_config):
-        for seed in tiny_config["seeds"]:
-            folder = _results(tiny_study) / "classifier" / arm / f"seed{seed}"
-            metrics = json.loads((folder / "metrics.json").read_text())
-            assert metrics["n_test"] == n_test
-            assert sum(map(sum, metrics["confusion"])) == n_test
-            confusion = pd.read_csv(folder / "confusion.csv", index_col=0)
-            assert int(confusion.to_numpy().sum()) == n_test
+    for fold in _folds(tiny_config):
+        split = _split(tiny_study, fold)
+        n_test = int((split["partition"] == "test").sum())
+        for arm in _arms(tiny_config):
+            for seed in tiny_config["seeds"]:
+                folder = _results(tiny_study) / "classifier" / f"fold{fold}" / arm / f"seed{seed}"
+                metrics = json.loads((folder / "metrics.json").read_text())
+                assert metrics["n_test"] == n_test and metrics["fold"] == fold and metrics["seed"] == seed
+                assert sum(map(sum, metrics["confusion"])) == n_test
+                assert 1 <= metrics["selected_epoch"] <= tiny_config["classifier"]["epochs"]
+                confusion = pd.read_csv(folder / "confusion.csv", index_col=0)
+                assert int(confusion.to_numpy().sum()) == n_test
 
 
 def test_synthetic_counts_match_targets_and_never_reach_test(tiny_study, tiny_config):
     results = _results(tiny_study)
-    split = pd.read_csv(results / "data" / "split.csv")
-    train = split[split["partition"] == "train"]
-    test = split[split["partition"] == "test"]
-    n_train = train["class"].value_counts().to_dict()
-    largest = max(int(t) if t != "balance" else max(n_train.values()) for t in tiny_config["synthesis"]["targets"])
-    # Manifests hold paths relative to their own folder: compare resolved files, never the strings as written.
-    test_files = {(results / "data" / p).resolve() for p in test["path"]}
-    train_files = {(results / "data" / p).resolve() for p in train["path"]}
-    assert test_files and all(f.is_file() for f in test_files)
-    for model in tiny_config["generators"]["models"]:
-        for cls, n_real in n_train.items():
-            folder = results / "synthetic" / model / cls
-            manifest = pd.read_csv(folder / "manifest.csv")
-            assert len(manifest) == max(0, largest - n_real)
-            synthetic = {(folder / p).resolve() for p in manifest["path"]}
-            assert all(f.is_file() for f in synthetic) and not test_files & synthetic
-    for arm in _arms(tiny_config):
-        # what each classifier trained on: every image, and every image an augmented copy came from
-        folder = results / "classifier" / arm / "seed0"
-        training = pd.read_csv(folder / "training_set.csv", keep_default_na=False)
-        used = {(folder / p).resolve() for p in training["path"]}
-        used |= {(folder / p).resolve() for p in training["origin"] if p}
-        assert used and all(f.is_file() for f in used), arm
-        assert not used & test_files, f"{arm} trained on test images"
-        real = {(folder / p).resolve() for p in training.loc[training["source"] == "real", "path"]}
-        assert real == train_files, arm
-    assert not set(train["subject"]) & set(test["subject"])
-    for target in tiny_config["synthesis"]["targets"]:
-        metrics = json.loads((results / "classifier" / f"vae@{target}" / "seed0" / "metrics.json").read_text())
-        want = max(n_train.values()) if target == "balance" else int(target)
-        for cls, counts in metrics["counts"].items():
-            assert counts["real"] == n_train[cls]
-            assert counts["total"] == max(want, n_train[cls])
-            assert counts["synthetic"] == counts["total"] - counts["real"]
+    replicates = tiny_config["generators"]["replicates"]
+    for fold in _folds(tiny_config):
+        split = _split(tiny_study, fold)
+        train = split[split["partition"] == "train"]
+        test = split[split["partition"] == "test"]
+        n_train = train["class"].value_counts().to_dict()
+        targets = tiny_config["synthesis"]["targets"]
+        largest = max(int(t) if t != "balance" else max(n_train.values()) for t in targets)
+        # Manifests hold paths relative to their own folder: compare resolved files, never the strings as written.
+        test_paths = {str((results / "data" / f"fold{fold}" / p).resolve()) for p in test["path"]}
+        train_paths = {str((results / "data" / f"fold{fold}" / p).resolve()) for p in train["path"]}
+        assert test_paths and all(Path(f).is_file() for f in test_paths)
+        for arm in _arms(tiny_config):
+            for seed in tiny_config["seeds"]:
+                # what each classifier trained on: every image, and every image an augmented copy came from
+                folder = results / "classifier" / f"fold{fold}" / arm / f"seed{seed}"
+                training = pd.read_csv(folder / "training_set.csv", keep_default_na=False)
+                used = {str((folder / p).resolve()) for p in training["path"]}
+                used |= {str((folder / p).resolve()) for p in training["origin"] if p}
+                assert used and all(Path(f).is_file() for f in used), arm
+                assert not used & test_paths, f"{arm} fold {fold} trained on test images"
+                real = {str((folder / p).resolve()) for p in training.loc[training["source"] == "real", "path"]}
+                assert real == train_paths, arm
+        assert not set(train["subject"]) & set(test["subject"])
+        for model in tiny_config["generators"]["models"]:
+            for rep in range(replicates):
+                for cls, n_real in n_train.items():
+                    folder = results / "synthetic" / f"fold{fold}" / model / f"rep{rep}" / cls
+                    manifest = pd.read_csv(folder / "manifest.csv")
+                    # the arms' prefix, or as many as TSTR trains on, whichever is more
+                    assert len(manifest) == max(0, largest - n_real, tiny_config["quality"]["tstr_images"])
+                    assert not test_paths & {str((folder / p).resolve()) for p in manifest["path"]}
+                tstr = json.loads((results / "generators" / f"fold{fold}" / model / f"rep{rep}" / "tstr.json")
+                                  .read_text())
+                assert tstr["n_train"] == len(n_train) * tiny_config["quality"]["tstr_images"]
+                assert tstr["n_test"] == len(test) and 0 <= tstr["balanced_accuracy"] <= 1
+        for target in targets:
+            for seed in tiny_config["seeds"]:
+                folder = results / "classifier" / f"fold{fold}" / f"vae@{target}" / f"seed{seed}"
+                metrics = json.loads((folder / "metrics.json").read_text())
+                assert metrics["replicate"] == seed % replicates  # seed k draws from replicate k mod n
+                drawn = pd.read_csv(folder / "training_set.csv", keep_default_na=False)
+                origins = set(drawn.loc[drawn["source"] == "vae", "origin"])
+                assert all(f"/rep{seed % replicates}/" in o for o in origins), origins
+                want = max(n_train.values()) if target == "balance" else int(target)
+                for cls, counts in metrics["counts"].items():
+                    assert counts["real"] == n_train[cls]
+                    assert counts["total"] == max(want, n_train[cls])
+                    assert counts["synthetic"] == counts["total"] - counts["real"]
 
 
 def test_figures_and_provenance(tiny_study):
@@ -140,7 +200,7 @@ def test_figures_and_provenance(tiny_study):
         assert (results / "figures" / f"{name}.png").stat().st_size > 5000
     provenance = json.loads((results / "provenance.json").read_text())
     assert provenance["config"]["config_name"] == "tiny-test"
-    assert provenance["seeds"] == [0]
+    assert provenance["seeds"] == [0, 1]
 
 
 def test_second_dry_run_has_nothing_to_do(tiny_study):
@@ -153,9 +213,11 @@ def test_changing_one_catvae_hyperparameter_reruns_only_catvae_jobs(tiny_study, 
     (tiny_study / "changed").mkdir(exist_ok=True)
     config_path = write_config(tiny_study / "changed", changed)
     jobs = _dry_run_jobs(tiny_study, config_path)
-    n_catvae_arms = len(tiny_config["synthesis"]["targets"]) * len(tiny_config["seeds"])
-    assert jobs.get("train_generator") == 2  # catvae, one per class
-    assert jobs.get("synthesise") == 2 and jobs.get("evaluate_generator") == 2
+    folds, replicates = tiny_config["evaluation"]["folds"], tiny_config["generators"]["replicates"]
+    n_catvae_arms = len(tiny_config["synthesis"]["targets"]) * len(tiny_config["seeds"]) * folds
+    assert jobs.get("train_generator") == 2 * folds * replicates  # catvae, one per class, fold and replicate
+    assert jobs.get("synthesise") == 2 * folds * replicates and jobs.get("evaluate_generator") == 2 * folds * replicates
+    assert jobs.get("tstr") == folds * replicates
     assert jobs.get("train_classifier") == n_catvae_arms
     assert "extract" not in jobs and "split" not in jobs and "export_latents" not in jobs
     assert jobs.get("classification_table") == 1 and jobs.get("generator_quality_table") == 1
@@ -167,14 +229,16 @@ def test_paper_preset_dry_run_lists_the_full_study(tmp_path):
 
     (tmp_path / "BraTS2020").mkdir()
     jobs = _dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml", "--config", "dataset={root: BraTS2020}")
-    arms = 1 + 3 * 3 + 2 * 3  # none, 3 generators x 3 targets, 2 baselines x 3 targets
-    assert jobs["train_classifier"] == arms * 3  # three seeds
-    assert jobs["train_generator"] == 5  # vae and catvae per class, one cvae
+    arms = 2 + 3 * 3 + 2 * 3  # none, weighted, 3 generators x 3 targets, 2 resampling baselines x 3 targets
+    assert jobs["split"] == 5  # five folds
+    assert jobs["train_classifier"] == arms * 3 * 5  # three seeds, five folds
+    assert jobs["train_generator"] == 5 * 3 * 5  # (vae, catvae per class, one cvae) x 3 replicates x 5 folds
+    assert jobs["tstr"] == 3 * 3 * 5 and jobs["evaluate_generator"] == 3 * 2 * 3 * 5
     assert jobs["paper_protocol_table"] == 1
 
 
 # The rules that run a torch model on config `device`; they, and only they, ask for a GPU (README, "On a cluster").
-GPU_RULES = {"train_generator", "synthesise", "evaluate_generator", "export_latents", "train_classifier"}
+GPU_RULES = {"train_generator", "synthesise", "evaluate_generator", "export_latents", "train_classifier", "tstr"}
 SLURM_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "slurm"
 
 

@@ -1,8 +1,10 @@
 """Training-set arms: which images, beyond the real training split, a classifier run is trained on.
 
-An arm name is `none`, `<generator>@<target>`, `oversample@<target>` or `classic@<target>`, where the target
-is a per-class image count or `balance` (the majority class's real training count). Every arm fills each
-class with `max(0, target - n_real_train[class])` extra images, so arms differ only in where extras come from.
+An arm name is `none`, `weighted`, `<generator>@<target>`, `oversample@<target>` or `classic@<target>`, where the
+target is a per-class image count or `balance` (the majority class's real training count). Every arm with a target
+fills each class with `max(0, target - n_real_train[class])` extra images, so arms differ only in where extras come
+from. `none` and `weighted` train on the real images alone; `weighted` weighs the loss by inverse class frequency
+(the first remedy a practitioner tries; the trainer applies it, the training set is the same as `none`'s).
 Extras are drawn image by image from a per-class seeded stream, so a larger target's extras start with a
 smaller target's extras, as the synthetic manifests' prefix rule does for generators.
 """
@@ -23,6 +25,8 @@ from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
 
 BASELINES = ("oversample", "classic")
+#: Arms without a target: real training images only (`weighted` changes the loss, not the images).
+REAL_ONLY = ("none", "weighted")
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 EXTRA_COLUMNS = ["class", "abspath", "source", "origin", "subject", "recipe"]
 
@@ -30,18 +34,19 @@ EXTRA_COLUMNS = ["class", "abspath", "source", "origin", "subject", "recipe"]
 def parse_arm(arm: str) -> tuple[str, int | str | None]:
     """Split an arm name into (method, target), raising CatvaeError on anything malformed.
 
-    `"none"` -> `("none", None)`; `"catvae@1000"` -> `("catvae", 1000)`; `"classic@balance"` ->
-    `("classic", "balance")`. Method names are restricted to `[A-Za-z0-9_-]` because they name folders.
+    `"none"` -> `("none", None)`; `"weighted"` -> `("weighted", None)`; `"catvae@1000"` -> `("catvae", 1000)`;
+    `"classic@balance"` -> `("classic", "balance")`. Method names are restricted to `[A-Za-z0-9_-]` because they
+    name folders.
     """
     if not isinstance(arm, str) or not arm:
         raise CatvaeError(f"classifier arm must be a non-empty string, got {arm!r}")
-    if arm == "none":
-        return "none", None
+    if arm in REAL_ONLY:
+        return arm, None
     parts = arm.split("@")
     if len(parts) != 2:
-        raise CatvaeError(f"classifier arm {arm!r} must be 'none' or '<method>@<target>' (one '@')")
+        raise CatvaeError(f"classifier arm {arm!r} must be one of {list(REAL_ONLY)} or '<method>@<target>' (one '@')")
     method, target = parts
-    if not _NAME.match(method) or method == "none":
+    if not _NAME.match(method) or method in REAL_ONLY:
         raise CatvaeError(f"classifier arm {arm!r}: method {method!r} must be a generator name or one of {BASELINES}")
     if target == "balance":
         return method, "balance"
@@ -138,7 +143,7 @@ def build_training_set(
         if method in BASELINES:
             parts.append(_resample(pool, cls, n_extra, rng, augment=method == "classic"))
         else:
-            parts.append(_synthetic(method, cls, n_extra, synthetic_manifests))
+            parts.append(synthetic_rows(method, cls, n_extra, synthetic_manifests))
     extra = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXTRA_COLUMNS)
     counts = {}
     for cls in classes:
@@ -165,7 +170,7 @@ def _resample(pool: pd.DataFrame, cls: str, n: int, rng: np.random.Generator, au
     return pd.DataFrame(rows, columns=EXTRA_COLUMNS)
 
 
-def _synthetic(generator: str, cls: str, n: int, manifests: dict[str, str]) -> pd.DataFrame:
+def synthetic_rows(generator: str, cls: str, n: int, manifests: dict[str, str]) -> pd.DataFrame:
     """The first `n` rows of the generator's manifest for `cls` (generation order: targets are nested)."""
     if cls not in manifests:
         raise CatvaeError(

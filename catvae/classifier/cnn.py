@@ -6,6 +6,9 @@ pool; matching that is what makes the parameter count (11,169,347 at 3x224x224 w
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -63,9 +66,33 @@ def logits_to_probs(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
     return torch.softmax(logits, dim=1)
 
 
-def loss_function(n_classes: int) -> nn.Module:
-    """Binary cross-entropy for the one-unit binary head, cross-entropy otherwise (mean over the batch)."""
-    return nn.BCEWithLogitsLoss() if n_classes == 2 else nn.CrossEntropyLoss()
+def loss_function(n_classes: int, class_weights: Sequence[float] | None = None) -> nn.Module:
+    """Binary cross-entropy for the one-unit binary head, cross-entropy otherwise (mean over the batch).
+
+    `class_weights` (one per class, e.g. from `inverse_frequency_weights`) weigh each class's loss terms. The
+    one-unit head has a single logit, so its weights become `pos_weight = w[1] / w[0]`: the same ratio between the
+    classes, on the scale of the negative class (a constant factor, which Adam's updates are invariant to).
+    """
+    if class_weights is None:
+        return nn.BCEWithLogitsLoss() if n_classes == 2 else nn.CrossEntropyLoss()
+    weights = torch.as_tensor([float(w) for w in class_weights], dtype=torch.float32)
+    if weights.shape != (n_classes,) or not bool((weights > 0).all()):
+        raise CatvaeError(f"class weights must be {n_classes} positive numbers, got {list(class_weights)}")
+    if n_classes == 2:
+        return nn.BCEWithLogitsLoss(pos_weight=(weights[1] / weights[0]).reshape(1))
+    return nn.CrossEntropyLoss(weight=weights)
+
+
+def inverse_frequency_weights(labels: Sequence[int], n_classes: int) -> list[float]:
+    """`n / (n_classes * n_c)` per class c (scikit-learn's "balanced" weights): every class weighs the same in total."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = set(int(v) for v in labels)
+    missing = [c for c in range(n_classes) if c not in present]
+    if missing:
+        raise CatvaeError(f"class-weighted loss: no training images of class index(es) {missing}")
+    weights = compute_class_weight("balanced", classes=np.arange(n_classes), y=np.asarray(labels, dtype=int))
+    return [float(w) for w in weights]
 
 
 def loss_targets(labels: torch.Tensor, n_classes: int) -> torch.Tensor:

@@ -1,28 +1,34 @@
 """Training one classifier arm and scoring it once on the held-out real test set (and, if asked, the
 reference's mixed-pool 80/20 protocol, in a separate, clearly labelled file).
 
-Fixed epochs and no checkpoint selection, as in the paper: the validation partition is only watched
-(learning curves), never used to choose a model, so nothing is tuned on data the test could depend on.
+Model selection uses the real validation subjects only (`classifier.select`): `best_val` keeps the weights of the
+epoch with the highest validation balanced accuracy (ties: the lower validation loss, then the earlier epoch), with
+optional early stopping (`classifier.patience`); `last` keeps the final epoch, as the paper did. The test images are
+loaded only after training and selection are over, and `select_epoch` sees nothing but the validation history, so
+the test set cannot influence which weights are scored. Balanced accuracy, not accuracy, chooses: on imbalanced
+classes a model that predicts only the majority class has high accuracy and chance-level balanced accuracy.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import balanced_accuracy_score
 from torch.utils.data import DataLoader
 
 from catvae.classifier.arms import TrainingSet, build_training_set, validate_split
 from catvae.classifier.augment import apply_recipe
-from catvae.classifier.cnn import build_cnn, loss_function, loss_targets
+from catvae.classifier.cnn import build_cnn, inverse_frequency_weights, loss_function, loss_targets
 from catvae.classifier.evaluate import (
     check_no_leakage,
     predict,
@@ -30,10 +36,11 @@ from catvae.classifier.evaluate import (
     score,
     write_confusion,
 )
+from catvae.config import defaults
 from catvae.data.images import load_images, read_manifest
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
-from catvae.io import atomic_path, write_csv, write_json
+from catvae.io import JobFiles, atomic_path, write_csv, write_json
 from catvae.models import count_parameters
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
@@ -41,12 +48,17 @@ from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_c
 log = logging.getLogger("catvae.classifier.train")
 
 OPTION_KEYS = ("image_size", "channels", "epochs", "batch_size", "lr")
+#: Optional keys and their defaults (the schema's): which epoch is scored, early stopping.
+SELECT_MODES = ("best_val", "last")
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc", "seconds"]
 HELD_OUT = "held-out"
 PAPER_PROTOCOL = "paper-mixed-80/20"
+PAPER_VALIDATION_FRACTION = 0.2
 PAPER_NOTE = (
-    "Reference protocol, NOT a held-out estimate: the real training images and the arm's synthetic/augmented "
-    "extras were pooled and split 80/20 at random, so synthetic images are scored as if they were patients "
-    "and slices of one subject can fall on both sides."
+    "Reference protocol, NOT a held-out estimate: every real image of the study (test subjects included) and the "
+    "arm's synthetic/augmented extras were pooled and split 80/20 at random with a fixed seed, so synthetic images "
+    "are scored as if they were patients and slices of one subject fall on both sides; fixed epochs, last epoch "
+    "scored."
 )
 
 
@@ -63,11 +75,56 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(out["lr"], (int, float)) or not out["lr"] > 0:
         raise CatvaeError(f"config key 'classifier.lr' must be a positive number, got {out['lr']!r}")
     out["lr"] = float(out["lr"])
-    amp = options.get("amp", False)
+    schema_defaults = defaults("classifier")
+    amp = options.get("amp", schema_defaults["amp"])
     if not isinstance(amp, bool):
         raise CatvaeError(f"config key 'classifier.amp' must be true or false, got {amp!r}")
     out["amp"] = amp
+    out.update({k: options.get(k, schema_defaults[k]) for k in ("select", "patience")})
+    if out["select"] not in SELECT_MODES:
+        raise CatvaeError(f"config key 'classifier.select' must be one of {list(SELECT_MODES)}, got {out['select']!r}")
+    patience = out["patience"]
+    if patience is not None:
+        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
+            raise CatvaeError(f"config key 'classifier.patience' must be a positive integer or null, got {patience!r}")
+        if out["select"] != "best_val":
+            raise CatvaeError("config key 'classifier.patience' needs classifier.select: best_val (early stopping "
+                              "keeps the best validation epoch)")
+        out["patience"] = int(patience)
     return out
+
+
+def select_epoch(history: pd.DataFrame, mode: str) -> int:
+    """The epoch whose weights are scored, from the validation history alone (`epoch`, `val_balanced_acc`,
+    `val_loss`): `best_val` = highest validation balanced accuracy, ties to the lower validation loss, then to the
+    earlier epoch; `last` = the final epoch. Nothing about the test set is an argument, by design."""
+    if history.empty:
+        raise CatvaeError("no epochs to select from")
+    if mode == "last":
+        return int(history["epoch"].iloc[-1])
+    if mode != "best_val":
+        raise CatvaeError(f"config key 'classifier.select' must be one of {list(SELECT_MODES)}, got {mode!r}")
+    ranked = history.sort_values(["val_balanced_acc", "val_loss", "epoch"], ascending=[False, True, True],
+                                 kind="stable")
+    return int(ranked["epoch"].iloc[0])
+
+
+@dataclass(frozen=True)
+class ClassifierFiles(JobFiles):
+    """Every file one arm run writes (see `JobFiles`); `paper` only with the paper protocol."""
+
+    metrics: Path
+    history: Path
+    predictions: Path
+    confusion: Path
+    confusion_png: Path
+    checkpoint: Path
+    training_set: Path
+    paper: Path | None = None
+
+    DEFAULT_NAMES = {"metrics": "metrics.json", "history": "history.csv", "predictions": "predictions.csv",
+                     "confusion": "confusion.csv", "confusion_png": "confusion.png", "checkpoint": "checkpoint.pt",
+                     "training_set": "training_set.csv", "paper": "metrics_paper_protocol.json"}
 
 
 def load_table(
@@ -112,8 +169,13 @@ def fit(
     model: torch.nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
     n_classes: int, options: dict[str, Any], device: torch.device, seed: int, label: str,
     amp_dtype: torch.dtype | None = None,
-) -> pd.DataFrame:
-    """Adam for a fixed number of epochs; returns the learning-curve table (one row an epoch).
+    class_weights: list[float] | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """Adam for up to `epochs` epochs; returns the learning-curve table (one row an epoch) and the selected epoch.
+
+    After each epoch the validation pass feeds `select_epoch`; the weights of the epoch it picks are kept and loaded
+    back at the end (`best_val`), and training stops early once `patience` epochs have passed without a better one.
+    `class_weights` weigh the training loss only; validation losses stay unweighted, comparable across arms.
 
     The uint8 images are copied to `device` once and each batch is gathered there from the epoch's permutation
     (itself copied once per epoch); the loss and accuracy sums stay on the device until the epoch ends, so a
@@ -126,8 +188,10 @@ def fit(
     optimiser = torch.optim.Adam(model.parameters(), lr=options["lr"])
     scaler = grad_scaler(amp_dtype)
     channels_last = use_channels_last(device, amp_dtype)
-    criterion = loss_function(n_classes)
-    rows = []
+    criterion = loss_function(n_classes, class_weights).to(device)
+    select, patience = options.get("select", "last"), options.get("patience")
+    rows: list[dict[str, float]] = []
+    kept_state, kept_epoch = None, None
     for epoch in range(1, options["epochs"] + 1):
         start = time.perf_counter()
         model.train()
@@ -151,15 +215,31 @@ def fit(
             pred = (logits.reshape(-1) > 0).long() if n_classes == 2 else logits.argmax(dim=1)
             correct += (pred == y).sum()
         val_probs, val_loss = predict(model, *val_on_device, n_classes, options["batch_size"], device, amp_dtype)
-        val_acc = float((val_probs.argmax(axis=1) == val[1].numpy()).mean())
+        val_pred, val_true = val_probs.argmax(axis=1), val[1].numpy()
+        val_acc = float((val_pred == val_true).mean())
+        val_bacc = float(balanced_accuracy_score(val_true, val_pred))
         seconds = time.perf_counter() - start
         n = len(train[1])
         rows.append({"epoch": epoch, "train_loss": float(loss_sum) / n, "train_acc": int(correct) / n,
-                     "val_loss": val_loss, "val_acc": val_acc, "seconds": seconds})
-        log.info("%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1fs (%.1f images/s)",
-                 label, epoch, options["epochs"], rows[-1]["train_loss"], rows[-1]["train_acc"],
-                 val_loss, val_acc, seconds, n / seconds if seconds > 0 else float("nan"))
-    return pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"])
+                     "val_loss": val_loss, "val_acc": val_acc, "val_balanced_acc": val_bacc, "seconds": seconds})
+        log.info("%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f balanced %.3f | %.1fs "
+                 "(%.1f images/s)", label, epoch, options["epochs"], rows[-1]["train_loss"], rows[-1]["train_acc"],
+                 val_loss, val_acc, val_bacc, seconds, n / seconds if seconds > 0 else float("nan"))
+        if select == "best_val":
+            best = select_epoch(pd.DataFrame(rows), select)
+            if best == epoch:
+                kept_state, kept_epoch = copy.deepcopy(model.state_dict()), epoch
+            if patience is not None and epoch - best >= patience and epoch < options["epochs"]:
+                log.info("%s: no better validation epoch than %d for %d epochs: stopping early", label, best, patience)
+                break
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    chosen = select_epoch(history, select)
+    if select == "best_val":
+        if chosen != kept_epoch:  # cannot happen: the kept weights are those of the epoch select_epoch picks
+            raise RuntimeError(f"{label}: selected epoch {chosen} but kept the weights of epoch {kept_epoch}")
+        model.load_state_dict(kept_state)
+    log.info("%s: scoring the weights of epoch %d of %d (select: %s)", label, chosen, len(history), select)
+    return history, chosen
 
 
 def build_model(options: dict[str, Any], n_classes: int, device: torch.device,
@@ -192,16 +272,30 @@ def _composition(sources: pd.Series, classes_col: pd.Series, classes: list[str])
 
 
 def _header(training: TrainingSet, seed: int, protocol: str, config_name: str, device: torch.device,
-            options: dict[str, Any], amp_dtype: torch.dtype | None) -> dict[str, Any]:
+            options: dict[str, Any], fold: int, replicate: int | None,
+            amp_dtype: torch.dtype | None) -> dict[str, Any]:
     return {"arm": training.arm, "method": training.method, "target": training.target,
-            "target_count": training.target_count, "seed": int(seed), "protocol": protocol,
+            "target_count": training.target_count, "seed": int(seed), "fold": int(fold),
+            "replicate": None if replicate is None else int(replicate), "protocol": protocol,
             "classes": list(training.classes), "config_name": config_name, "device": str(device),
             "device_name": device_name(device), "amp_dtype": dtype_name(amp_dtype), "epochs": options["epochs"]}
 
 
+def selection_record(history: pd.DataFrame, chosen: int, select: str, patience: int | None) -> dict[str, Any]:
+    """What metrics files record about the scored epoch: the rule, the epoch, and its validation figures."""
+    at = history.loc[history["epoch"] == chosen].iloc[0]
+    return {"select": select, "patience": patience, "selected_epoch": int(chosen), "epochs_run": int(len(history)),
+            "selected_val_balanced_accuracy": float(at["val_balanced_acc"]), "selected_val_loss": float(at["val_loss"])}
+
+
+def arm_class_weights(method: str, labels: torch.Tensor, n_classes: int) -> list[float] | None:
+    """Inverse-class-frequency loss weights for the `weighted` arm (from its own training labels); None otherwise."""
+    return inverse_frequency_weights(labels.tolist(), n_classes) if method == "weighted" else None
+
+
 def run_arm(
     split_csv: str,
-    out_dir: str,
+    outputs: ClassifierFiles | str | os.PathLike,
     *,
     arm: str,
     seed: int,
@@ -210,16 +304,26 @@ def run_arm(
     options: dict,
     config_name: str,
     paper_protocol: bool = False,
+    paper_seed: int = 42,
+    fold: int = 0,
+    replicate: int | None = None,
     device: str = "auto",
     threads: int = 1,
 ) -> dict:
-    """Train the CNN on one arm's training set, score it once on the real test partition, write the results.
+    """Train the CNN on one arm's training set, select its epoch on the real validation split, score it once on the
+    real test partition, and write the results.
 
-    Writes `checkpoint.pt`, `history.csv`, `predictions.csv`, `confusion.csv`, `confusion.png`,
-    `training_set.csv` (every training image with its source and augmentation recipe), optionally
-    `metrics_paper_protocol.json`, and `metrics.json` last; each file atomically. Returns the metrics dict.
+    `outputs` names every file (`ClassifierFiles`; a folder gives the default names): the checkpoint (the selected
+    epoch's weights), history, predictions, confusion matrix (CSV, PNG), the training set (every training image with
+    its source and augmentation recipe), optionally the paper-protocol metrics, and the metrics last; each file
+    atomically. `fold` and `replicate` (the generator replicate a generator arm drew from) are recorded in the
+    metrics. Returns the metrics dict.
     """
     options = check_options(options)
+    files = (outputs if isinstance(outputs, ClassifierFiles)
+             else ClassifierFiles.in_folder(outputs, omit=() if paper_protocol else ("paper",)))
+    if paper_protocol and files.paper is None:
+        raise CatvaeError("the paper protocol is on but no output path was given for its metrics")
     set_threads(threads)
     dev = resolve_device(device)  # on CUDA also switches on deterministic kernels (catvae.device)
     amp = resolve_amp_dtype(options["amp"], dev, key="classifier.amp")
@@ -232,71 +336,108 @@ def run_arm(
             raise CatvaeError(f"{split_csv} has no '{name}' partition rows")
     check_no_leakage(training, parts["test"], synthetic_manifests)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     n_classes = len(classes)
     size, channels = options["image_size"], options["channels"]
     table = training.table()
-    log.info("arm %s seed %d: loading %d training images (%s), %d val, %d test at %dx%dx%d", arm, seed, len(table),
-             json.dumps(training.counts), len(parts["val"]), len(parts["test"]), channels, size, size)
+    log.info("arm %s seed %d fold %d: loading %d training images (%s), %d val at %dx%dx%d", arm, seed, fold,
+             len(table), json.dumps(training.counts), len(parts["val"]), channels, size, size)
     train_data = load_table(table, classes, size, channels)
     val_data = load_table(parts["val"], classes, size, channels)
-    test_data = load_table(parts["test"], classes, size, channels)
+    weights = arm_class_weights(training.method, train_data[1], n_classes)
 
     seed_everything(seed)
     model = build_model(options, n_classes, dev, amp)
     start = time.perf_counter()
-    history = fit(model, train_data, val_data, n_classes, options, dev, seed, label=f"{arm} seed{seed}", amp_dtype=amp)
+    history, chosen = fit(model, train_data, val_data, n_classes, options, dev, seed, label=f"{arm} seed{seed}",
+                          amp_dtype=amp, class_weights=weights)
     train_seconds = time.perf_counter() - start
+
+    # Only now, with the weights fixed, are the test images read and scored.
+    test_data = load_table(parts["test"], classes, size, channels)
     probs, test_loss = predict(model, *test_data, n_classes, options["batch_size"], dev, amp)
 
-    metrics = _header(training, seed, HELD_OUT, config_name, dev, options, amp)
+    metrics = _header(training, seed, HELD_OUT, config_name, dev, options, fold, replicate, amp)
     metrics.update(score(test_data[1].numpy(), probs, test_loss, classes))
+    metrics.update(selection_record(history, chosen, options["select"], options["patience"]))
     metrics.update({"counts": training.counts, "n_train": len(table), "parameters": count_parameters(model),
-                    "train_seconds": train_seconds,
+                    "class_weights": weights, "train_seconds": train_seconds,
                     # epoch throughput: training images per second of epoch wall time (validation pass included)
-                    "epoch_images_per_s": len(table) * options["epochs"] / history["seconds"].sum()})
+                    "epoch_images_per_s": len(table) * len(history) / history["seconds"].sum()})
 
-    with atomic_path(out / "checkpoint.pt") as tmp:
+    with atomic_path(files.checkpoint) as tmp:
         torch.save({"model": model.state_dict(), "classes": classes, "options": options, "arm": arm,
-                    "seed": seed, "epoch": options["epochs"], "n_classes": n_classes}, tmp)
-    write_csv(out / "history.csv", history)
-    write_csv(out / "predictions.csv", predictions_table(parts["test"], probs, classes))
-    write_csv(out / "training_set.csv", _portable(table, out))
-    write_confusion(out / "confusion.csv", out / "confusion.png", metrics["confusion"], classes,
-                    title=f"{arm} seed {seed} (held-out test, n={metrics['n_test']})")
+                    "seed": seed, "fold": fold, "epoch": chosen, "epochs_run": len(history),
+                    "n_classes": n_classes}, tmp)
+    write_csv(files.history, history)
+    write_csv(files.predictions, predictions_table(parts["test"], probs, classes))
+    write_csv(files.training_set, _portable(table, files.training_set.parent))
+    write_confusion(files.confusion, files.confusion_png, metrics["confusion"], classes,
+                    title=f"{arm} seed {seed} fold {fold} (held-out test, n={metrics['n_test']})")
     if paper_protocol:
-        paper = _paper_protocol(training, table, train_data, classes, options, dev, seed, config_name, amp)
-        write_json(out / "metrics_paper_protocol.json", paper)
+        paper = _paper_protocol(training, split, classes, options, dev, seed, paper_seed, config_name, fold,
+                                replicate, amp)
+        write_json(files.paper, paper)
         metrics["paper_protocol_accuracy"] = paper["accuracy"]
-    write_json(out / "metrics.json", metrics)
-    log.info("arm %s seed %d: held-out accuracy %.3f, loss %.4f (n_test=%d)", arm, seed, metrics["accuracy"],
-             metrics["loss"], metrics["n_test"])
+    write_json(files.metrics, metrics)
+    log.info("arm %s seed %d fold %d: held-out accuracy %.3f, loss %.4f (n_test=%d, epoch %d)", arm, seed, fold,
+             metrics["accuracy"], metrics["loss"], metrics["n_test"], chosen)
     return metrics
 
 
-def _paper_protocol(training: TrainingSet, table: pd.DataFrame, data: tuple[torch.Tensor, torch.Tensor],
-                    classes: list[str], options: dict[str, Any], dev: torch.device, seed: int,
-                    config_name: str, amp: torch.dtype | None = None) -> dict[str, Any]:
-    """The reference's protocol: a seeded random 80/20 split of the mixed real + extra pool, validated on the 20."""
-    index = np.arange(len(table))
-    if len(index) < 5:
-        raise CatvaeError(f"paper protocol needs at least 5 pooled training images, got {len(index)}")
-    fit_idx, score_idx = train_test_split(index, test_size=0.2, random_state=int(seed), shuffle=True)
-    fit_idx, score_idx = np.sort(fit_idx), np.sort(score_idx)
-    images, labels = data
+def paper_pool(split: pd.DataFrame, training: TrainingSet) -> pd.DataFrame:
+    """The reference's pool: every real image of the study (all partitions, in split order) and the arm's extras.
+
+    The reference put its synthetic images beside the real class folders and let Keras split the lot, so the pool
+    holds the test subjects' images too; that is what the paper-protocol table measures, and why it is not a
+    held-out estimate.
+    """
+    real = pd.DataFrame({"class": split["class"].astype(str).to_numpy(), "abspath": split["abspath"].to_numpy(),
+                         "source": "real", "origin": "", "subject": split["subject"].astype(str).to_numpy(),
+                         "recipe": ""})
+    return pd.concat([real, training.extra[real.columns]], ignore_index=True)
+
+
+def keras_validation_split(n: int, seed: int, fraction: float = PAPER_VALIDATION_FRACTION) -> tuple[np.ndarray,
+                                                                                                    np.ndarray]:
+    """Indices (fit, score) as Keras' `image_dataset_from_directory(validation_split=fraction, seed=seed)` splits
+    a list of `n` files: shuffle with `np.random.RandomState(seed)`, the last `int(fraction * n)` validate.
+
+    The rule and the seed are the reference's; the files it shuffles are not in the same order (Keras lists class
+    folders alphabetically and the pools differ), so the images drawn are not the reference's.
+    """
+    order = np.arange(n)
+    np.random.RandomState(int(seed)).shuffle(order)
+    n_score = int(fraction * n)
+    if n_score < 1 or n_score >= n:
+        raise CatvaeError(f"paper protocol: cannot split {n} pooled images {1 - fraction:.0%}/{fraction:.0%}")
+    return np.sort(order[:-n_score]), np.sort(order[-n_score:])
+
+
+def _paper_protocol(training: TrainingSet, split: pd.DataFrame, classes: list[str], options: dict[str, Any],
+                    dev: torch.device, seed: int, paper_seed: int, config_name: str, fold: int,
+                    replicate: int | None, amp: torch.dtype | None = None) -> dict[str, Any]:
+    """The reference's protocol: the pool of `paper_pool`, split 80/20 by `keras_validation_split` with the fixed
+    `paper_seed` (not the classifier seed: the reference's split did not move with its runs), trained for the fixed
+    number of epochs and scored at the last one on the 20% (the reference validated on it and reported that)."""
+    pool = paper_pool(split, training)
+    fit_idx, score_idx = keras_validation_split(len(pool), paper_seed)
+    images, labels = load_table(pool, classes, options["image_size"], options["channels"])
+    fit_data, score_data = (images[fit_idx], labels[fit_idx]), (images[score_idx], labels[score_idx])
     seed_everything(seed)
     model = build_model(options, len(classes), dev, amp)
-    score_data = (images[score_idx], labels[score_idx])
-    fit(model, (images[fit_idx], labels[fit_idx]), score_data, len(classes), options, dev, seed,
-        label=f"{training.arm} seed{seed} [paper protocol]", amp_dtype=amp)
+    fixed = {**options, "select": "last", "patience": None}
+    history, chosen = fit(model, fit_data, score_data, len(classes), fixed, dev, seed,
+                          label=f"{training.arm} seed{seed} [paper protocol]", amp_dtype=amp,
+                          class_weights=arm_class_weights(training.method, fit_data[1], len(classes)))
     probs, loss = predict(model, *score_data, len(classes), options["batch_size"], dev, amp)
-    result = _header(training, seed, PAPER_PROTOCOL, config_name, dev, options, amp)
+    result = _header(training, seed, PAPER_PROTOCOL, config_name, dev, options, fold, replicate, amp)
     result.update(score(score_data[1].numpy(), probs, loss, classes))
-    fitted = table.iloc[fit_idx]
+    result.update(selection_record(history, chosen, "last", None))
+    fitted = pool.iloc[fit_idx]
     result.update({"counts": _composition(fitted["source"], fitted["class"], classes), "n_train": len(fit_idx),
-                   "n_test_synthetic": int((table.iloc[score_idx]["source"] != "real").sum()),
-                   "note": PAPER_NOTE})
+                   "n_pool": len(pool), "n_pool_real": int((pool["source"] == "real").sum()),
+                   "split_seed": int(paper_seed),
+                   "n_test_synthetic": int((pool.iloc[score_idx]["source"] != "real").sum()), "note": PAPER_NOTE})
     log.info("arm %s seed %d [paper protocol]: accuracy %.3f on %d pooled images (%d of them not real)",
              training.arm, seed, result["accuracy"], result["n_test"], result["n_test_synthetic"])
     return result

@@ -6,7 +6,15 @@ BraTS: the share of Tumor slices, binned), so each partition gets a similar mix 
 a final pass makes every class appear in train and test (and val) whenever enough subjects hold it.
 Datasets without subject ids split by image (`group_column=None`), stratified by class.
 
-Deterministic: the same manifest (in any row order), fractions and seed give the same split.
+Subject-level k-fold cross-validation (`evaluation.folds: k`, k > 1): subjects are dealt into k test folds the same
+stratified way (so every subject is tested exactly once, and each fold gets a similar class mix); within fold f the
+subjects of the other folds are split into train and validation in the ratio `train : val` of `dataset.split`, so a
+fold's validation subjects always come from its own training folds. `dataset.split.test` does not apply then (each
+fold tests 1/k of the subjects). One fold is one `split.csv` with the usual `partition` column, so every later
+stage reads a fold exactly as it reads the single split; k = 1 is the single split itself.
+
+Deterministic: the same manifest (in any row order), fractions, seed (and k) give the same split; every fold's file
+is computed from the same fold assignment, so the files of separate jobs agree.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,6 +71,66 @@ def split_manifest(
 ) -> pd.DataFrame:
     """A copy of `manifest` with a `partition` column (train / val / test); see the module docstring."""
     frac = validate_fractions(fractions)
+    units = _units(manifest, group_column)
+    assignment = _assign(units, frac, np.random.default_rng(seed))
+    return _with_partition(manifest, units, assignment, group_column)
+
+
+def fold_split(
+    manifest: pd.DataFrame,
+    fractions: Mapping[str, float],
+    seed: int,
+    *,
+    fold: int,
+    folds: int,
+    group_column: str | None = "subject",
+) -> pd.DataFrame:
+    """Fold `fold` (0-based) of a `folds`-fold subject-level cross-validation, as a frame with `partition`.
+
+    `folds == 1` is `split_manifest` (the single train/val/test split). Otherwise the fold's test units are its
+    share of a stratified deal of all units into `folds` groups (seeded by `seed` alone, so every fold sees the same
+    deal), and the other units are split into train / val in the ratio of `fractions` (seeded by `seed` and `fold`).
+    """
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 1:
+        raise CatvaeError(f"config key 'evaluation.folds' must be a positive integer, got {folds!r}")
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < folds:
+        raise CatvaeError(f"fold {fold!r} is not one of 0..{folds - 1} (config key 'evaluation.folds' is {folds})")
+    if folds == 1:
+        return split_manifest(manifest, fractions, seed, group_column)
+    frac = validate_fractions(fractions)
+    units = _units(manifest, group_column)
+    n = len(units.names)
+    if n < folds:
+        raise CatvaeError(
+            f"config key 'evaluation.folds' is {folds} but there are only {n} "
+            f"{'subjects' if group_column else 'images'} to deal into test folds"
+        )
+    test_fold = _deal_folds(units, folds, np.random.default_rng(seed))
+    rest = np.flatnonzero(test_fold != fold)
+    development = frac["train"] + frac["val"]
+    inner = {"train": frac["train"] / development, "val": frac["val"] / development, "test": 0.0}
+    assignment = np.full(n, "test", dtype=object)
+    assignment[rest] = _assign(units.subset(rest), inner, np.random.default_rng([int(seed), int(fold)]))
+    return _with_partition(manifest, units, assignment, group_column)
+
+
+@dataclass
+class _Units:
+    """The units a split assigns (subjects, or images), with what stratification needs to know about each."""
+
+    groups: np.ndarray  # the unit of every manifest row
+    names: np.ndarray  # unit names, sorted
+    presence: np.ndarray  # [unit, class]: the unit has a slice of the class
+    keys: list[tuple[int, ...]]  # stratum of each unit (binned class shares)
+    classes: list
+
+    def subset(self, index: np.ndarray) -> "_Units":
+        return _Units(self.groups, self.names[index], self.presence[index], [self.keys[i] for i in index],
+                      self.classes)
+
+
+def _units(manifest: pd.DataFrame, group_column: str | None) -> _Units:
+    """Check the manifest and tabulate its units (whole subjects, or single images) with their class mix."""
     if "class" not in manifest.columns:
         raise CatvaeError("manifest has no 'class' column")
     if manifest.empty:
@@ -77,22 +146,37 @@ def split_manifest(
     classes = manifest["class"].astype(str).to_numpy()
 
     table = pd.crosstab(pd.Series(groups, name="unit"), pd.Series(classes, name="class")).sort_index()
-    units = table.index.to_numpy()
-    if len(units) < 2:
-        raise CatvaeError(f"need at least 2 {'subjects' if group_column else 'images'} to split, got {len(units)}")
-    presence = table.to_numpy() > 0
+    if len(table) < 2:
+        raise CatvaeError(f"need at least 2 {'subjects' if group_column else 'images'} to split, got {len(table)}")
     shares = table.to_numpy() / table.to_numpy().sum(axis=1, keepdims=True)
     keys = [tuple(int(b) for b in row) for row in _share_bins(shares)]
+    return _Units(groups, table.index.to_numpy(), table.to_numpy() > 0, keys, list(table.columns))
 
-    rng = np.random.default_rng(seed)
-    sizes = _apportion(len(units), frac)
-    assignment = _stratified_assign(keys, sizes, rng)
-    _cover_classes(presence, assignment, sizes, rng, list(table.columns))
 
-    by_unit = dict(zip(units, assignment))
+def _assign(units: _Units, frac: dict[str, float], rng: np.random.Generator) -> np.ndarray:
+    """Partition of each unit: stratified deal to whole-unit sizes, then swaps so every class reaches each part."""
+    sizes = _apportion(len(units.names), frac)
+    assignment = _stratified_assign(units.keys, sizes, rng)
+    _cover_classes(units.presence, assignment, [p for p in ("test", "train", "val") if sizes[p] > 0], rng,
+                   units.classes)
+    return assignment
+
+
+def _deal_folds(units: _Units, folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Test fold (0..folds-1) of each unit: folds as equal as whole units allow, stratified, every class in each."""
+    n = len(units.names)
+    sizes = {f: n // folds + (1 if f < n % folds else 0) for f in range(folds)}
+    assignment = _stratified_assign(units.keys, sizes, rng)
+    _cover_classes(units.presence, assignment, list(range(folds)), rng, units.classes)
+    return assignment
+
+
+def _with_partition(manifest: pd.DataFrame, units: _Units, assignment: np.ndarray,
+                    group_column: str | None) -> pd.DataFrame:
+    by_unit = dict(zip(units.names, assignment))
     out = manifest.copy()
-    out["partition"] = [by_unit[g] for g in groups]
-    _log_split(out, group_column, len(units))
+    out["partition"] = [by_unit[g] for g in units.groups]
+    _log_split(out, group_column, len(units.names))
     return out
 
 
@@ -102,9 +186,13 @@ def write_split(
     fractions: Mapping[str, float],
     seed: int,
     by: str = "subject",
+    *,
+    fold: int = 0,
+    folds: int = 1,
 ) -> pd.DataFrame:
     """Read `manifest_csv`, split it (`by`: "subject" or "image") and write `split_csv` atomically.
 
+    With `folds` > 1 the file is fold `fold` of a subject-level k-fold cross-validation (see `fold_split`).
     `path` values stay valid: they are rewritten relative to `split_csv`'s folder when it differs from the manifest's.
     """
     if by not in ("subject", "image"):
@@ -123,10 +211,16 @@ def write_split(
         bad = sorted(set(manifest["partition"]) - {"train", "val", "test"})
         if bad or not {"train", "test"} <= set(manifest["partition"]):
             raise CatvaeError(f"{manifest_csv}: preset 'partition' column needs train/test (and val) only, found {bad}")
+        if folds != 1:
+            raise CatvaeError(
+                f"config key 'evaluation.folds' is {folds}, but {manifest_csv} ships its own split (MedMNIST); "
+                "cross-validation would discard it: use evaluation.folds: 1"
+            )
         split = manifest.copy()
     else:
         try:
-            split = split_manifest(manifest, fractions, seed, group_column="subject" if by == "subject" else None)
+            split = fold_split(manifest, fractions, seed, fold=fold, folds=folds,
+                               group_column="subject" if by == "subject" else None)
         except CatvaeError as exc:
             raise CatvaeError(f"{manifest_csv}: {exc}") from exc
     src, dst = manifest_csv.parent.resolve(), split_csv.parent.resolve()
@@ -160,17 +254,18 @@ def _apportion(n: int, frac: dict[str, float]) -> dict[str, int]:
     return sizes
 
 
-def _stratified_assign(keys: list[tuple[int, ...]], sizes: dict[str, int], rng: np.random.Generator) -> np.ndarray:
-    """Partition per unit: units ordered by stratum (random within), then dealt a sequence that keeps every prefix
-    (and so every stratum's block) close to the target shares."""
+def _stratified_assign(keys: list[tuple[int, ...]], sizes: dict[Any, int], rng: np.random.Generator) -> np.ndarray:
+    """Part per unit (parts are the keys of `sizes`, in order): units ordered by stratum (random within), then dealt
+    a sequence that keeps every prefix (and so every stratum's block) close to the target shares."""
     n = len(keys)
+    parts = list(sizes)
     rank = rng.permutation(n)
     order = sorted(range(n), key=lambda i: (keys[i], rank[i]))
-    assigned = dict.fromkeys(PARTITIONS, 0)
+    assigned = dict.fromkeys(parts, 0)
     sequence = []
     for i in range(n):
-        open_parts = [p for p in PARTITIONS if assigned[p] < sizes[p]]
-        p = max(open_parts, key=lambda q: (sizes[q] * (i + 1) / n - assigned[q], -PARTITIONS.index(q)))
+        open_parts = [p for p in parts if assigned[p] < sizes[p]]
+        p = max(open_parts, key=lambda q: (sizes[q] * (i + 1) / n - assigned[q], -parts.index(q)))
         assigned[p] += 1
         sequence.append(p)
     out = np.empty(n, dtype=object)
@@ -179,10 +274,10 @@ def _stratified_assign(keys: list[tuple[int, ...]], sizes: dict[str, int], rng: 
 
 
 def _cover_classes(
-    presence: np.ndarray, assignment: np.ndarray, sizes: dict[str, int], rng: np.random.Generator, classes: list
+    presence: np.ndarray, assignment: np.ndarray, parts: list, rng: np.random.Generator, classes: list
 ) -> None:
-    """Swap units (sizes unchanged) so each class has a unit in test, train and val wherever enough units hold it."""
-    parts = [p for p in ("test", "train", "val") if sizes[p] > 0]
+    """Swap units (sizes unchanged) so each class has a unit in every one of `parts` (in that order of priority)
+    wherever enough units hold it."""
 
     def holders(c: int, part: str) -> np.ndarray:
         return np.flatnonzero(presence[:, c] & (assignment == part))

@@ -45,6 +45,10 @@ def evaluate_generator(
     device: str = "auto",
     seed: int,
     config_name: str,
+    train_stats: str | None = None,
+    synthetic_info: str | None = None,
+    fold: int = 0,
+    replicate: int = 0,
     threads: int = 1,
     timing_images: int = 256,
     timing_batch: int = 64,
@@ -54,9 +58,11 @@ def evaluate_generator(
 
     FID/KID use at most `max_fid_images` per side: the first rows of the synthetic manifest (generation order,
     so the same images as the smallest arms) and a seeded subsample of the real test images. Training time and
-    peak memory come from `train_stats.json` beside the checkpoint; inference time is measured here by generating
-    at least `timing_images` images in batches of `timing_batch` after a warm-up, for at least `timing_seconds`
-    (a GPU makes 256 small images in milliseconds, too short for a stable figure).
+    peak memory come from `train_stats` (default: `train_stats.json` beside the checkpoint), the generation context
+    from `synthetic_info` (default: `info.json` beside the manifest); the workflow names both as rule inputs.
+    Inference time is measured here by generating at least `timing_images` images in batches of `timing_batch` after
+    a warm-up, for at least `timing_seconds` (a GPU makes 256 small images in milliseconds, too short for a stable
+    figure). `fold` and `replicate` are recorded in the result.
     """
     from catvae.metrics.fidelity import fid_kid
     from catvae.metrics.memorisation import memorisation
@@ -67,7 +73,7 @@ def evaluate_generator(
     dev = resolve_device(device)
     payload = load_checkpoint(checkpoint)
     check_class(payload, class_name, checkpoint)
-    stats = _train_stats(checkpoint)
+    stats = _train_stats(train_stats or Path(checkpoint).parent / "train_stats.json")
     split = read_split(split_csv)
     size, channels = int(payload["image_size"]), int(payload["channels"])
     seed_everything(seed)
@@ -109,7 +115,9 @@ def evaluate_generator(
     with checked():  # the cvae's labels were validated once, outside the timed loop
         ms_per_image = time_generation(generate, timing_images, timing_batch, dev, min_seconds=timing_seconds)
 
-    synth_info = Path(synthetic_manifest).parent / "info.json"
+    synth_info = Path(synthetic_info or Path(synthetic_manifest).parent / "info.json")
+    if synthetic_info is not None and not synth_info.is_file():
+        raise CatvaeError(f"synthesis info not found: {synth_info}")
     context = read_json(synth_info).get("context") if synth_info.is_file() else None
     quality = {
         "model": payload["model_name"],
@@ -139,6 +147,8 @@ def evaluate_generator(
         "context": context if uses_context else None,
         "config_name": config_name,
         "seed": int(seed),
+        "fold": int(fold),
+        "replicate": int(replicate),
         "checkpoint": str(checkpoint),
     }
     write_json(out_json, quality)
@@ -234,9 +244,9 @@ def _generation_fn(
     return generate, (model.conditions_checked if conditional else nullcontext)
 
 
-def _train_stats(checkpoint: str) -> dict:
-    """train_stats.json written beside the checkpoint by training (time, peak memory, device)."""
-    path = Path(checkpoint).parent / "train_stats.json"
+def _train_stats(path: str | Path) -> dict:
+    """train_stats.json written by training (time, peak memory, device)."""
+    path = Path(path)
     if not path.is_file():
-        raise CatvaeError(f"training statistics not found beside the checkpoint: {path}")
+        raise CatvaeError(f"training statistics not found: {path}")
     return read_json(path)

@@ -1,15 +1,19 @@
 """Synthesise images of one class from a trained generator, once for the largest target.
 
 Why once: the classifier arms for targets 437, 1000 and 2000 take prefixes of the same generation-ordered
-manifest, so two arms differ only in how many synthetic images they add, never in which ones.
+manifest, so two arms differ only in how many synthetic images they add, never in which ones. The
+train-on-synthetic / test-on-real score (TSTR) takes a prefix of the same manifest too, so when it needs more
+images of a class than the arms do (it trains on synthetic images alone), synthesis generates that many.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,7 +24,7 @@ from catvae.device import device_name, resolve_device, seed_everything, set_thre
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
 from catvae.generators.train import class_rows, read_split
-from catvae.io import write_csv, write_json
+from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import to_device
 from catvae.registry import generator
 
@@ -54,20 +58,45 @@ def resolve_target(target: int | str, majority: int | None) -> int:
     return int(target)
 
 
+def tstr_count(tstr_images: int | Literal["largest"], targets: Sequence[int | str], majority: int) -> int:
+    """Synthetic images per class the TSTR score trains on: `tstr_images`, or "largest" = the largest target
+    ('balance' being the majority class's real training count)."""
+    if tstr_images == "largest":
+        return max(resolve_target(t, majority) for t in targets)
+    if isinstance(tstr_images, bool) or not isinstance(tstr_images, int) or tstr_images < 1:
+        raise CatvaeError(f"config key 'quality.tstr_images' must be a positive integer or null, got {tstr_images!r}")
+    return tstr_images
+
+
+@dataclass(frozen=True)
+class SynthesisFiles(JobFiles):
+    """Where one class's synthetic set goes (see `JobFiles`): the manifest (paths relative to its folder), info.json,
+    and the folder of PNGs (by default the manifest's own folder)."""
+
+    manifest: Path
+    info: Path
+    images: Path
+
+    DEFAULT_NAMES = {"manifest": "manifest.csv", "info": "info.json", "images": "."}
+
+
 def synthesise(
     checkpoint: str,
     split_csv: str,
-    out_dir: str,
+    outputs: SynthesisFiles | str | os.PathLike,
     *,
     class_name: str,
     targets: Sequence[int | str],
+    tstr_images: int | Literal["largest"] | None = None,
     context_mode: str = "mean",
     seed: int,
     device: str = "auto",
     batch_size: int = 256,
     threads: int = 1,
 ) -> dict:
-    """Generate `max(0, max(targets) - n_real_train)` images of `class_name`; write PNGs, manifest.csv, info.json.
+    """Generate `max(0, max(targets) - n_real_train)` images of `class_name` (or, when `tstr_images` is given, at
+    least `tstr_count(tstr_images, ...)` for the TSTR score); write the PNGs, the manifest and info.json named by
+    `outputs` (`SynthesisFiles`; a folder holds all three).
 
     CAT-VAE context (the decoder's cross-attention keys/values): `mean` = mean encoder features over the class's
     training images (the paper's rule); `sample` = features of one training image drawn at random (seeded) per
@@ -91,11 +120,14 @@ def synthesise(
         raise CatvaeError(f"no training images of class {class_name!r} in split file {split_csv}")
     majority = int(counts.max())
     largest = max(resolve_target(t, majority) for t in targets)
-    count = targets_for(n_real, largest)
+    for_arms = targets_for(n_real, largest)
+    for_tstr = 0 if tstr_images is None else tstr_count(tstr_images, targets, majority)
+    count = max(for_arms, for_tstr)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out, class_name)
+    files = outputs if isinstance(outputs, SynthesisFiles) else SynthesisFiles.in_folder(outputs)
+    images_dir = Path(files.images)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale(images_dir, class_name)
     check_class(payload, class_name, checkpoint)
     model = build_from_checkpoint(payload, dev)
     uses_context = bool(getattr(model, "uses_context", False))
@@ -125,22 +157,25 @@ def synthesise(
                 images = model.generate(n, generator=gen, **kwargs).float().clamp(0, 1).cpu().numpy()
             for i, image in enumerate(images):
                 index = done + i
-                name = f"{class_name}_{index:05d}.png"
-                save_png(out / name, image)
-                rows.append({"index": index, "class": class_name, "model": model_name, "path": name})
+                png = images_dir / f"{class_name}_{index:05d}.png"
+                save_png(png, image)
+                rows.append({"index": index, "class": class_name, "model": model_name,
+                             "path": os.path.relpath(png, Path(files.manifest).parent)})
             done += n
             log.info("%s/%s: %d/%d images", model_name, class_name, done, count)
 
     info = {
         "model": model_name, "class": class_name, "n_real_train": n_real, "majority_train": majority,
         "targets": [t if isinstance(t, str) else int(t) for t in targets], "largest_target": largest,
-        "n_generated": count, "context": context_used, "seed": int(seed), "checkpoint": str(checkpoint),
+        "n_generated": count, "n_for_arms": for_arms, "n_for_tstr": for_tstr, "context": context_used, "seed": int(seed), "checkpoint": str(checkpoint),
         "modalities": [payload["modalities"][m] for m in modality_cycle] if modality_cycle else None,
         "device": str(dev), "device_name": device_name(dev),
+        # the subjects whose images synthesis read (context features, modalities): training subjects only
+        "real_subjects": sorted(set(train_rows["subject"].astype(str))) if "subject" in train_rows.columns else None,
     }
     # info.json first, manifest last: the manifest is the file downstream rules wait for.
-    write_json(out / "info.json", info)
-    write_csv(out / "manifest.csv", pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
+    write_json(files.info, info)
+    write_csv(files.manifest, pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
     return info
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -32,7 +34,7 @@ from catvae.generators.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from catvae.io import write_csv, write_json
+from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
 from catvae.registry import ALL_CLASSES, generator
@@ -41,6 +43,25 @@ log = logging.getLogger("catvae.generators.train")
 
 SPLIT_COLUMNS = ("class", "path", "partition", "modality")
 RESUME_FILE = "resume.pt"
+
+
+@dataclass(frozen=True)
+class GeneratorFiles(JobFiles):
+    """The files one generator training job writes (see `JobFiles`)."""
+
+    checkpoint: Path
+    history: Path
+    stats: Path
+
+    DEFAULT_NAMES = {"checkpoint": "checkpoint.pt", "history": "history.csv", "stats": "train_stats.json"}
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The seed of generator replicate `replicate` (training and synthesis): `seed + replicate`, so replicate 0 is
+    the single generator of a study without replicates."""
+    if replicate < 0:
+        raise CatvaeError(f"generator replicate must be >= 0, got {replicate}")
+    return int(seed) + int(replicate)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -113,7 +134,7 @@ def training_rows(
 def train_generator(
     model_name: str,
     split_csv: str,
-    out_dir: str,
+    outputs: GeneratorFiles | str | os.PathLike,
     *,
     group: str,
     image_size: int,
@@ -127,12 +148,13 @@ def train_generator(
     resume_dir: str | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> dict:
-    """Train `model_name` on the training images of `group`; write checkpoint.pt, history.csv, train_stats.json.
+    """Train `model_name` on the training images of `group`; write the checkpoint, history and train_stats files
+    named by `outputs` (`GeneratorFiles`; a folder gives checkpoint.pt, history.csv, train_stats.json).
 
     `options` is the config block `generators.<model_name>` (training keys `epochs`, `batch_size`, `lr`,
     `weight_decay`, `checkpoint_every`, `amp`, `plateau: {patience, factor}`, `grad_clip`, plus the model's own
     keys, passed whole to `build_generator`). Every `checkpoint_every` epochs a resume checkpoint is written to
-    `resume_dir` (default `out_dir/.resume`); a later call with the same configuration continues from it and
+    `resume_dir` (default `.resume/` beside the checkpoint); a later call with the same configuration continues from it and
     deletes it once the run is complete. `on_epoch_end(epoch)` runs after each epoch's resume checkpoint
     (1-based epoch); an exception there stops training as a crash would. Returns the train_stats dict.
     """
@@ -145,8 +167,8 @@ def train_generator(
     dev = resolve_device(device)
     amp_dtype = resolve_amp_dtype(hp["amp"], dev, key=f"generators.{model_name}.amp")
     channels_last = use_channels_last(dev, amp_dtype)
-    out = Path(out_dir)
-    resume_path = Path(resume_dir) if resume_dir else out / ".resume"
+    files = outputs if isinstance(outputs, GeneratorFiles) else GeneratorFiles.in_folder(outputs)
+    resume_path = Path(resume_dir) if resume_dir else Path(files.checkpoint).parent / ".resume"
     resume_path = resume_path / RESUME_FILE
 
     split = read_split(split_csv)
@@ -251,8 +273,8 @@ def train_generator(
             on_epoch_end(epoch)
     wall_time = elapsed_before + time.perf_counter() - started
 
-    save_checkpoint(out / "checkpoint.pt", payload(hp["epochs"], wall_time, peak_mb))
-    write_csv(out / "history.csv", pd.DataFrame(history))
+    save_checkpoint(files.checkpoint, payload(hp["epochs"], wall_time, peak_mb))
+    write_csv(files.history, pd.DataFrame(history))
     stats = {
         "model": model_name, "group": group, "wall_time_s": wall_time, "peak_memory_mb": peak_mb,
         "peak_memory_scope": peak_scope,
@@ -262,8 +284,10 @@ def train_generator(
         "device_name": device_name(dev), "seed": seed,
         "image_size": image_size, "channels": channels, "batch_size": hp["batch_size"],
         "resumed_from_epoch": resumed_from, "final_loss": history[-1]["total"] if history else None,
+        # which subjects the generator learned from, so a reader (and a test) can check no test subject did
+        "train_subjects": sorted(set(rows["subject"].astype(str))) if "subject" in rows.columns else None,
     }
-    write_json(out / "train_stats.json", stats)
+    write_json(files.stats, stats)
     _remove_resume(resume_path)
     log.info("finished %s/%s in %.1f s (peak %.0f MB)", model_name, group, wall_time, peak_mb)
     return stats

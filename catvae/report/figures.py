@@ -48,8 +48,8 @@ def confusion_grid(metrics: list[dict], out_png: str | os.PathLike,
                    method_order: Sequence[str] | None = None) -> Path:
     """One confusion-matrix panel per arm, in the classification table's row order.
 
-    With several seeds an arm's matrices are *summed* (counts stay whole numbers: each test image is
-    counted once per seed) and the panel title says which seeds. Colour is the row share (recall per true
+    With several seeds (and folds) an arm's matrices are *summed* (counts stay whole numbers: each test image is
+    counted once per seed, in the one fold that tests it) and the panel title says which seeds and how many folds. Colour is the row share (recall per true
     class), so arms with different test sizes compare; the cells are annotated with the counts.
     """
     if not metrics:
@@ -73,15 +73,17 @@ def confusion_grid(metrics: list[dict], out_png: str | os.PathLike,
     size = 1.0 + 0.9 * len(classes)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.5, size * nrows + 0.4), squeeze=False)
     for ax, arm in zip(axes.flat, arms):
-        runs = sorted(by_arm[arm], key=lambda r: r["seed"])
+        runs = sorted(by_arm[arm], key=lambda r: (r.get("fold", 0), r["seed"]))
         counts = sum(np.asarray(r["confusion"], dtype=float) for r in runs)
         share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for (i, j), value in np.ndenumerate(counts):
             ax.text(j, i, f"{value:.0f}", ha="center", va="center",
                     color="white" if share[i, j] > 0.5 else "black", fontsize=9)
-        seeds = ", ".join(str(r["seed"]) for r in runs)
+        seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in runs}))
+        folds = len({r.get("fold", 0) for r in runs})
         how = f"seed {seeds}" if len(runs) == 1 else f"sum of seeds {seeds}"
+        how += f", {folds} folds" if folds > 1 else ""
         ax.set_title(f"{arm}\n({how})", fontsize=9)
         ax.set_xticks(range(len(classes)), classes, fontsize=8, rotation=30 if len(classes) > 3 else 0)
         ax.set_yticks(range(len(classes)), classes, fontsize=8)

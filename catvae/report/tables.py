@@ -39,6 +39,8 @@ log = logging.getLogger("catvae.report.tables")
 
 #: Methods that are baselines rather than generators; they sort after the generators.
 BASELINES: tuple[str, ...] = ("oversample", "classic")
+#: Real-only arms other than `none` (a changed loss, no extra images); they sort right after `none`.
+REAL_ONLY_METHODS: tuple[str, ...] = ("weighted",)
 
 #: How method / model ids are printed in the tables (ids not listed print as they are).
 METHOD_LABELS: dict[str, str] = {
@@ -46,6 +48,7 @@ METHOD_LABELS: dict[str, str] = {
     **{name: spec.label for name, spec in GENERATORS.items()},
     "oversample": "Random oversampling",
     "classic": "Classical augmentation",
+    "weighted": "Class-weighted loss",
 }
 
 QUALITY_COLUMNS: tuple[str, ...] = (
@@ -54,6 +57,7 @@ QUALITY_COLUMNS: tuple[str, ...] = (
 )
 QUALITY_EXTRA_COLUMNS: tuple[str, ...] = (
     "N recon", "N FID real/fake", "Median NN SSIM", "Near-copy share", "Attention", "Context",
+    "TSTR balanced accuracy",
 )
 CLASSIFICATION_COLUMNS: tuple[str, ...] = (
     "Method", "Target", "Class", "Total", "Real", "Synthetic", "Precision", "Recall", "F1", "Accuracy", "Loss",
@@ -63,7 +67,7 @@ CLASSIFICATION_COLUMNS: tuple[str, ...] = (
 _QUALITY_FORMATS = {
     "SSIM": "{:.4f}", "PSNR": "{:.2f}", "FID": "{:.2f}", "KID": "{:.4f}", "MSE": "{:.5f}",
     "Training time (s)": "{:.1f}", "Inference (ms/image)": "{:.2f}", "Peak memory (MB)": "{:.1f}",
-    "Median NN SSIM": "{:.4f}", "Near-copy share": "{:.3f}",
+    "Median NN SSIM": "{:.4f}", "Near-copy share": "{:.3f}", "TSTR balanced accuracy": "{:.3f}",
 }
 _CLASSIFICATION_FORMATS = {
     "Total": "{:.0f}", "Real": "{:.0f}", "Synthetic": "{:.0f}",
@@ -177,14 +181,23 @@ def label(method: str) -> str:
 # --------------------------------------------------------------------------------- generator quality
 
 
-def generator_quality_table(quality: list[dict]) -> pd.DataFrame:
+def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None) -> pd.DataFrame:
     """One row per generator and class from quality.json records (models in first-seen order, then classes).
 
     A metric that is ``null`` shows its ``<metric>_note`` (for FID/KID also the shared ``fid_note``), so the
-    reader sees *why* it is missing; KID carries its subset std as a :class:`MeanStd`.
+    reader sees *why* it is missing; KID carries its subset std as a :class:`MeanStd`. Records of several folds or
+    generator replicates of one (model, class) are pooled: every number becomes a :class:`MeanStd` over them.
+    `tstr` (tstr.json records, one per model, fold and replicate) fills the TSTR column: the balanced accuracy of
+    the CNN trained on that generator's synthetic images alone, on the real test images of the same fold.
     """
     if not quality:
         raise CatvaeError("generator quality table: no quality.json records given")
+    tstr_score = {}
+    for record in tstr or []:
+        where = _where(record, f"tstr.json of {record.get('model')}")
+        _require(record, ("model", "fold", "replicate", "balanced_accuracy"), where)
+        tstr_score[(record["model"], record["fold"], record["replicate"])] = _number(
+            record["balanced_accuracy"], "balanced_accuracy", where)
     required = ("model", "class", "ssim", "psnr", "mse", "fid", "kid", "train_time_s",
                 "inference_ms_per_image", "peak_memory_mb", "device")
     model_rank: dict[str, int] = {}
@@ -227,12 +240,38 @@ def generator_quality_table(quality: list[dict]) -> pd.DataFrame:
             "Near-copy share": _number(memo.get("near_copy_share"), "memorisation.near_copy_share", where),
             "Attention": record.get("attention") or "",
             "Context": record.get("context") or "",
+            "TSTR balanced accuracy": tstr_score.get(
+                (record["model"], record.get("fold", 0), record.get("replicate", 0)), "n/a") if tstr else "n/a",
             "_rank": model_rank[record["model"]],
         })
-    frame = pd.DataFrame(rows).sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
+    frame = _pool_runs(pd.DataFrame(rows))
+    frame = frame.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
     frame["N recon"] = frame["N recon"].astype("Int64")
     frame.attrs["formats"] = dict(_QUALITY_FORMATS)
     return frame[list(QUALITY_COLUMNS + QUALITY_EXTRA_COLUMNS)]
+
+
+def _pool_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (Model, Class): with several runs (folds x generator replicates), numbers become MeanStd over
+    the runs, counts their total, and text cells the distinct values joined; a single run passes unchanged."""
+    pooled = []
+    for _, group in rows.groupby(["Model", "Class"], sort=False):
+        if len(group) == 1:
+            pooled.append(group.iloc[0].to_dict())
+            continue
+        row = {}
+        for column in group.columns:
+            cells = list(group[column])
+            if column in ("Model", "Class", "_rank"):
+                row[column] = cells[0]
+            elif column == "N recon":
+                row[column] = None if any(pd.isna(c) for c in cells) else int(sum(cells))
+            elif all(isinstance(c, MeanStd) or _is_number(c) for c in cells):
+                row[column] = MeanStd.of([c.mean if isinstance(c, MeanStd) else c for c in cells])
+            else:
+                row[column] = " / ".join(dict.fromkeys(str(c) for c in cells if not isinstance(c, MeanStd)))
+        pooled.append(row)
+    return pd.DataFrame(pooled, columns=rows.columns)
 
 
 # ------------------------------------------------------------------------------------ classification
@@ -247,13 +286,16 @@ def _target_key(target: Any) -> tuple[int, float, str]:
 
 
 def arm_sort_key(method: str, target: Any, method_order: Sequence[str]) -> tuple:
-    """The paper's row order: ``none``, then generators (in `method_order`) by target, then baselines."""
+    """The paper's row order: ``none`` and the other real-only arms, then generators (in `method_order`) by target,
+    then the resampling baselines."""
     if method == "none":
         group = 0
-    elif method in BASELINES:
-        group = 2
-    else:
+    elif method in REAL_ONLY_METHODS:
         group = 1
+    elif method in BASELINES:
+        group = 3
+    else:
+        group = 2
     rank = method_order.index(method) if method in method_order else len(method_order)
     return (group, rank, method, _target_key(target))
 
@@ -309,10 +351,10 @@ def classification_table(metrics: list[dict], method_order: Sequence[str] | None
 
     rows = []
     for arm in order_arms(metrics, method_order):
-        runs = sorted(by_arm[arm], key=lambda r: (r["seed"], r.get("fold", 0)))
+        runs = sorted(by_arm[arm], key=lambda r: (r.get("fold", 0), r["seed"]))
         first = runs[0]
         where = _where(first, f"metrics.json of arm {arm}")
-        seeds = ", ".join(dict.fromkeys(str(r["seed"]) for r in runs))
+        seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in runs}))
         accuracy = MeanStd.of([_number(r["accuracy"], "accuracy", _where(r, where)) for r in runs])
         loss = MeanStd.of([_number(r["loss"], "loss", _where(r, where)) for r in runs])
         if intervals is not None:
@@ -330,8 +372,8 @@ def classification_table(metrics: list[dict], method_order: Sequence[str] | None
             }
             for column, key in (("Total", "total"), ("Real", "real"), ("Synthetic", "synthetic")):
                 values = {int(r["counts"][cls][key]) for r in runs}
-                # Counts are fixed by the split and target; they differ across seeds only when the
-                # split itself is seeded (paper protocol), and then the table shows their spread.
+                # Counts are fixed by the split and target; they differ across runs when folds differ or
+                # the split itself is seeded (paper protocol), and then the table shows their spread.
                 row[column] = values.pop() if len(values) == 1 else MeanStd.of(
                     [r["counts"][cls][key] for r in runs])
             for column, key in (("Precision", "precision"), ("Recall", "recall"), ("F1", "f1")):
@@ -421,6 +463,25 @@ def arm_label(arm: str) -> str:
     """The printed name of an arm: ``"CAT-VAE @ 437"``, ``"None (real only)"``."""
     method, target = split_arm(arm)
     return label(method) + (f" @ {target}" if target else "")
+
+
+def spread_note(n_seeds: int, folds: int, replicates: int) -> str:
+    """What the ± of a classification table holds, for its caption: which sources of variance each arm's runs vary.
+
+    Every arm's runs differ in the classifier seed (initialisation, batch order, dropout; for oversample/classic also
+    the resampling draws); with folds also in the training and test subjects; generator arms additionally in the
+    generator replicate only when there is more than one (seed k draws from replicate k mod replicates).
+    """
+    runs = f"{n_seeds} seed(s)" + (f" x {folds} folds" if folds > 1 else "")
+    note = (f"mean ± std over {runs}; every ± holds classifier-seed variance (initialisation, batch order; "
+            "oversample/classic also their resampling draws)")
+    if folds > 1:
+        note += ", and the variation between folds (different training and test subjects)"
+    if replicates > 1 and n_seeds > 1:
+        note += f"; generator arms also hold generator variance ({replicates} independently trained replicates)"
+    else:
+        note += "; generator arms reuse one generator per fold, so their ± holds no generator variance"
+    return note
 
 
 # --------------------------------------------------------------------------------------------- writing

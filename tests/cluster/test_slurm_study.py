@@ -176,6 +176,8 @@ def cluster_study_config() -> dict:
     # `auto`: the model rules ask SLURM for a GPU (the node's GPU is a stand-in, so torch still finds no CUDA and
     # runs on the CPU, as the local run does; the tables must match).
     config["device"] = "auto"
+    config["evaluation"] = {"folds": 1}
+    config["generators"]["replicates"] = 1
     return config
 
 
@@ -219,7 +221,7 @@ def test_slurm_study_matches_local_run(slurm_cluster: SlurmCluster, tmp_path: Pa
     for jid, slurm_id in submitted.items():
         # the rules that run a torch model on config `device` (tests/test_workflow.py: GPU_RULES)
         wants_gpu = jobs[jid] in ("train_generator", "synthesise", "evaluate_generator", "export_latents",
-                                  "train_classifier")
+                                  "train_classifier", "tstr")
         got = slurm_cluster.job_record(slurm_id).get("TresPerJob", "")
         assert (got == "gres:gpu:1") == wants_gpu, f"rule {jobs[jid]} (SLURM job {slurm_id}): TresPerJob={got!r}"
 

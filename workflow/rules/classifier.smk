@@ -1,17 +1,18 @@
-# Classifier stage: one CNN per arm and seed, trained on real (+ synthetic or augmented) training images,
-# validated on the real validation split, scored once on the held-out real test split.
+# Classifier stage: one CNN per fold, arm and seed, trained on the fold's real training images (+ synthetic or
+# augmented extras), its epoch chosen on the fold's real validation split, scored once on the fold's held-out real
+# test split.
 
 
 rule train_classifier:
     input:
         unpack(arm_synthetic),
-        split=f"{R}/data/split.csv",
+        split=SPLIT,
     output:
         **classifier_outputs(config["classifier"]["paper_protocol"]),
     log:
-        f"{R}/logs/train_classifier/{{arm}}_seed{{seed}}.log",
+        f"{R}/logs/train_classifier/fold{{fold}}_{{arm}}_seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/train_classifier/{{arm}}_seed{{seed}}.tsv"
+        f"{R}/benchmarks/train_classifier/fold{{fold}}_{{arm}}_seed{{seed}}.tsv"
     conda:
         ENV
     threads: 2
@@ -20,14 +21,13 @@ rule train_classifier:
         runtime=60,
         gpu=GPU,
     params:
-        options={
-            k: config["classifier"][k]
-            for k in ("image_size", "channels", "epochs", "batch_size", "lr", "amp")
-        },
+        options=classifier_options(),
         classes=CLASSES,
         paper_protocol=config["classifier"]["paper_protocol"],
+        paper_seed=config["classifier"]["paper_protocol_seed"],
         config_name=config["config_name"],
         device=config["device"],
         synthetic_classes=lambda w: list(arm_synthetic(w)),
+        replicate=arm_replicate,
     script:
         "../scripts/train_classifier.py"

@@ -1,5 +1,6 @@
 # Shared by every stage: the validated config, the results layout, and the lists that span the DAG
-# (classes, generators, targets, classifier arms). All paths are under results/<dataset.name>/.
+# (folds, classes, generators and their replicates, targets, classifier arms). All paths are under
+# results/<dataset.name>/; every per-fold file has fold<f> in its path, so folds are independent jobs.
 
 import os
 import re
@@ -35,10 +36,15 @@ MODALITIES = dataset_modalities(DATASET)
 MODELS = list(config["generators"]["models"])
 TARGETS = [str(t) for t in config["synthesis"]["targets"]]
 SEEDS = list(config["seeds"])
+FOLDS = list(range(config["evaluation"]["folds"]))
+REPLICATES = list(range(config["generators"]["replicates"]))
 # One GPU for every rule that runs a torch model on config `device` (train_generator, synthesise,
 # evaluate_generator, export_latents, train_classifier), none when `device` is cpu; every other rule needs CPUs
 # only. The profiles add no GPU requests of their own (tests/test_workflow.py checks the plan rule by rule).
 GPU = 0 if config["device"] == "cpu" else 1
+SPLIT = f"{R}/data/fold{{fold}}/split.csv"
+# Synthetic images per class the train-on-synthetic/test-on-real score uses ("largest" = the largest target).
+TSTR_IMAGES = config["quality"]["tstr_images"] or "largest"
 
 
 wildcard_constraints:
@@ -46,6 +52,8 @@ wildcard_constraints:
     cls="|".join(map(re.escape, CLASSES)),
     group="|".join(map(re.escape, CLASSES + [ALL_CLASSES])),
     seed=r"\d+",
+    fold=r"\d+",
+    rep=r"\d+",
     arm=r"[A-Za-z]+(@[A-Za-z0-9]+)?",
 
 
@@ -55,10 +63,12 @@ def generator_group(model, cls):
 
 
 def arms():
-    """Classifier arms: real only, every generator x target, and the reviewer's baselines x target."""
-    out = ["none"]
+    """Classifier arms: real only (plus the class-weighted loss), every generator x target, and the reviewer's
+    resampling baselines x target."""
+    baselines = config["classifier"]["baselines"]
+    out = ["none"] + [b for b in baselines if b == "weighted"]
     out += [f"{m}@{t}" for m in MODELS for t in TARGETS]
-    out += [f"{b}@{t}" for b in config["classifier"]["baselines"] for t in TARGETS]
+    out += [f"{b}@{t}" for b in baselines if b != "weighted" for t in TARGETS]
     return out
 
 
@@ -66,6 +76,13 @@ def arm_generator(arm):
     """The generator an arm draws synthetic images from, or None."""
     method = arm.split("@")[0]
     return method if method in MODELS else None
+
+
+def arm_replicate(wildcards):
+    """The generator replicate a generator arm draws from: classifier seed k uses replicate k mod replicates."""
+    if arm_generator(wildcards.arm) is None:
+        return None
+    return int(wildcards.seed) % len(REPLICATES)
 
 
 def study_targets():
@@ -87,23 +104,71 @@ def study_targets():
     return targets
 
 
+def classifier_options():
+    """The `classifier` keys the CNN training reads (arms and TSTR alike)."""
+    keys = (
+        "image_size",
+        "channels",
+        "epochs",
+        "batch_size",
+        "lr",
+        "select",
+        "patience",
+        "amp",
+    )
+    return {k: config["classifier"][k] for k in keys}
+
+
+def generator_dir(fold, model, rep, group):
+    return f"{R}/generators/fold{fold}/{model}/rep{rep}/{group}"
+
+
+def synthetic_dir(fold, model, rep, cls):
+    return f"{R}/synthetic/fold{fold}/{model}/rep{rep}/{cls}"
+
+
 def extract_input(wildcards):
     """The phantom cohort is a rule output; real datasets are read in place from dataset.root."""
     return {"cohort": f"{R}/phantom"} if DATASET["kind"] == "phantom" else {}
 
 
+def trained_generator(wildcards):
+    """The checkpoint and training statistics of the generator that makes class `cls` in this fold and replicate."""
+    group = generator_group(wildcards.model, wildcards.cls)
+    folder = generator_dir(wildcards.fold, wildcards.model, wildcards.rep, group)
+    return {
+        "checkpoint": f"{folder}/checkpoint.pt",
+        "stats": f"{folder}/train_stats.json",
+    }
+
+
 def generator_checkpoint(wildcards):
-    return f"{R}/generators/{wildcards.model}/{generator_group(wildcards.model, wildcards.cls)}/checkpoint.pt"
+    return trained_generator(wildcards)["checkpoint"]
+
+
+def generator_manifests(wildcards):
+    """Synthetic manifests (one per class) of one generator replicate in one fold."""
+    return {
+        cls: f"{synthetic_dir(wildcards.fold, wildcards.model, wildcards.rep, cls)}/manifest.csv"
+        for cls in CLASSES
+    }
 
 
 def arm_synthetic(wildcards):
-    """Synthetic image folders an arm draws from (one per class), or nothing for real-only and baselines."""
+    """Synthetic manifests an arm draws from (one per class, of the seed's generator replicate), or nothing for
+    the real-only arms and the baselines."""
     model = arm_generator(wildcards.arm)
-    return {cls: f"{R}/synthetic/{model}/{cls}" for cls in CLASSES} if model else {}
+    if model is None:
+        return {}
+    rep = arm_replicate(wildcards)
+    return {
+        cls: f"{synthetic_dir(wildcards.fold, model, rep, cls)}/manifest.csv"
+        for cls in CLASSES
+    }
 
 
 def classifier_outputs(paper_protocol):
-    folder = f"{R}/classifier/{{arm}}/seed{{seed}}"
+    folder = f"{R}/classifier/fold{{fold}}/{{arm}}/seed{{seed}}"
     out = {
         "metrics": f"{folder}/metrics.json",
         "history": f"{folder}/history.csv",
@@ -119,11 +184,31 @@ def classifier_outputs(paper_protocol):
 
 
 def quality_files(wildcards=None):
-    return [f"{R}/generators/{m}/{c}/quality.json" for m in MODELS for c in CLASSES]
+    return [
+        f"{generator_dir(f, m, r, c)}/quality.json"
+        for f in FOLDS
+        for m in MODELS
+        for r in REPLICATES
+        for c in CLASSES
+    ]
+
+
+def tstr_files():
+    return [
+        f"{R}/generators/fold{f}/{m}/rep{r}/tstr.json"
+        for f in FOLDS
+        for m in MODELS
+        for r in REPLICATES
+    ]
 
 
 def metrics_files(name):
-    return [f"{R}/classifier/{a}/seed{s}/{name}" for a in arms() for s in SEEDS]
+    return [
+        f"{R}/classifier/fold{f}/{a}/seed{s}/{name}"
+        for f in FOLDS
+        for a in arms()
+        for s in SEEDS
+    ]
 
 
 def prediction_inputs(wildcards=None):
@@ -139,6 +224,8 @@ def prediction_inputs(wildcards=None):
 TABLE_PARAMS = dict(
     config_name=config["config_name"],
     seeds=SEEDS,
+    folds=len(FOLDS),
+    replicates=len(REPLICATES),
     method_order=MODELS + list(config["classifier"]["baselines"]),
 )
 

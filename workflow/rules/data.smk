@@ -1,4 +1,5 @@
-# Data stage: (phantom cohort) -> 2D slices with manifest -> subject-level split.
+# Data stage: (phantom cohort) -> 2D slices with manifest -> subject-level split, one file per fold
+# (data/fold0/split.csv only, without cross-validation).
 
 
 rule phantom:
@@ -50,11 +51,11 @@ rule split:
     input:
         manifest=f"{R}/data/manifest.csv",
     output:
-        split=f"{R}/data/split.csv",
+        split=SPLIT,
     log:
-        f"{R}/logs/split.log",
+        f"{R}/logs/split/fold{{fold}}.log",
     benchmark:
-        f"{R}/benchmarks/split.tsv"
+        f"{R}/benchmarks/split/fold{{fold}}.tsv"
     conda:
         ENV
     threads: 1
@@ -64,5 +65,6 @@ rule split:
     params:
         fractions={k: DATASET["split"][k] for k in ("train", "val", "test")},
         seed=DATASET["split"]["seed"],
+        folds=config["evaluation"]["folds"],
     script:
         "../scripts/split.py"

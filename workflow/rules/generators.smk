@@ -1,18 +1,19 @@
-# Generator stage: train each generator on the training split, synthesise to the largest target,
-# and measure each model and class honestly (held-out reconstructions, FID/KID, memorisation, cost).
+# Generator stage, per fold and generator replicate: train each generator on the fold's training subjects,
+# synthesise to the largest target (and what TSTR needs), and measure each model and class honestly (held-out
+# reconstructions, FID/KID, memorisation, cost, train-on-synthetic/test-on-real).
 
 
 rule train_generator:
     input:
-        split=f"{R}/data/split.csv",
+        split=SPLIT,
     output:
-        checkpoint=f"{R}/generators/{{model}}/{{group}}/checkpoint.pt",
-        history=f"{R}/generators/{{model}}/{{group}}/history.csv",
-        stats=f"{R}/generators/{{model}}/{{group}}/train_stats.json",
+        checkpoint=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/checkpoint.pt",
+        history=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/history.csv",
+        stats=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/train_stats.json",
     log:
-        f"{R}/logs/train_generator/{{model}}_{{group}}.log",
+        f"{R}/logs/train_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{group}}.log",
     benchmark:
-        f"{R}/benchmarks/train_generator/{{model}}_{{group}}.tsv"
+        f"{R}/benchmarks/train_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{group}}.tsv"
     conda:
         ENV
     threads: 2
@@ -35,13 +36,17 @@ rule train_generator:
 rule synthesise:
     input:
         checkpoint=generator_checkpoint,
-        split=f"{R}/data/split.csv",
+        split=SPLIT,
     output:
-        directory(f"{R}/synthetic/{{model}}/{{cls}}"),
+        manifest=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/manifest.csv",
+        info=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/info.json",
+        images=directory(
+            f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/images"
+        ),
     log:
-        f"{R}/logs/synthesise/{{model}}_{{cls}}.log",
+        f"{R}/logs/synthesise/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.log",
     benchmark:
-        f"{R}/benchmarks/synthesise/{{model}}_{{cls}}.tsv"
+        f"{R}/benchmarks/synthesise/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.tsv"
     conda:
         ENV
     threads: 2
@@ -51,6 +56,7 @@ rule synthesise:
         gpu=GPU,
     params:
         targets=config["synthesis"]["targets"],
+        tstr_images=TSTR_IMAGES,
         context=lambda w: config["generators"][w.model].get("context", "mean"),
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
@@ -61,15 +67,16 @@ rule synthesise:
 
 rule evaluate_generator:
     input:
-        checkpoint=generator_checkpoint,
-        split=f"{R}/data/split.csv",
-        synthetic=f"{R}/synthetic/{{model}}/{{cls}}",
+        unpack(trained_generator),
+        split=SPLIT,
+        manifest=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/manifest.csv",
+        info=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/info.json",
     output:
-        quality=f"{R}/generators/{{model}}/{{cls}}/quality.json",
+        quality=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/quality.json",
     log:
-        f"{R}/logs/evaluate_generator/{{model}}_{{cls}}.log",
+        f"{R}/logs/evaluate_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.log",
     benchmark:
-        f"{R}/benchmarks/evaluate_generator/{{model}}_{{cls}}.tsv"
+        f"{R}/benchmarks/evaluate_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.tsv"
     conda:
         ENV
     threads: 2
@@ -88,16 +95,45 @@ rule evaluate_generator:
         "../scripts/evaluate_generator.py"
 
 
+rule tstr:
+    input:
+        unpack(generator_manifests),
+        split=SPLIT,
+    output:
+        f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/tstr.json",
+    log:
+        f"{R}/logs/tstr/fold{{fold}}_{{model}}_rep{{rep}}.log",
+    benchmark:
+        f"{R}/benchmarks/tstr/fold{{fold}}_{{model}}_rep{{rep}}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=GPU,
+    params:
+        options=classifier_options(),
+        classes=CLASSES,
+        tstr_images=TSTR_IMAGES,
+        targets=config["synthesis"]["targets"],
+        seed=config["synthesis"]["seed"],
+        config_name=config["config_name"],
+        device=config["device"],
+    script:
+        "../scripts/tstr.py"
+
+
 rule export_latents:
     input:
-        checkpoint=f"{R}/generators/cvae/all/checkpoint.pt",
-        split=f"{R}/data/split.csv",
+        checkpoint=f"{R}/generators/fold{{fold}}/cvae/rep{{rep}}/all/checkpoint.pt",
+        split=SPLIT,
     output:
-        f"{R}/generators/cvae/all/latents.npz",
+        f"{R}/generators/fold{{fold}}/cvae/rep{{rep}}/all/latents.npz",
     log:
-        f"{R}/logs/export_latents.log",
+        f"{R}/logs/export_latents/fold{{fold}}_rep{{rep}}.log",
     benchmark:
-        f"{R}/benchmarks/export_latents.tsv"
+        f"{R}/benchmarks/export_latents/fold{{fold}}_rep{{rep}}.tsv"
     conda:
         ENV
     threads: 2

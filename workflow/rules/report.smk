@@ -17,7 +17,8 @@ localrules:
 
 rule generator_quality_table:
     input:
-        quality_files(),
+        quality=quality_files(),
+        tstr=tstr_files(),
     output:
         csv=report(
             f"{R}/tables/generator_quality.csv",
@@ -37,9 +38,12 @@ rule generator_quality_table:
         mem_mb=1000,
         runtime=10,
     params:
-        **{**TABLE_PARAMS, "seeds": [config["synthesis"]["seed"]]},
+        **{
+            **TABLE_PARAMS,
+            "seeds": [config["synthesis"]["seed"] + r for r in REPLICATES],
+        },
         kind="generator_quality",
-        # Generators are trained once, with synthesis.seed; the classifier seeds do not apply to this table.
+        # Generator replicate r is trained with seed synthesis.seed + r; the classifier seeds do not apply here.
     script:
         "../scripts/tables.py"
 
@@ -207,8 +211,12 @@ rule learning_curves_figure:
 
 rule samples_figure:
     input:
-        split=f"{R}/data/split.csv",
-        synthetic=[f"{R}/synthetic/{m}/{c}" for m in MODELS for c in CLASSES],
+        split=SPLIT.format(fold=0),
+        synthetic=[
+            f"{synthetic_dir(0, m, 0, c)}/manifest.csv"
+            for m in MODELS
+            for c in CLASSES
+        ],
     output:
         report(
             f"{R}/figures/samples.png",
@@ -226,7 +234,7 @@ rule samples_figure:
         mem_mb=2000,
         runtime=10,
     params:
-        models=MODELS,
+        pairs=[(m, c) for m in MODELS for c in CLASSES],
         classes=CLASSES,
         image_size=DATASET["image_size"],
         per_row=6,
@@ -237,7 +245,7 @@ rule samples_figure:
 
 rule latent_figure:
     input:
-        f"{R}/generators/cvae/all/latents.npz",
+        f"{R}/generators/fold0/cvae/rep0/all/latents.npz",
     output:
         report(
             f"{R}/figures/cvae_latent_space.png",

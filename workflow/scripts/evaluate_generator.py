@@ -1,8 +1,7 @@
-"""Snakemake adapter: quality figures of one generator for one class."""
-
-from pathlib import Path
+"""Snakemake adapter: quality figures of one generator replicate of one fold for one class."""
 
 from catvae.generators.evaluate import evaluate_generator
+from catvae.generators.train import replicate_seed
 from catvae.runner import run_step
 
 run_step(
@@ -10,15 +9,19 @@ run_step(
     lambda: evaluate_generator(
         snakemake.input.checkpoint,
         snakemake.input.split,
-        str(Path(snakemake.input.synthetic) / "manifest.csv"),
+        snakemake.input.manifest,
         snakemake.output.quality,
         class_name=snakemake.wildcards.cls,
         inception_weights=snakemake.params.inception_weights,
         max_fid_images=snakemake.params.max_fid_images,
         near_copy_ssim=snakemake.params.near_copy_ssim,
         device=snakemake.params.device,
-        seed=snakemake.params.seed,
+        seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.rep)),
         config_name=snakemake.params.config_name,
+        train_stats=snakemake.input.stats,
+        synthetic_info=snakemake.input.info,
+        fold=int(snakemake.wildcards.fold),
+        replicate=int(snakemake.wildcards.rep),
         threads=snakemake.threads,
     ),
 )

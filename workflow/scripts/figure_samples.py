@@ -1,6 +1,4 @@
-"""Snakemake adapter: real vs generated sample grid, per class and generator."""
-
-from pathlib import Path
+"""Snakemake adapter: real vs generated sample grid, per class and generator (fold 0, generator replicate 0)."""
 
 from catvae.report.samples import collect_samples
 from catvae.report.figures import sample_grid
@@ -10,7 +8,7 @@ from catvae.runner import run_step
 def build():
     real, generated = collect_samples(
         snakemake.input.split,
-        {(Path(p).parent.name, Path(p).name): str(Path(p) / "manifest.csv") for p in snakemake.input.synthetic},
+        {tuple(pair): manifest for pair, manifest in zip(snakemake.params.pairs, snakemake.input.synthetic)},
         classes=list(snakemake.params.classes),
         image_size=snakemake.params.image_size,
         per_row=snakemake.params.per_row,

@@ -1,4 +1,4 @@
-"""Snakemake adapter: split the manifest by subject into train / val / test."""
+"""Snakemake adapter: split the manifest by subject into train / val / test (one fold of a k-fold study)."""
 
 from catvae.data.split import write_split
 from catvae.runner import run_step
@@ -10,5 +10,7 @@ run_step(
         snakemake.output.split,
         dict(snakemake.params.fractions),
         snakemake.params.seed,
+        fold=int(snakemake.wildcards.fold),
+        folds=snakemake.params.folds,
     ),
 )

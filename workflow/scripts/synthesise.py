@@ -1,6 +1,8 @@
-"""Snakemake adapter: generate one class's synthetic images for the largest target (smaller targets are prefixes)."""
+"""Snakemake adapter: generate one class's synthetic images for the largest target (smaller targets are prefixes)
+and for the TSTR score, from one generator replicate of one fold; the rule names the manifest, info and images."""
 
-from catvae.generators.synthesis import synthesise
+from catvae.generators.synthesis import SynthesisFiles, synthesise
+from catvae.generators.train import replicate_seed
 from catvae.runner import run_step
 
 run_step(
@@ -8,11 +10,12 @@ run_step(
     lambda: synthesise(
         snakemake.input.checkpoint,
         snakemake.input.split,
-        snakemake.output[0],
+        SynthesisFiles.of(dict(snakemake.output.items())),
         class_name=snakemake.wildcards.cls,
         targets=list(snakemake.params.targets),
+        tstr_images=snakemake.params.tstr_images,
         context_mode=snakemake.params.context,
-        seed=snakemake.params.seed,
+        seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.rep)),
         device=snakemake.params.device,
         batch_size=snakemake.params.batch_size,
         threads=snakemake.threads,

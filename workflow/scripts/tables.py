@@ -8,12 +8,14 @@ from catvae.report.tables import (
     comparisons_table,
     generator_quality_table,
     load_records,
+    spread_note,
     write_table,
 )
 from catvae.runner import run_step
 
 CAPTIONS = {
-    "generator_quality": "Generator quality per model and class (reconstructions and FID/KID on held-out real images)",
+    "generator_quality": "Generator quality per model and class (reconstructions and FID/KID on held-out real images; "
+    "TSTR: balanced accuracy of the CNN trained on the generator's synthetic images only, on the real test images)",
     "classification": "Classification on the held-out real test set (protocol: held-out subjects)",
     "paper_protocol": "Classification under the reference's protocol (random 80/20 split of the mixed real + synthetic pool)",
     "comparisons": "Paired differences against real only and against random oversampling at the same target (held-out test subjects)",
@@ -22,17 +24,20 @@ CAPTIONS = {
 
 def build():
     kind, params = snakemake.params.kind, snakemake.params
-    note = None
+    caption, note = CAPTIONS[kind], None
     if kind == "generator_quality":
-        frame = generator_quality_table(load_records(snakemake.input))
+        frame = generator_quality_table(load_records(snakemake.input.quality), tstr=load_records(snakemake.input.tstr))
+        if params.folds * len(params.seeds) > 1:
+            caption += f"; mean ± std over {params.folds} fold(s) x {len(params.seeds)} replicate(s)"
     elif kind == "paper_protocol":
         frame = classification_table(load_records(snakemake.input), method_order=list(params.method_order))
-        note = "Every metric: mean ± sample std over the training seeds."
+        caption += "; " + spread_note(len(params.seeds), params.folds, params.replicates)
     else:
         records = load_records(snakemake.input.metrics)
         bootstrap = SubjectBootstrap.from_records(records, snakemake.input.predictions, **params.bootstrap)
         if kind == "classification":
             frame = classification_table(records, list(params.method_order), bootstrap.intervals())
+            caption += "; " + spread_note(len(params.seeds), params.folds, params.replicates)
             note = interval_note(bootstrap)
         else:
             alpha = 1 - bootstrap.ci
@@ -41,7 +46,7 @@ def build():
     return write_table(
         frame,
         Path(snakemake.output.csv).with_suffix(""),
-        caption=CAPTIONS[kind],
+        caption=caption,
         config_name=params.config_name,
         seeds=list(params.seeds),
         note=note,

@@ -1,24 +1,23 @@
-"""Snakemake adapter: train and score one classifier arm for one seed."""
+"""Snakemake adapter: train and score one classifier arm for one fold and seed; the rule names every output."""
 
-from pathlib import Path
-
-from catvae.classifier.train import run_arm
+from catvae.classifier.train import ClassifierFiles, run_arm
 from catvae.runner import run_step
-
-synthetic = {cls: str(Path(snakemake.input[cls]) / "manifest.csv") for cls in snakemake.params.synthetic_classes}
 
 run_step(
     snakemake,
     lambda: run_arm(
         snakemake.input.split,
-        str(Path(snakemake.output.metrics).parent),
+        ClassifierFiles.of(dict(snakemake.output.items())),
         arm=snakemake.wildcards.arm,
         seed=int(snakemake.wildcards.seed),
         classes=list(snakemake.params.classes),
-        synthetic_manifests=synthetic,
+        synthetic_manifests={cls: snakemake.input[cls] for cls in snakemake.params.synthetic_classes},
         options=dict(snakemake.params.options),
         config_name=snakemake.params.config_name,
         paper_protocol=snakemake.params.paper_protocol,
+        paper_seed=snakemake.params.paper_seed,
+        fold=int(snakemake.wildcards.fold),
+        replicate=snakemake.params.replicate,
         device=snakemake.params.device,
         threads=snakemake.threads,
     ),

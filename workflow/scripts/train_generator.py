@@ -1,8 +1,7 @@
-"""Snakemake adapter: train one generator (per class for vae/catvae, over all classes for cvae)."""
+"""Snakemake adapter: train one generator replicate of one fold (per class for vae/catvae, over all classes for
+cvae); the rule names the checkpoint, history and statistics files."""
 
-from pathlib import Path
-
-from catvae.generators.train import train_generator
+from catvae.generators.train import GeneratorFiles, replicate_seed, train_generator
 from catvae.runner import run_step
 
 run_step(
@@ -10,14 +9,14 @@ run_step(
     lambda: train_generator(
         snakemake.wildcards.model,
         snakemake.input.split,
-        str(Path(snakemake.output.checkpoint).parent),
+        GeneratorFiles.of(dict(snakemake.output.items())),
         group=snakemake.wildcards.group,
         image_size=snakemake.params.image_size,
         channels=snakemake.params.channels,
         options=dict(snakemake.params.options),
         classes=list(snakemake.params.classes),
         modalities=list(snakemake.params.modalities),
-        seed=snakemake.params.seed,
+        seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.rep)),
         device=snakemake.params.device,
         threads=snakemake.threads,
     ),

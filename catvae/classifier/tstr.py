@@ -1,0 +1,103 @@
+"""Train on synthetic, test on real (TSTR): what one generator's images carry about the classes, on their own.
+
+The paper's CNN is trained on a generator's synthetic images alone (the first N of each class's manifest, the same
+prefix rule the arms use; N = `quality.tstr_images`, by default the largest synthesis target) for the fixed
+`classifier.epochs`, and its last epoch is scored once on the fold's real test subjects. No epoch is chosen on real
+validation data here (the real validation subjects are only watched, for the learning curve): choosing on them would
+let real images steer a score meant to say what the synthetic images carry on their own (a generator with swapped
+classes would be rescued to chance by picking a degenerate epoch). The score is balanced accuracy, whose chance level is 1 / (number of classes)
+whatever the class mix, so a generator whose images carry nothing of their class scores about 0.5 on two classes.
+It needs no pretrained weights, unlike FID, and it asks the question the study cares about.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Literal, Sequence
+
+import pandas as pd
+from sklearn.metrics import balanced_accuracy_score
+
+from catvae.classifier.arms import synthetic_rows, validate_split
+from catvae.classifier.cnn import build_cnn
+from catvae.classifier.evaluate import predict, score
+from catvae.classifier.train import check_options, fit, load_table, selection_record
+from catvae.data.images import read_manifest
+from catvae.device import resolve_device, seed_everything, set_threads
+from catvae.errors import CatvaeError
+from catvae.generators.synthesis import tstr_count
+from catvae.io import write_json
+
+log = logging.getLogger("catvae.classifier.tstr")
+
+PROTOCOL = "train-synthetic-test-real"
+
+
+def run_tstr(
+    split_csv: str,
+    synthetic_manifests: dict[str, str],
+    out_json: str | os.PathLike,
+    *,
+    model: str,
+    classes: list[str],
+    tstr_images: int | Literal["largest"],
+    targets: Sequence[int | str],
+    options: dict,
+    seed: int,
+    config_name: str,
+    fold: int = 0,
+    replicate: int = 0,
+    device: str = "auto",
+    threads: int = 1,
+) -> dict:
+    """Train the CNN on `model`'s synthetic images of every class (`synthetic_manifests`: class -> manifest) for the
+    fixed number of epochs, score it on the real test split; write `out_json` and return it."""
+    options = check_options(options)
+    set_threads(threads)
+    dev = resolve_device(device)
+    split = validate_split(read_manifest(split_csv, required=("subject", "class", "path", "partition")), classes,
+                           source=str(split_csv))
+    real_train = split[split["partition"] == "train"]
+    majority = int(real_train["class"].value_counts().max())
+    n_per_class = tstr_count(tstr_images, targets, majority)
+    missing = [c for c in classes if c not in synthetic_manifests]
+    if missing:
+        raise CatvaeError(f"TSTR of {model!r} needs a synthetic manifest of every class; missing {missing}")
+    table = pd.concat([synthetic_rows(model, c, n_per_class, synthetic_manifests) for c in classes],
+                      ignore_index=True)
+    parts = {p: split[split["partition"] == p].reset_index(drop=True) for p in ("val", "test")}
+    for name, frame in parts.items():
+        if frame.empty:
+            raise CatvaeError(f"{split_csv} has no '{name}' partition rows")
+    reused = sorted(set(table["abspath"]) & set(split["abspath"]))
+    if reused:
+        raise CatvaeError(f"TSTR of {model!r}: real image(s) {reused[:3]} are listed as synthetic")
+
+    size, channels, n_classes = options["image_size"], options["channels"], len(classes)
+    log.info("TSTR %s fold %d replicate %d: %d synthetic images per class, %d real val", model, fold, replicate,
+             n_per_class, len(parts["val"]))
+    train_data = load_table(table, classes, size, channels)
+    val_data = load_table(parts["val"], classes, size, channels)
+    seed_everything(seed)
+    cnn = build_cnn(size, channels, n_classes).to(dev)
+    start = time.perf_counter()
+    fixed = {**options, "select": "last", "patience": None}
+    history, chosen = fit(cnn, train_data, val_data, n_classes, fixed, dev, seed, label=f"TSTR {model}")
+    train_seconds = time.perf_counter() - start
+
+    test_data = load_table(parts["test"], classes, size, channels)  # read only once the weights are fixed
+    probs, loss = predict(cnn, *test_data, n_classes, options["batch_size"], dev)
+    true = test_data[1].numpy()
+    result = {"model": model, "fold": int(fold), "replicate": int(replicate), "protocol": PROTOCOL,
+              "classes": list(classes), "n_per_class": n_per_class, "n_train": len(table), "seed": int(seed),
+              "config_name": config_name, "device": str(dev), "train_seconds": train_seconds,
+              "balanced_accuracy": float(balanced_accuracy_score(true, probs.argmax(axis=1)))}
+    result.update(score(true, probs, loss, classes))
+    result.update(selection_record(history, chosen, "last", None))
+    write_json(out_json, result)
+    log.info("TSTR %s fold %d replicate %d: balanced accuracy %.3f on %d real test images (epoch %d)", model, fold,
+             replicate, result["balanced_accuracy"], result["n_test"], chosen)
+    return result
+
