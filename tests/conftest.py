@@ -14,35 +14,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
-# The whole study, shrunk to run in a few minutes on 2 CPU cores: a few tiny phantom brains, 16x16 slices, one
-# epoch everywhere (two for the classifier, so an epoch is chosen), small targets; and every axis of the design at
-# its smallest non-trivial size: 2 folds x 2 seeds, 2 generator replicates.
-TINY_CONFIG: dict = {
-    "config_name": "tiny-test",
-    "results": "results",
-    "device": "cpu",
-    "seeds": [0, 1],
-    "evaluation": {"folds": 2},
-    "dataset": {
-        "name": "tiny",
-        "kind": "phantom",
-        "image_size": 16,
-        "selection": {"mode": "center", "k": 3},
-        "split": {"train": 0.5, "val": 0.25, "test": 0.25, "seed": 0},
-        "phantom": {"n_subjects": 8, "shape": [40, 48, 32], "seed": 0},
-        "filter": {"min_brain_fraction": 0.05, "min_std": 0.01},
-    },
-    "generators": {
-        "models": ["vae", "catvae", "cvae"],
-        "replicates": 2,
-        "vae": {"epochs": 1, "batch_size": 16},
-        "catvae": {"epochs": 1, "batch_size": 16, "attention": "fused"},
-        "cvae": {"epochs": 1, "batch_size": 16, "beta_warmup": {"start": 0, "epochs": 1}},
-    },
-    "synthesis": {"targets": [40, "balance"]},
-    "quality": {"max_fid_images": 50, "tstr_images": 30},
-    "classifier": {"image_size": 32, "epochs": 2, "batch_size": 16, "baselines": ["oversample", "classic", "weighted"]},
-}
+# The tiny test study (.test/config.yaml, the Snakemake catalog's convention): see the comments there.
+TINY_CONFIG: dict = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
 
 
 def write_config(folder: Path, config: dict) -> Path:

@@ -179,19 +179,20 @@ def test_synthetic_counts_match_targets_and_never_reach_test(tiny_study, tiny_co
                                   .read_text())
                 assert tstr["n_train"] == len(n_train) * tiny_config["quality"]["tstr_images"]
                 assert tstr["n_test"] == len(test) and 0 <= tstr["balanced_accuracy"] <= 1
-        for target in targets:
-            for seed in tiny_config["seeds"]:
-                folder = results / "classifier" / f"fold{fold}" / f"vae@{target}" / f"seed{seed}"
-                metrics = json.loads((folder / "metrics.json").read_text())
-                assert metrics["replicate"] == seed % replicates  # seed k draws from replicate k mod n
-                drawn = pd.read_csv(folder / "training_set.csv", keep_default_na=False)
-                origins = set(drawn.loc[drawn["source"] == "vae", "origin"])
-                assert all(f"/rep{seed % replicates}/" in o for o in origins), origins
-                want = max(n_train.values()) if target == "balance" else int(target)
-                for cls, counts in metrics["counts"].items():
-                    assert counts["real"] == n_train[cls]
-                    assert counts["total"] == max(want, n_train[cls])
-                    assert counts["synthetic"] == counts["total"] - counts["real"]
+        for model in tiny_config["generators"]["models"]:
+            for target in targets:
+                for seed in tiny_config["seeds"]:
+                    folder = results / "classifier" / f"fold{fold}" / f"{model}@{target}" / f"seed{seed}"
+                    metrics = json.loads((folder / "metrics.json").read_text())
+                    assert metrics["replicate"] == seed % replicates  # seed k draws from replicate k mod n
+                    drawn = pd.read_csv(folder / "training_set.csv", keep_default_na=False)
+                    origins = set(drawn.loc[drawn["source"] == model, "origin"])
+                    assert all(f"/rep{seed % replicates}/" in o for o in origins), origins
+                    want = max(n_train.values()) if target == "balance" else int(target)
+                    for cls, counts in metrics["counts"].items():
+                        assert counts["real"] == n_train[cls]
+                        assert counts["total"] == max(want, n_train[cls])
+                        assert counts["synthetic"] == counts["total"] - counts["real"]
 
 
 def test_figures_and_provenance(tiny_study):
@@ -305,13 +306,15 @@ def test_local_profile_runs_one_gpu_job_at_a_time():
     assert "set-resources" not in yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
 
 
-def test_snakemake_lint_is_clean(tmp_path):
+@pytest.mark.parametrize("config_file", ["config/config.yaml", ".test/config.yaml"])
+def test_snakemake_lint_is_clean(tmp_path, config_file):
+    """The demo and the test study lint clean (the catalog lints its `.test` config too)."""
     import subprocess
 
     from conftest import REPO, SNAKEMAKE
 
     cmd = [SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(REPO / "config" / "config.yaml")]
+           "--configfile", str(REPO / config_file)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout + proc.stderr

@@ -27,7 +27,7 @@ from conftest import TINY_CONFIG, run_snakemake, snakemake_command, write_config
 pytestmark = pytest.mark.workflow
 
 EPOCHS = 6  # the kill lands after epoch 1 (a poll every 20 ms); each epoch takes 0.1-1 s on 2 CPU cores
-GROUP = "results/tiny/generators/vae/Tumor"
+GROUP = "results/tiny/generators/fold0/vae/rep0/Tumor"
 TARGET = f"{GROUP}/checkpoint.pt"
 
 
@@ -35,6 +35,7 @@ def kill_config() -> dict:
     """The tiny study reduced to what one generator job needs: one model, a resume checkpoint every epoch."""
     config = json.loads(json.dumps(TINY_CONFIG))
     config["generators"] = {"models": ["vae"], "vae": {"epochs": EPOCHS, "batch_size": 16, "checkpoint_every": 1}}
+    config["evaluation"] = {"folds": 1}
     return config
 
 
