@@ -13,7 +13,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import jsonschema
 import yaml
@@ -25,6 +25,41 @@ from catvae.registry import generator
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error.
+
+    Plain YAML keeps the last value of a repeated key without a word, so a second `evaluation:` block would silently
+    replace the first one's settings.
+    """
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges; an explicit key may override
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML file, refusing a key repeated within one mapping (see `_UniqueKeyLoader`)."""
+    return yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def check_config_files(paths: Iterable[str | os.PathLike]) -> None:
+    """Re-read the config files Snakemake loaded, which its own YAML reader accepts with a key given twice."""
+    for path in paths:
+        try:
+            read_yaml(path)
+        except yaml.YAMLError as exc:
+            raise CatvaeError(f"config file {path} is not valid YAML: {exc}") from exc
+
+
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
     """Read the YAML schema (YAML so that it can carry comments and shared blocks)."""
     return copy.deepcopy(_read_schema(str(path)))
@@ -32,7 +67,7 @@ def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
 
 @functools.lru_cache(maxsize=4)
 def _read_schema(path: str) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return read_yaml(path)
 
 
 def defaults(*keys: str) -> dict:
@@ -315,7 +350,7 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
     if not path.is_file():
         raise CatvaeError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(path) or {}
     except yaml.YAMLError as exc:
         raise CatvaeError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -213,3 +213,17 @@ def test_dataset_root_must_be_a_folder(tmp_path):
     missing.mkdir()
     check_dataset_root({"kind": "brats", "root": str(missing)})
     check_dataset_root({"kind": "phantom", "root": str(tmp_path / "nowhere")})  # the phantom writes its own cohort
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
+    """Plain YAML keeps the last of two `evaluation:` blocks; the loader refuses, naming the file and the key."""
+    from catvae.config import check_config_files
+
+    path = tmp_path / "twice.yaml"
+    path.write_text("evaluation: {folds: 5}\nseeds: [0]\nevaluation: {bootstrap: 200}\n")
+    with pytest.raises(CatvaeError, match=r"twice.yaml.*'evaluation' is given twice"):
+        load_config(path)
+    with pytest.raises(CatvaeError, match="'evaluation' is given twice"):
+        check_config_files([path])
+    shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "busi.yaml", "medmnist_cvae.yaml")]
+    check_config_files([*shipped, REPO / ".test" / "config.yaml"])

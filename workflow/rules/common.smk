@@ -17,12 +17,13 @@ os.environ.update(
     )
 )
 
-from catvae.config import check_dataset_root, validate_config
+from catvae.config import check_config_files, check_dataset_root, validate_config
 from catvae.data.classes import dataset_classes, dataset_modalities
 from catvae.registry import ALL_CLASSES, generator
 
 # Validate once at start-up, fill every default, and stop with a message that names the bad key. `--config` values
 # are passed apart because Snakemake hands their nested scalars over as strings; the schema says what they are.
+check_config_files(workflow.configfiles)
 _validated = validate_config(config, command_line=workflow.config_settings.config)
 check_dataset_root(_validated["dataset"])
 config.clear()
