@@ -12,7 +12,7 @@ import pytest
 
 from catvae.report.tables import label
 from conftest import dry_run_jobs as _dry_run_jobs
-from conftest import write_config
+from conftest import run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -340,3 +340,24 @@ def test_every_report_rule_is_a_local_rule():
     declared = re.search(r"^localrules:\n((?:    \w+,\n)+)", text, flags=re.M)
     assert declared, "report.smk declares no localrules"
     assert set(re.findall(r"\w+", declared.group(1))) == set(re.findall(r"^rule (\w+):", text, flags=re.M))
+
+
+def test_classifier_seed_k_draws_from_generator_replicate_k_mod_n(tmp_path, tiny_config):
+    """With n replicates, each its own training job, a generator arm's seed k reads replicate k mod n (dry run)."""
+    config = {**tiny_config, "seeds": [0, 1, 2], "evaluation": {"folds": 1},
+              "generators": {**tiny_config["generators"], "replicates": 2}}
+    proc = run_snakemake(tmp_path, write_config(tmp_path, config), "-n")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    jobs = re.findall(r"^rule (\w+):\n((?:    .*\n)+)", proc.stdout + proc.stderr, flags=re.M)
+    trained = {re.search(r"wildcards: (.*)", body).group(1) for rule, body in jobs if rule == "train_generator"}
+    assert len(trained) == 2 * (2 + 1)  # catvae per class (Tumor, NoTumor) + one cvae, x 2 replicates
+    model = tiny_config["generators"]["models"][0]
+    seen = {}
+    for rule, body in jobs:
+        if rule != "train_classifier":
+            continue
+        wildcards = dict(w.split("=") for w in re.search(r"wildcards: (.*)", body).group(1).split(", "))
+        if wildcards["arm"].startswith(f"{model}@"):
+            inputs = re.search(r"input: (.*)", body).group(1)
+            seen[int(wildcards["seed"])] = set(re.findall(rf"synthetic/fold0/{model}/rep(\d+)/", inputs))
+    assert seen == {0: {"0"}, 1: {"1"}, 2: {"0"}}

@@ -170,7 +170,7 @@ def cluster_study_config() -> dict:
 
     config = copy.deepcopy(TINY_CONFIG)
     config["generators"]["models"] = ["vae"]
-    config["synthesis"]["targets"] = [next(t for t in TINY_CONFIG["synthesis"]["targets"] if isinstance(t, int))]
+    config["synthesis"]["targets"] = [30]
     config["classifier"]["baselines"] = ["oversample"]
     config["seeds"] = [0]
     # `auto`: the model rules ask SLURM for a GPU (the node's GPU is a stand-in, so torch still finds no CUDA and
