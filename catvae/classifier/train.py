@@ -35,6 +35,7 @@ from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path, write_csv, write_json
 from catvae.models import count_parameters
+from catvae.optim import KerasAdam
 
 log = logging.getLogger("catvae.classifier.train")
 
@@ -98,7 +99,7 @@ def fit(
         TensorDataset(*train), batch_size=options["batch_size"], shuffle=True,
         generator=torch.Generator().manual_seed(int(seed)),
     )
-    optimiser = torch.optim.Adam(model.parameters(), lr=options["lr"])
+    optimiser = KerasAdam(model.parameters(), lr=options["lr"])     # the reference's Keras 'adam' (epsilon 1e-7)
     criterion = loss_function(n_classes)
     rows = []
     for epoch in range(1, options["epochs"] + 1):
