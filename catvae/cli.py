@@ -99,6 +99,7 @@ def cmd_synthesise(args: argparse.Namespace) -> None:
         class_name=args.cls,
         targets=cfg["synthesis"]["targets"],
         context_mode=cfg["generators"].get(model, {}).get("context", "mean"),
+        sampling=cfg["generators"].get(model, {}).get("sampling"),
         seed=cfg["synthesis"]["seed"],
         device=cfg["device"],
         batch_size=cfg["synthesis"]["batch_size"],

@@ -3,6 +3,13 @@
 Why these inputs: reconstructions are scored on the class's held-out real *test* images (scoring training images
 would reward memorisation); FID/KID compare the synthetic images the classifier actually receives with held-out
 real images; memorisation compares those same synthetic images with the real *training* images they could copy.
+
+Two CAT-VAE reconstructions, because they answer different questions. ``ssim``/``psnr``/``mse`` decode mu with
+the synthetic set's *generation context* (zero, mean or sampled features), so everything specific to the image
+must pass the latent bottleneck, as in the VAE and the conditional VAE (``recon_path`` says which inputs the
+decoder got): these are the numbers to compare across models. ``*_own_features`` decode mu with the image's *own*
+encoder features, as the reference computed its reconstruction metrics: the decoder's attention then reads the
+image's 64 x S/4 x S/4 feature maps, a path around the 100-d bottleneck, so they are not comparable with the VAE's.
 """
 
 from __future__ import annotations
@@ -19,14 +26,16 @@ from catvae.data.images import load_images, read_manifest
 from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
-from catvae.generators.synthesis import ContextSampler, check_class
+from catvae.generators.latents import DEFAULT_SAMPLING, sampling_options
+from catvae.generators.latents import batched as _batched
+from catvae.generators.synthesis import ContextSampler, check_class, latent_sampler
 from catvae.generators.train import class_rows, encode_conditions, read_split
 from catvae.io import atomic_path, read_json, write_json
 
 log = logging.getLogger("catvae.generators.evaluate")
 
-#: Batch for encoding / reconstructing real images.
-EVAL_BATCH = 64
+#: quality.json value of the own-features metrics for models whose decoder reads no encoder features.
+NO_BYPASS_NOTE = "n/a: the decoder reads no encoder features"
 
 
 def evaluate_generator(
@@ -70,6 +79,13 @@ def evaluate_generator(
     conditional = bool(getattr(model, "conditional", False))
     uses_context = bool(getattr(model, "uses_context", False))
 
+    synth_info = Path(synthetic_manifest).parent / "info.json"
+    if not synth_info.is_file():
+        raise CatvaeError(f"{synth_info} not found: it records how the synthetic set was made (context, sampling)")
+    info = read_json(synth_info)
+    context_mode = info.get("context") or "mean"
+    sampling = info.get("sampling") or {"mode": "prior"}
+
     test_rows = class_rows(split, class_name, "test")
     if test_rows.empty:
         raise CatvaeError(f"no test images of class {class_name!r} in split file {split_csv}: nothing to score on")
@@ -83,10 +99,19 @@ def evaluate_generator(
     labels, mods = (
         encode_conditions(test_rows, payload["classes"], payload["modalities"], split_csv) if conditional else (None, None)
     )
-    recon = _batched(lambda x, y, m: model.reconstruct(x, labels=y, modalities=m), real_test, labels, mods, dev)
+    own = None
+    if uses_context:
+        own = reconstruction_metrics(real_test, _batched(lambda x, y, m: model.reconstruct(x), real_test, None, None, dev))
+        contexts = ContextSampler(model, real_train, context_mode, seed, dev)
+        recon = _batched(lambda x, y, m: model.reconstruct(x, context=contexts.next(len(x))), real_test, None, None, dev)
+        recon_path = f"z + {context_mode} context"
+    else:
+        recon = _batched(lambda x, y, m: model.reconstruct(x, labels=y, modalities=m), real_test, labels, mods, dev)
+        recon_path = "z + labels" if conditional else "z"
     rec = reconstruction_metrics(real_test, recon)
-    log.info("%s/%s reconstruction of %d test images: SSIM %.4f PSNR %.2f MSE %.5f",
-             payload["model_name"], class_name, rec["n"], rec["ssim"], rec["psnr"], rec["mse"])
+    log.info("%s/%s reconstruction of %d test images from %s: SSIM %.4f PSNR %.2f MSE %.5f%s",
+             payload["model_name"], class_name, rec["n"], recon_path, rec["ssim"], rec["psnr"], rec["mse"],
+             f" (own features: SSIM {own['ssim']:.4f})" if own else "")
 
     # Synthetic images: FID/KID against held-out real, memorisation against training images.
     synth = read_manifest(synthetic_manifest, required=("index", "class", "model", "path"))
@@ -98,11 +123,10 @@ def evaluate_generator(
         memo["note"] = "n/a: no synthetic images (largest target at or below the real training count)"
 
     # Inference time per generated image, with the same conditions synthesis uses.
-    generate = _generation_fn(model, payload, class_name, real_train, train_rows, seed, dev, conditional, uses_context)
+    generate = _generation_fn(model, payload, class_name, real_train, train_rows, split_csv, seed, dev,
+                              context_mode, sampling)
     ms_per_image = time_generation(generate, timing_images, timing_batch, dev)
 
-    synth_info = Path(synthetic_manifest).parent / "info.json"
-    context = read_json(synth_info).get("context") if synth_info.is_file() else None
     quality = {
         "model": payload["model_name"],
         "class": class_name,
@@ -110,6 +134,11 @@ def evaluate_generator(
         "psnr": rec["psnr"],
         "mse": rec["mse"],
         "n_recon": rec["n"],
+        "recon_path": recon_path,
+        "ssim_own_features": own["ssim"] if own else None,
+        "psnr_own_features": own["psnr"] if own else None,
+        "mse_own_features": own["mse"] if own else None,
+        "own_features_note": None if own else NO_BYPASS_NOTE,
         "fid": fid["fid"],
         "kid": fid["kid"],
         "kid_std": fid["kid_std"],
@@ -125,7 +154,8 @@ def evaluate_generator(
         "parameters": stats.get("parameters"),
         "memorisation": memo,
         "attention": payload["options"].get("attention") if uses_context else None,
-        "context": context if uses_context else None,
+        "context": context_mode if uses_context else None,
+        "sampling": sampling,
         "config_name": config_name,
         "seed": int(seed),
         "checkpoint": str(checkpoint),
@@ -170,31 +200,14 @@ def export_latents(checkpoint: str, split_csv: str, out_npz: str, device: str = 
     return {"n": int(len(mu)), "latent_dim": int(mu.shape[1])}
 
 
-@torch.no_grad()
-def _batched(
-    fn: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor],
-    images: np.ndarray,
-    labels: np.ndarray | None,
-    mods: np.ndarray | None,
-    device: torch.device,
-) -> np.ndarray:
-    """Apply a model function batch by batch; conditions are sliced alongside the images."""
-    outputs = []
-    for start in range(0, len(images), EVAL_BATCH):
-        end = start + EVAL_BATCH
-        x = torch.from_numpy(images[start:end]).to(device)
-        y = torch.from_numpy(labels[start:end]).to(device) if labels is not None else None
-        m = torch.from_numpy(mods[start:end]).to(device) if mods is not None else None
-        outputs.append(fn(x, y, m).float().cpu().numpy())
-    return np.concatenate(outputs)
-
-
 def _generation_fn(
     model: torch.nn.Module, payload: dict, class_name: str, real_train: np.ndarray, train_rows: pd.DataFrame,
-    seed: int, dev: torch.device, conditional: bool, uses_context: bool,
+    split_csv: str, seed: int, dev: torch.device, context_mode: str, sampling: dict,
 ) -> Callable[[int], torch.Tensor]:
-    """`n -> images` with the conditions synthesis uses (mean context; class label and first present modality)."""
-    sampler = ContextSampler(model, real_train, "mean", seed, dev) if uses_context else None
+    """`n -> images` with the conditions synthesis used (its context and sampling; class label, first modality)."""
+    sampler = ContextSampler(model, real_train, context_mode, seed, dev) if model.uses_context else None
+    options = sampling_options({k: v for k, v in sampling.items() if k in DEFAULT_SAMPLING}, payload["model_name"])
+    latents = latent_sampler(model, payload, options, real_train, train_rows, split_csv, seed, dev)
     label = payload["classes"].index(class_name)
     present = [i for i, m in enumerate(payload["modalities"]) if m in set(train_rows["modality"])] or [0]
     gen = torch.Generator(device=dev).manual_seed(int(seed))
@@ -204,10 +217,10 @@ def _generation_fn(
         kwargs = {}
         if sampler is not None:
             kwargs["context"] = sampler.next(n)
-        if conditional:
+        if model.conditional:
             kwargs["labels"] = torch.full((n,), label, dtype=torch.long, device=dev)
             kwargs["modalities"] = torch.full((n,), present[0], dtype=torch.long, device=dev)
-        return model.generate(n, generator=gen, **kwargs)
+        return model.generate(n, generator=gen, latents=latents.next(n), **kwargs)
 
     return generate
 

@@ -39,6 +39,17 @@ def generator_group(model, cls):
     return "all" if model == "cvae" else cls
 
 
+# Generator keys read only at synthesis: changing them must not re-train (params trigger) or block a resume.
+SYNTHESIS_ONLY_KEYS = ("context", "sampling")
+
+
+def training_options(model):
+    """The `generators.<model>` block without the keys only synthesis reads."""
+    return {
+        k: v for k, v in config["generators"][model].items() if k not in SYNTHESIS_ONLY_KEYS
+    }
+
+
 def generator_jobs():
     """(model, group) pairs that get a training job."""
     jobs = []

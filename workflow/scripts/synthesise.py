@@ -12,6 +12,7 @@ run_step(
         class_name=snakemake.wildcards.cls,
         targets=list(snakemake.params.targets),
         context_mode=snakemake.params.context,
+        sampling=dict(snakemake.params.sampling),
         seed=snakemake.params.seed,
         device=snakemake.params.device,
         batch_size=snakemake.params.batch_size,
