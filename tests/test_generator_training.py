@@ -27,7 +27,8 @@ TINY = {
     "cvae": {"epochs": 4, "batch_size": 8, "lr": 0.002, "weight_decay": 1e-5, "latent_dim": 8, "checkpoint_every": 2,
              "class_embedding": 8, "modality_embedding": 4, "hidden": 32,
              "loss": {"mse": 1.0, "l1": 0.5, "perceptual": 0.1, "beta": 1.0, "gamma": 0.5},
-             "beta_warmup": {"start": 1, "epochs": 2}, "plateau": {"patience": 1, "factor": 0.5}, "grad_clip": 1.0},
+             "beta_warmup": {"start": 1, "epochs": 2}, "plateau": {"patience": 1, "factor": 0.5}, "grad_clip": 1.0,
+             "selection": "best_val"},
 }
 
 
@@ -220,3 +221,43 @@ def test_cvae_learns_the_sequence_as_modality(tmp_path):
     info = synthesise(str(out / "checkpoint.pt"), str(split_csv), str(tmp_path / "synthetic"), class_name="Tumor",
                       targets=[12], seed=0, device="cpu")
     assert info["n_generated"] == 12 - 6
+
+
+def test_cvae_selects_the_epoch_with_the_lowest_validation_loss(split_csv, tmp_path):
+    """Plateau and selection monitor the loss on the real validation images; checkpoint.pt holds that epoch."""
+    stats = train("cvae", split_csv, tmp_path / "best", epochs=6, lr=0.01)
+    history = pd.read_csv(tmp_path / "best" / "history.csv")
+    assert {"val_total", "val_mse", "val_kl"} <= set(history.columns) and history["val_total"].notna().all()
+    best = int(history.loc[history["val_total"].idxmin(), "epoch"])
+    assert stats["best_epoch"] == best and stats["selection"] == "best_val"
+    assert stats["best_val_loss"] == pytest.approx(history["val_total"].min())
+    assert stats["n_val"] == 2 + 3                       # 20% of 10 and of 15
+    assert (history["val_beta"] == 1.0).all()            # validation uses the objective after the warm-up
+    assert 0 <= stats["active_latent_dims"] <= stats["latent_dim"] == 8
+    ckpt = load_checkpoint(tmp_path / "best" / "checkpoint.pt")
+    assert ckpt["selected_epoch"] == best and ckpt["epoch"] == 6 and "best" not in ckpt
+    # The same run stopped at the best epoch ends with the same weights (validation draws no random numbers).
+    train("cvae", split_csv, tmp_path / "short", epochs=best, lr=0.01, selection="last")
+    short = load_checkpoint(tmp_path / "short" / "checkpoint.pt")["model_state"]
+    assert all(torch.equal(ckpt["model_state"][k], short[k]) for k in short)
+
+
+def test_selection_last_keeps_the_final_epoch_and_keras_models_use_keras_adam(split_csv, tmp_path):
+    stats = train("vae", split_csv, tmp_path, epochs=2)
+    assert stats["selection"] == "last" and stats["best_epoch"] is None and stats["n_val"] == 0
+    assert "val_total" not in pd.read_csv(tmp_path / "history.csv").columns
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["selected_epoch"] == 2
+    assert ckpt["optimizer_state"]["param_groups"][0]["keras_epsilon"] == 1e-7
+    assert 0 <= stats["active_latent_dims"] <= 8
+
+
+def test_best_val_without_validation_images_names_the_config_key(tmp_path):
+    split_csv = make_split(tmp_path, counts={"NoTumor": 4, "Tumor": 5})
+    frame = pd.read_csv(split_csv)
+    frame.loc[frame["partition"] == "val", "partition"] = "train"
+    frame.to_csv(split_csv, index=False)
+    with pytest.raises(CatvaeError, match=r"no validation images.*selection: best_val"):
+        train("vae", split_csv, tmp_path / "out", selection="best_val")
+    with pytest.raises(CatvaeError, match=r"generators\.vae\.selection"):
+        train("vae", split_csv, tmp_path / "out", selection="best")
