@@ -46,7 +46,9 @@ SYNTHESIS_ONLY_KEYS = ("context", "sampling")
 def training_options(model):
     """The `generators.<model>` block without the keys only synthesis reads."""
     return {
-        k: v for k, v in config["generators"][model].items() if k not in SYNTHESIS_ONLY_KEYS
+        k: v
+        for k, v in config["generators"][model].items()
+        if k not in SYNTHESIS_ONLY_KEYS
     }
 
 
