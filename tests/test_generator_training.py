@@ -161,11 +161,17 @@ def test_same_seed_same_weights_on_cpu(split_csv, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_no_training_images_for_class_names_class_and_file(tmp_path):
-    split_csv = make_split(tmp_path, counts={"NoTumor": 4, "Tumor": 5})
+def small_split(root: Path, column: str, value: str, partition: str) -> Path:
+    """A 4 + 5 image split whose rows with `column == value` are moved to `partition`."""
+    split_csv = make_split(root, counts={"NoTumor": 4, "Tumor": 5})
     frame = pd.read_csv(split_csv)
-    frame.loc[frame["class"] == "Tumor", "partition"] = "test"
+    frame.loc[frame[column] == value, "partition"] = partition
     frame.to_csv(split_csv, index=False)
+    return split_csv
+
+
+def test_no_training_images_for_class_names_class_and_file(tmp_path):
+    split_csv = small_split(tmp_path, "class", "Tumor", "test")
     with pytest.raises(CatvaeError, match=r"Tumor.*split\.csv"):
         train("vae", split_csv, tmp_path / "out", group="Tumor")
 
@@ -253,10 +259,7 @@ def test_selection_last_keeps_the_final_epoch_and_keras_models_use_keras_adam(sp
 
 
 def test_best_val_without_validation_images_names_the_config_key(tmp_path):
-    split_csv = make_split(tmp_path, counts={"NoTumor": 4, "Tumor": 5})
-    frame = pd.read_csv(split_csv)
-    frame.loc[frame["partition"] == "val", "partition"] = "train"
-    frame.to_csv(split_csv, index=False)
+    split_csv = small_split(tmp_path, "partition", "val", "train")
     with pytest.raises(CatvaeError, match=r"no validation images.*selection: best_val"):
         train("vae", split_csv, tmp_path / "out", selection="best_val")
     with pytest.raises(CatvaeError, match=r"generators\.vae\.selection"):
