@@ -106,6 +106,7 @@ def cmd_synthesise(args: argparse.Namespace) -> None:
         targets=cfg["synthesis"]["targets"],
         tstr_images=cfg["quality"]["tstr_images"] or "largest",
         context_mode=cfg["generators"].get(model, {}).get("context", "mean"),
+        sampling=cfg["generators"].get(model, {}).get("sampling"),
         seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
         device=cfg["device"],
         batch_size=cfg["synthesis"]["batch_size"],

@@ -27,13 +27,15 @@ class GeneratorSpec:
     """What the pipeline needs to know about one generator.
 
     `conditional`: one model over all classes (group `all`), conditioned on class and modality; otherwise one model
-    per class. `size_multiple`: `dataset.image_size` must be a multiple of it (the VAE decoders up-sample 3 times by 2).
+    per class. `keras`: ported from the reference's Keras code, so trained with Keras' Adam (epsilon 1e-7).
+    `size_multiple`: `dataset.image_size` must be a multiple of it (the VAE decoders up-sample 3 times by 2).
     """
 
     name: str
     label: str
     model_class: str  # "module:Class", imported on demand
     conditional: bool = False
+    keras: bool = False
     size_multiple: int = 1
 
     def groups(self, classes: Sequence[str]) -> list[str]:
@@ -52,8 +54,8 @@ class GeneratorSpec:
 GENERATORS: dict[str, GeneratorSpec] = {
     spec.name: spec
     for spec in (
-        GeneratorSpec("vae", "VAE", "catvae.models.vae:VAE", size_multiple=8),
-        GeneratorSpec("catvae", "CAT-VAE", "catvae.models.vae:CatVAE", size_multiple=8),
+        GeneratorSpec("vae", "VAE", "catvae.models.vae:VAE", keras=True, size_multiple=8),
+        GeneratorSpec("catvae", "CAT-VAE", "catvae.models.vae:CatVAE", keras=True, size_multiple=8),
         GeneratorSpec("cvae", "Conditional VAE", "catvae.models.cvae:ConditionalVAE", conditional=True),
     )
 }

@@ -18,7 +18,8 @@ from test_generator_training import CLASSES, make_split, train
 QUALITY_KEYS = {
     "model", "class", "ssim", "psnr", "mse", "n_recon", "fid", "kid", "kid_std", "n_fid_real", "n_fid_fake",
     "fid_note", "train_time_s", "inference_ms_per_image", "peak_memory_mb", "device", "memorisation", "attention",
-    "context", "config_name", "seed",
+    "context", "config_name", "seed", "recon_path", "ssim_own_features", "psnr_own_features", "mse_own_features",
+    "sampling",
 }
 N_TEST = {"NoTumor": 2, "Tumor": 3}  # make_split's default counts, 20% test
 
@@ -69,6 +70,10 @@ def test_catvae_quality_json(study, tmp_path):
     assert q["n_fid_real"] == N_TEST["NoTumor"] and q["n_fid_fake"] == 14 - 6
     assert q["memorisation"]["n"] == 8
     assert q["attention"] == "faithful" and q["context"] == "sample" and q["device"] == "cpu"
+    # Two labelled reconstructions: through z with the generation context, and with the image's own features.
+    assert q["recon_path"] == "z + sample context" and q["sampling"] == {"mode": "prior"}
+    assert -1 <= q["ssim_own_features"] <= 1 and q["psnr_own_features"] > 0 and q["mse_own_features"] >= 0
+    assert q["mse_own_features"] != q["mse"]
     train_stats = json.loads((study["root"] / "gen" / "catvae" / "NoTumor" / "train_stats.json").read_text())
     assert q["train_time_s"] == train_stats["wall_time_s"] and q["peak_memory_mb"] == train_stats["peak_memory_mb"]
 
@@ -78,7 +83,33 @@ def test_cvae_quality_per_class(study, tmp_path):
         q = evaluate(study, "cvae", cls, tmp_path / cls / "quality.json")
         _check_ranges(q)
         assert q["class"] == cls and q["n_recon"] == N_TEST[cls]
-        assert q["attention"] is None and q["context"] is None
+        assert q["attention"] is None and q["context"] is None and q["recon_path"] == "z + labels"
+        assert q["ssim_own_features"] is None and q["own_features_note"].startswith("n/a")
+
+
+def test_catvae_reconstruction_with_zero_context_decodes_mu_with_zero_features(study, tmp_path):
+    import torch
+
+    from catvae.data.images import load_images
+    from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
+    from catvae.metrics.reconstruction import reconstruction_metrics
+
+    ckpt = study["root"] / "gen" / "catvae" / "NoTumor" / "checkpoint.pt"
+    syn = tmp_path / "syn"
+    synthesise(str(ckpt), str(study["split"]), str(syn), class_name="NoTumor", targets=[10], context_mode="zero",
+               seed=0, device="cpu")
+    q = evaluate_generator(str(ckpt), str(study["split"]), str(syn / "manifest.csv"), str(tmp_path / "q.json"),
+                           class_name="NoTumor", inception_weights=None, max_fid_images=50, near_copy_ssim=0.95,
+                           device="cpu", seed=0, config_name="unit", timing_images=4, timing_batch=4)
+    assert q["recon_path"] == "z + zero context" and q["context"] == "zero"
+    model = build_from_checkpoint(load_checkpoint(ckpt), torch.device("cpu"))
+    split = study["split"].parent
+    test = load_images(sorted(p for p in (split / "slices" / "NoTumor").glob("*.png"))[8:], 16, 1)
+    x = torch.from_numpy(test)
+    zero = model.reconstruct(x, context=torch.zeros_like(model.context_features(x)))
+    assert q["mse"] == pytest.approx(reconstruction_metrics(test, zero.numpy())["mse"], rel=1e-5)
+    assert q["mse_own_features"] == pytest.approx(reconstruction_metrics(test, model.reconstruct(x).numpy())["mse"],
+                                                  rel=1e-5)
 
 
 def test_fid_sample_cap_and_missing_weights_file(study, tmp_path):
@@ -166,10 +197,11 @@ def test_inputs_named_by_the_rule_are_the_ones_read(study, tmp_path):
     stats = json.loads((study["root"] / "gen" / "catvae" / "NoTumor" / "train_stats.json").read_text())
     (tmp_path / "stats.json").write_text(json.dumps({**stats, "wall_time_s": 12345.0}))
     info = json.loads((study["root"] / "syn" / "catvae" / "NoTumor" / "info.json").read_text())
-    (tmp_path / "info.json").write_text(json.dumps({**info, "context": "zero-test-marker"}))
+    marker = "zero" if info["context"] != "zero" else "sample"  # a context the checkpoint's own info.json lacks
+    (tmp_path / "info.json").write_text(json.dumps({**info, "context": marker}))
     q = evaluate(study, "catvae", "NoTumor", tmp_path / "q.json", train_stats=str(tmp_path / "stats.json"),
                  synthetic_info=str(tmp_path / "info.json"), fold=1, replicate=2)
-    assert q["train_time_s"] == 12345.0 and q["context"] == "zero-test-marker"
+    assert q["train_time_s"] == 12345.0 and q["context"] == marker
     assert q["fold"] == 1 and q["replicate"] == 2
     with pytest.raises(CatvaeError, match="training statistics not found"):
         evaluate(study, "catvae", "NoTumor", tmp_path / "r.json", train_stats=str(tmp_path / "none.json"))

@@ -28,7 +28,8 @@ TINY = {
     "cvae": {"epochs": 4, "batch_size": 8, "lr": 0.002, "weight_decay": 1e-5, "latent_dim": 8, "checkpoint_every": 2,
              "class_embedding": 8, "modality_embedding": 4, "hidden": 32,
              "loss": {"mse": 1.0, "l1": 0.5, "perceptual": 0.1, "beta": 1.0, "gamma": 0.5},
-             "beta_warmup": {"start": 1, "epochs": 2}, "plateau": {"patience": 1, "factor": 0.5}, "grad_clip": 1.0},
+             "beta_warmup": {"start": 1, "epochs": 2}, "plateau": {"patience": 1, "factor": 0.5}, "grad_clip": 1.0,
+             "selection": "best_val"},
 }
 
 
@@ -166,11 +167,17 @@ def test_same_seed_same_weights_on_cpu(split_csv, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_no_training_images_for_class_names_class_and_file(tmp_path):
-    split_csv = make_split(tmp_path, counts={"NoTumor": 4, "Tumor": 5})
+def small_split(root: Path, column: str, value: str, partition: str) -> Path:
+    """A 4 + 5 image split whose rows with `column == value` are moved to `partition`."""
+    split_csv = make_split(root, counts={"NoTumor": 4, "Tumor": 5})
     frame = pd.read_csv(split_csv)
-    frame.loc[frame["class"] == "Tumor", "partition"] = "test"
+    frame.loc[frame[column] == value, "partition"] = partition
     frame.to_csv(split_csv, index=False)
+    return split_csv
+
+
+def test_no_training_images_for_class_names_class_and_file(tmp_path):
+    split_csv = small_split(tmp_path, "class", "Tumor", "test")
     with pytest.raises(CatvaeError, match=r"Tumor.*split\.csv"):
         train("vae", split_csv, tmp_path / "out", group="Tumor")
 
@@ -372,8 +379,9 @@ def test_cvae_codes_are_validated_once_per_data_set_not_per_step(split_csv, tmp_
     monkeypatch.setattr(cvae_module, "_check_range", lambda values, count, what: checked.append(
         (what, values.device.type, len(values))) or real_check(values, count, what))
     train("cvae", split_csv, tmp_path, epochs=2)
-    # 15 training images, 2 batches an epoch, forward + loss: per-step checks would be 16 calls.
-    assert checked == [("labels", "cpu", 15), ("modalities", "cpu", 15)]
+    # 15 training images, 2 batches an epoch, forward + loss: per-step checks would be 16 calls; the 5 validation
+    # images are checked once too, not at every epoch's validation pass.
+    assert checked == [("labels", "cpu", 15), ("modalities", "cpu", 15), ("labels", "cpu", 5), ("modalities", "cpu", 5)]
 
 
 def test_cvae_condition_checks(tmp_path):
@@ -439,3 +447,40 @@ def test_outputs_named_one_by_one_and_replicate_seeds(split_csv, tmp_path):
     assert [replicate_seed(5, r) for r in range(3)] == [5, 6, 7]
     with pytest.raises(CatvaeError):
         replicate_seed(5, -1)
+
+
+def test_cvae_selects_the_epoch_with_the_lowest_validation_loss(split_csv, tmp_path):
+    """Plateau and selection monitor the loss on the real validation images; checkpoint.pt holds that epoch."""
+    stats = train("cvae", split_csv, tmp_path / "best", epochs=6, lr=0.01)
+    history = pd.read_csv(tmp_path / "best" / "history.csv")
+    assert {"val_total", "val_mse", "val_kl"} <= set(history.columns) and history["val_total"].notna().all()
+    best = int(history.loc[history["val_total"].idxmin(), "epoch"])
+    assert stats["best_epoch"] == best and stats["selection"] == "best_val"
+    assert stats["best_val_loss"] == pytest.approx(history["val_total"].min())
+    assert stats["n_val"] == 2 + 3                       # 20% of 10 and of 15
+    assert (history["val_beta"] == 1.0).all()            # validation uses the objective after the warm-up
+    assert 0 <= stats["active_latent_dims"] <= stats["latent_dim"] == 8
+    ckpt = load_checkpoint(tmp_path / "best" / "checkpoint.pt")
+    assert ckpt["selected_epoch"] == best and ckpt["epoch"] == 6 and "best" not in ckpt
+    # The same run stopped at the best epoch ends with the same weights (validation draws no random numbers).
+    train("cvae", split_csv, tmp_path / "short", epochs=best, lr=0.01, selection="last")
+    short = load_checkpoint(tmp_path / "short" / "checkpoint.pt")["model_state"]
+    assert all(torch.equal(ckpt["model_state"][k], short[k]) for k in short)
+
+
+def test_selection_last_keeps_the_final_epoch_and_keras_models_use_keras_adam(split_csv, tmp_path):
+    stats = train("vae", split_csv, tmp_path, epochs=2)
+    assert stats["selection"] == "last" and stats["best_epoch"] is None and stats["n_val"] == 0
+    assert "val_total" not in pd.read_csv(tmp_path / "history.csv").columns
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["selected_epoch"] == 2
+    assert ckpt["optimizer_state"]["param_groups"][0]["keras_epsilon"] == 1e-7
+    assert 0 <= stats["active_latent_dims"] <= 8
+
+
+def test_best_val_without_validation_images_names_the_config_key(tmp_path):
+    split_csv = small_split(tmp_path, "partition", "val", "train")
+    with pytest.raises(CatvaeError, match=r"no validation images.*selection: best_val"):
+        train("vae", split_csv, tmp_path / "out", selection="best_val")
+    with pytest.raises(CatvaeError, match=r"generators\.vae\.selection"):
+        train("vae", split_csv, tmp_path / "out", selection="best")

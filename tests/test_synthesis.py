@@ -87,17 +87,69 @@ def test_target_below_real_count_gives_a_valid_empty_manifest(trained, tmp_path)
 
 
 def test_catvae_context_modes(trained, tmp_path):
-    mean = run(trained, "catvae", tmp_path / "mean", targets=[10], context_mode="mean")
-    sample = run(trained, "catvae", tmp_path / "sample", targets=[10], context_mode="sample")
-    assert mean["context"] == "mean" and sample["context"] == "sample"
-    paths = [f"NoTumor_{i:05d}.png" for i in range(4)]
-    a = load_images([tmp_path / "mean" / p for p in paths], 16, 1)
-    b = load_images([tmp_path / "sample" / p for p in paths], 16, 1)
-    assert not np.array_equal(a, b)  # same z (same seed), different keys/values
+    """zero = all-zero features, mean = the class's mean features, sample = one training image's features each;
+    every synthetic set records its mode, and `zero` images are the decoder's output for zero features."""
+    import torch
+
+    from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
+    from catvae.generators.synthesis import ContextSampler
+
+    infos = {mode: run(trained, "catvae", tmp_path / mode, targets=[10], context_mode=mode)
+             for mode in ("zero", "mean", "sample")}
+    assert {mode: info["context"] for mode, info in infos.items()} == {m: m for m in infos}
+    assert all(info["sampling"] == {"mode": "prior"} for info in infos.values())
+
+    model = build_from_checkpoint(load_checkpoint(trained["catvae"]), torch.device("cpu"))
+    real = load_images(sorted((trained["split"].parent / "slices" / "NoTumor").glob("*.png"))[:6], 16, 1)
+    feats = model.context_features(torch.from_numpy(real))
+    zero = ContextSampler(model, real, "zero", 0, torch.device("cpu")).next(3)
+    assert zero.shape == (3, *feats.shape[1:]) and not zero.any()
+    torch.testing.assert_close(ContextSampler(model, real, "mean", 0, torch.device("cpu")).next(2)[1], feats.mean(0))
+    drawn = ContextSampler(model, real, "sample", 0, torch.device("cpu")).next(5)
+    assert all(any(torch.allclose(d, f) for f in feats) for d in drawn)
+    torch.testing.assert_close(drawn, ContextSampler(model, real, "sample", 0, torch.device("cpu")).next(5))
+
+    # `context: zero` generates with zero features: the saved images are decoder(z, 0) for the seeded z.
+    expected = model.generate(4, context=torch.zeros(1, *feats.shape[1:]), generator=torch.Generator().manual_seed(0))
+    saved = load_images([tmp_path / "zero" / f"NoTumor_{i:05d}.png" for i in range(4)], 16, 1)
+    np.testing.assert_allclose(saved, expected.numpy(), atol=1 / 255 + 1e-6)
     again = run(trained, "catvae", tmp_path / "again", targets=[10], context_mode="sample")
-    c = load_images([tmp_path / "again" / p for p in paths], 16, 1)
-    assert again == sample
-    np.testing.assert_array_equal(b, c)
+    assert again == infos["sample"]
+    np.testing.assert_array_equal(load_images(sorted((tmp_path / "again").glob("*.png")), 16, 1),
+                                  load_images(sorted((tmp_path / "sample").glob("*.png")), 16, 1))
+
+
+def test_gmm_sampling_is_recorded_seeded_and_differs_from_the_prior(trained, tmp_path):
+    gmm = {"mode": "gmm", "components": 2, "covariance": "diag"}
+    first = run(trained, "vae", tmp_path / "gmm", targets=[12], sampling=gmm)
+    assert first["sampling"] == {"mode": "gmm", "components": 2, "covariance": "diag", "n_fit": 6,
+                                 "converged": True}
+    again = run(trained, "vae", tmp_path / "gmm2", targets=[12], sampling=gmm)
+    assert again["sampling"] == first["sampling"]
+    prior = run(trained, "vae", tmp_path / "prior", targets=[12])
+    assert prior["sampling"] == {"mode": "prior"}
+    a, b, c = (load_images(sorted((tmp_path / d).glob("*.png")), 16, 1) for d in ("gmm", "gmm2", "prior"))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # More components than training images: capped at one per image; cvae fits on its conditioned means.
+    info = run(trained, "cvae", tmp_path / "cvae", class_name="Tumor", targets=[12],
+               sampling={"mode": "gmm", "components": 50})
+    assert info["sampling"]["components"] == 9 and info["sampling"]["n_fit"] == 9
+
+
+def test_gmm_sampler_draws_from_the_fitted_mixture():
+    from catvae.generators.latents import LatentSampler
+
+    rng = np.random.default_rng(0)
+    mu = np.concatenate([rng.normal(-5, 0.1, (200, 2)), rng.normal(5, 0.1, (200, 2))])
+    sampler = LatentSampler({"mode": "gmm", "components": 2, "covariance": "full"}, mu, seed=0)
+    z = sampler.next(400).numpy()
+    assert z.shape == (400, 2) and z.dtype == np.float32
+    near = np.minimum(np.abs(z - 5).max(axis=1), np.abs(z + 5).max(axis=1))
+    assert (near < 1).all()                                   # every draw near one of the two modes
+    assert 150 < (z[:, 0] > 0).sum() < 250                    # both components, about equally often
+    assert 25 < (z[:100, 0] > 0).sum() < 75                   # mixed in generation order, not grouped
+    assert LatentSampler({"mode": "prior", "components": 1, "covariance": "full"}, None, seed=0).next(3) is None
 
 
 def test_cvae_generates_each_class_with_its_label(trained, tmp_path, monkeypatch):
@@ -131,6 +183,10 @@ def test_cvae_generates_each_class_with_its_label(trained, tmp_path, monkeypatch
 def test_bad_requests_raise(trained, tmp_path):
     with pytest.raises(CatvaeError, match="generators.catvae.context"):
         run(trained, "catvae", tmp_path, context_mode="median")
+    with pytest.raises(CatvaeError, match=r"generators\.vae\.sampling\.mode"):
+        run(trained, "vae", tmp_path, sampling={"mode": "kde"})
+    with pytest.raises(CatvaeError, match=r"generators\.vae\.sampling\.components"):
+        run(trained, "vae", tmp_path, sampling={"mode": "gmm", "components": 0})
     with pytest.raises(CatvaeError, match="trained on class 'NoTumor'"):
         run(trained, "vae", tmp_path, class_name="Tumor")
     with pytest.raises(CatvaeError, match="not found"):

@@ -39,6 +39,8 @@ def quality_record(model, cls, **overrides):
         "train_time_s": 123.4, "inference_ms_per_image": 1.234, "peak_memory_mb": 512.0, "device": "cpu",
         "memorisation": {"median_nn_ssim": 0.55, "near_copy_share": 0.0, "n": 200},
         "attention": "fused", "context": "mean", "config_name": "tiny", "seed": 0,
+        "recon_path": "z", "ssim_own_features": None, "psnr_own_features": None, "mse_own_features": None,
+        "sampling": {"mode": "prior"},
     }
     record.update(overrides)
     return record
@@ -176,31 +178,40 @@ def test_classification_rejects_bad_input():
 
 def test_generator_quality_columns_notes_and_csv(tmp_path):
     no_inception = quality_record("catvae", "Tumor", fid=None, kid=None, kid_std=None,
-                                  fid_note="n/a: no InceptionV3 weights")
+                                  fid_note="n/a: no InceptionV3 weights", recon_path="z + mean context",
+                                  ssim_own_features=0.81, psnr_own_features=25.5, mse_own_features=0.0021,
+                                  sampling={"mode": "gmm", "components": 10, "covariance": "full", "n_fit": 85})
     frame = generator_quality_table([quality_record("vae", "Tumor"), no_inception,
                                      quality_record("vae", "NoTumor", attention=None, context=None)])
     assert list(frame.columns)[:len(QUALITY_COLUMNS)] == list(QUALITY_COLUMNS)
     assert list(frame.columns)[len(QUALITY_COLUMNS):] == [
-        "N recon", "N FID real/fake", "Median NN SSIM", "Near-copy share", "Attention", "Context",
+        "SSIM own features (bypass)", "PSNR own features (bypass)", "MSE own features (bypass)",
+        "N recon", "N FID real/fake", "Median NN SSIM", "Near-copy share", "Attention", "Context", "Sampling",
         "TSTR balanced accuracy"]
     assert frame["Model"].tolist() == ["VAE", "VAE", "CAT-VAE"]  # grouped by model, first-seen order
+    assert frame["Reconstructed from"].tolist() == ["z", "z", "z + mean context"]
     assert frame.loc[2, "FID"] == "n/a: no InceptionV3 weights"
     assert frame.loc[2, "KID"] == "n/a: no InceptionV3 weights"
     assert frame.loc[0, "KID"] == MeanStd(0.0123, 0.0021, 1)
+    # The bypass reconstruction is in its own columns, never in SSIM; other models leave them empty.
+    assert frame.loc[2, "SSIM"] == pytest.approx(0.61234) and frame.loc[2, "SSIM own features (bypass)"] == 0.81
+    assert math.isnan(frame.loc[0, "SSIM own features (bypass)"])
+    assert frame["Sampling"].tolist() == ["prior", "prior", "gmm (10 full)"]
 
     write_table(frame, tmp_path / "generator_quality", caption="Generator quality", config_name="tiny", seeds=[0])
     md = (tmp_path / "generator_quality.md").read_text().splitlines()
     assert md[0] == "Table: Generator quality (config `tiny`, seed 0)."
-    assert md[5] == ("| VAE     | NoTumor | 0.6123 |  21.35 |                       85.20 |"
-                     "             0.0123 ± 0.0021 | 0.00734 |               123.4 |                   1.23 |"
-                     "              512.0 | cpu      |        40 | 40/200            |           0.5500 |"
-                     "             0.000 |             |           | n/a                      |")
+    cells = [c.strip() for c in md[5].strip("|").split("|")]
+    assert cells == ["VAE", "NoTumor", "z", "0.6123", "21.35", "85.20", "0.0123 ± 0.0021", "0.00734", "123.4", "1.23",
+                     "512.0", "cpu", "-", "-", "-", "40", "40/200", "0.5500", "0.000", "", "", "prior", "n/a"]
     assert "| n/a: no InceptionV3 weights | n/a: no InceptionV3 weights |" in md[6]
+    assert [c.strip() for c in md[6].strip("|").split("|")][12:15] == ["0.8100", "25.50", "0.00210"]
     csv = pd.read_csv(tmp_path / "generator_quality.csv")
     assert csv["FID"].dtype == float and math.isnan(csv.loc[2, "FID"])
     assert csv.loc[2, "FID note"] == "n/a: no InceptionV3 weights"
     assert csv.loc[0, "KID std"] == pytest.approx(0.0021)
     assert csv["N recon"].tolist() == [40, 40, 40]
+    assert csv.loc[2, "SSIM own features (bypass)"] == pytest.approx(0.81)
 
 
 def test_generator_quality_pools_folds_and_replicates_and_shows_tstr():

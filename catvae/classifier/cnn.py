@@ -2,6 +2,12 @@
 
 Keras `Conv2D` defaults to 'valid' padding, so the feature map shrinks by 2 per conv and halves (floor) per
 pool; matching that is what makes the parameter count (11,169,347 at 3x224x224 with 3 classes) agree exactly.
+Keras also starts every `Conv2D` and `Dense` kernel Glorot-uniform with zero biases (PyTorch: Kaiming-uniform
+kernels, uniform biases), so the layers are re-initialised that way here; the reference trains it with Keras'
+Adam (`catvae.optim.KerasAdam`, epsilon 1e-7).
+
+Not reproduced: the reference's first layer is `Rescaling(1./255)` on 0-255 images; the training code divides
+by 255 before the model instead (same function, no parameters).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import torch
 from torch import nn
 
 from catvae.errors import CatvaeError
+from catvae.models.encoder import keras_conv_init_, keras_dense_init_
 
 
 def output_units(n_classes: int) -> int:
@@ -40,7 +47,7 @@ def build_cnn(image_size: int, channels: int, n_classes: int) -> nn.Module:
     side = _feature_side(int(image_size))
     if side < 1:
         raise CatvaeError(f"config key 'classifier.image_size' is too small for three conv+pool stages: {image_size}")
-    return nn.Sequential(
+    model = nn.Sequential(
         nn.Conv2d(channels, 32, 3),
         nn.ReLU(),
         nn.MaxPool2d(2),
@@ -56,6 +63,12 @@ def build_cnn(image_size: int, channels: int, n_classes: int) -> nn.Module:
         nn.Dropout(0.5),
         nn.Linear(128, output_units(n_classes)),
     )
+    for layer in model:                       # Keras defaults: Glorot-uniform kernels, zero biases
+        if isinstance(layer, nn.Conv2d):
+            keras_conv_init_(layer)
+        elif isinstance(layer, nn.Linear):
+            keras_dense_init_(layer)
+    return model
 
 
 def logits_to_probs(logits: torch.Tensor, n_classes: int) -> torch.Tensor:

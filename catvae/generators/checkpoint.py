@@ -24,8 +24,8 @@ FORMAT_VERSION = 1
 
 # Option keys that change neither the model nor the per-epoch trajectory, so a resume is allowed across them:
 # `epochs` (raising it continues a run; nothing in an epoch depends on the total), `checkpoint_every`, and
-# `context` (read only by synthesis).
-_NOT_FINGERPRINTED = ("epochs", "checkpoint_every", "context")
+# `context` and `sampling` (read only by synthesis).
+_NOT_FINGERPRINTED = ("epochs", "checkpoint_every", "context", "sampling")
 
 
 def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:

@@ -3,6 +3,13 @@
 Why these inputs: reconstructions are scored on the class's held-out real *test* images (scoring training images
 would reward memorisation); FID/KID compare the synthetic images the classifier actually receives with held-out
 real images; memorisation compares those same synthetic images with the real *training* images they could copy.
+
+Two CAT-VAE reconstructions, because they answer different questions. ``ssim``/``psnr``/``mse`` decode mu with
+the synthetic set's *generation context* (zero, mean or sampled features), so everything specific to the image
+must pass the latent bottleneck, as in the VAE and the conditional VAE (``recon_path`` says which inputs the
+decoder got): these are the numbers to compare across models. ``*_own_features`` decode mu with the image's *own*
+encoder features, as the reference computed its reconstruction metrics: the decoder's attention then reads the
+image's 64 x S/4 x S/4 feature maps, a path around the 100-d bottleneck, so they are not comparable with the VAE's.
 """
 
 from __future__ import annotations
@@ -20,16 +27,16 @@ from catvae.data.images import load_images, read_manifest
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
-from catvae.generators.synthesis import ContextSampler, check_class
+from catvae.generators.latents import DEFAULT_SAMPLING, batched, sampling_options
+from catvae.generators.synthesis import ContextSampler, check_class, latent_sampler
 from catvae.generators.train import class_rows, encode_conditions, read_split
 from catvae.io import atomic_path, read_json, write_json
-from catvae.precision import to_device
 from catvae.registry import generator
 
 log = logging.getLogger("catvae.generators.evaluate")
 
-#: Batch for encoding / reconstructing real images.
-EVAL_BATCH = 64
+#: quality.json value of the own-features metrics for models whose decoder reads no encoder features.
+NO_BYPASS_NOTE = "n/a: the decoder reads no encoder features"
 
 
 def evaluate_generator(
@@ -81,6 +88,14 @@ def evaluate_generator(
     conditional = generator(payload["model_name"]).conditional
     uses_context = bool(getattr(model, "uses_context", False))
 
+    synth_info = Path(synthetic_info or Path(synthetic_manifest).parent / "info.json")
+    if not synth_info.is_file():
+        raise CatvaeError(f"synthesis info not found: {synth_info} (it records how the synthetic set was made: "
+                          "context, sampling)")
+    info = read_json(synth_info)
+    context_mode = info.get("context") or "mean"
+    sampling = info.get("sampling") or {"mode": "prior"}
+
     test_rows = class_rows(split, class_name, "test")
     if test_rows.empty:
         raise CatvaeError(f"no test images of class {class_name!r} in split file {split_csv}: nothing to score on")
@@ -94,10 +109,19 @@ def evaluate_generator(
     labels, mods = (
         encode_conditions(test_rows, payload["classes"], payload["modalities"], split_csv) if conditional else (None, None)
     )
-    recon = _batched(lambda x, y, m: model.reconstruct(x, labels=y, modalities=m), real_test, labels, mods, dev)
+    own = None
+    if uses_context:
+        own = reconstruction_metrics(real_test, batched(lambda x, y, m: model.reconstruct(x), real_test, None, None, dev))
+        contexts = ContextSampler(model, real_train, context_mode, seed, dev)
+        recon = batched(lambda x, y, m: model.reconstruct(x, context=contexts.next(len(x))), real_test, None, None, dev)
+        recon_path = f"z + {context_mode} context"
+    else:
+        recon = batched(lambda x, y, m: model.reconstruct(x, labels=y, modalities=m), real_test, labels, mods, dev)
+        recon_path = "z + labels" if conditional else "z"
     rec = reconstruction_metrics(real_test, recon)
-    log.info("%s/%s reconstruction of %d test images: SSIM %.4f PSNR %.2f MSE %.5f",
-             payload["model_name"], class_name, rec["n"], rec["ssim"], rec["psnr"], rec["mse"])
+    log.info("%s/%s reconstruction of %d test images from %s: SSIM %.4f PSNR %.2f MSE %.5f%s",
+             payload["model_name"], class_name, rec["n"], recon_path, rec["ssim"], rec["psnr"], rec["mse"],
+             f" (own features: SSIM {own['ssim']:.4f})" if own else "")
 
     # Synthetic images: FID/KID against held-out real, memorisation against training images.
     synth = read_manifest(synthetic_manifest, required=("index", "class", "model", "path"))
@@ -110,15 +134,12 @@ def evaluate_generator(
 
     # Inference time per generated image, with the same conditions synthesis uses.
     generate, checked = _generation_fn(
-        model, payload, class_name, real_train, train_rows, seed, dev, conditional, uses_context, timing_batch
+        model, payload, class_name, real_train, train_rows, split_csv, seed, dev, conditional, context_mode, sampling,
+        timing_batch,
     )
     with checked():  # the cvae's labels were validated once, outside the timed loop
         ms_per_image = time_generation(generate, timing_images, timing_batch, dev, min_seconds=timing_seconds)
 
-    synth_info = Path(synthetic_info or Path(synthetic_manifest).parent / "info.json")
-    if synthetic_info is not None and not synth_info.is_file():
-        raise CatvaeError(f"synthesis info not found: {synth_info}")
-    context = read_json(synth_info).get("context") if synth_info.is_file() else None
     quality = {
         "model": payload["model_name"],
         "class": class_name,
@@ -126,6 +147,11 @@ def evaluate_generator(
         "psnr": rec["psnr"],
         "mse": rec["mse"],
         "n_recon": rec["n"],
+        "recon_path": recon_path,
+        "ssim_own_features": own["ssim"] if own else None,
+        "psnr_own_features": own["psnr"] if own else None,
+        "mse_own_features": own["mse"] if own else None,
+        "own_features_note": None if own else NO_BYPASS_NOTE,
         "fid": fid["fid"],
         "kid": fid["kid"],
         "kid_std": fid["kid_std"],
@@ -144,7 +170,8 @@ def evaluate_generator(
         "parameters": stats.get("parameters"),
         "memorisation": memo,
         "attention": payload["options"].get("attention") if uses_context else None,
-        "context": context if uses_context else None,
+        "context": context_mode if uses_context else None,
+        "sampling": sampling,
         "config_name": config_name,
         "seed": int(seed),
         "fold": int(fold),
@@ -176,7 +203,7 @@ def export_latents(checkpoint: str, split_csv: str, out_npz: str, device: str = 
         labels = np.array([payload["classes"].index(c) for c in rows["class"]], dtype=np.int64)
         mods = np.zeros(len(rows), dtype=np.int64)
     images = load_images(list(rows["abspath"]), int(payload["image_size"]), int(payload["channels"]))
-    mu = _batched(
+    mu = batched(
         lambda x, y, m: model.encode_mu(x, labels=y, modalities=m), images,
         labels if conditional else None, mods if conditional else None, dev,
     )
@@ -191,37 +218,22 @@ def export_latents(checkpoint: str, split_csv: str, out_npz: str, device: str = 
     return {"n": int(len(mu)), "latent_dim": int(mu.shape[1])}
 
 
-@torch.no_grad()
-def _batched(
-    fn: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor],
-    images: np.ndarray,
-    labels: np.ndarray | None,
-    mods: np.ndarray | None,
-    device: torch.device,
-) -> np.ndarray:
-    """Apply a model function batch by batch; conditions are sliced alongside the images."""
-    outputs = []
-    for start in range(0, len(images), EVAL_BATCH):
-        end = start + EVAL_BATCH
-        x = to_device(torch.from_numpy(images[start:end]), device)
-        y = to_device(torch.from_numpy(labels[start:end]), device) if labels is not None else None
-        m = to_device(torch.from_numpy(mods[start:end]), device) if mods is not None else None
-        outputs.append(fn(x, y, m).float().cpu().numpy())
-    return np.concatenate(outputs)
-
-
 def _generation_fn(
     model: torch.nn.Module, payload: dict, class_name: str, real_train: np.ndarray, train_rows: pd.DataFrame,
-    seed: int, dev: torch.device, conditional: bool, uses_context: bool, max_batch: int,
+    split_csv: str, seed: int, dev: torch.device, conditional: bool, context_mode: str, sampling: dict,
+    max_batch: int,
 ) -> tuple[Callable[[int], torch.Tensor], Callable[[], AbstractContextManager]]:
-    """`n -> images` with the conditions synthesis uses (mean context; class label and first present modality).
+    """`n -> images` with the conditions synthesis used (its context and sampling; class label, first modality).
 
-    Everything that is not generation happens here, before timing: the context, and for the cvae the label and
-    modality codes for the largest batch, built on the device and validated once. The second value is the
-    context manager to time in (the cvae's `conditions_checked`, which skips the per-call range check and its
-    host synchronisations; a no-op for the other models). Latents come from a CPU generator, as in synthesis.
+    Everything that is not generation happens here, before timing: the context, the latent sampler, and for the
+    cvae the label and modality codes for the largest batch, built on the device and validated once. The second
+    value is the context manager to time in (the cvae's `conditions_checked`, which skips the per-call range check
+    and its host synchronisations; a no-op for the other models). Latents come from a CPU generator (or the
+    mixture's NumPy generator), as in synthesis.
     """
-    sampler = ContextSampler(model, real_train, "mean", seed, dev) if uses_context else None
+    sampler = ContextSampler(model, real_train, context_mode, seed, dev) if model.uses_context else None
+    options = sampling_options({k: v for k, v in sampling.items() if k in DEFAULT_SAMPLING}, payload["model_name"])
+    latents = latent_sampler(model, payload, options, real_train, train_rows, split_csv, seed, dev)
     gen = torch.Generator().manual_seed(int(seed))
     conditions = {}
     if conditional:
@@ -239,7 +251,7 @@ def _generation_fn(
         kwargs = {key: value[:n] for key, value in conditions.items()}
         if sampler is not None:
             kwargs["context"] = sampler.next(n)
-        return model.generate(n, generator=gen, **kwargs)
+        return model.generate(n, generator=gen, latents=latents.next(n), **kwargs)
 
     return generate, (model.conditions_checked if conditional else nullcontext)
 

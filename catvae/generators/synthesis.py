@@ -23,14 +23,15 @@ from catvae.data.images import load_images, save_png
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
-from catvae.generators.train import class_rows, read_split
+from catvae.generators.latents import LatentSampler, encode_means, sampling_options
+from catvae.generators.train import class_rows, encode_conditions, read_split
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import to_device
 from catvae.registry import generator
 
 log = logging.getLogger("catvae.generators.synthesis")
 
-CONTEXT_MODES = ("mean", "sample")
+CONTEXT_MODES = ("zero", "mean", "sample")
 MANIFEST_COLUMNS = ["index", "class", "model", "path"]
 
 
@@ -89,6 +90,7 @@ def synthesise(
     targets: Sequence[int | str],
     tstr_images: int | Literal["largest"] | None = None,
     context_mode: str = "mean",
+    sampling: dict | None = None,
     seed: int,
     device: str = "auto",
     batch_size: int = 256,
@@ -98,14 +100,14 @@ def synthesise(
     least `tstr_count(tstr_images, ...)` for the TSTR score); write the PNGs, the manifest and info.json named by
     `outputs` (`SynthesisFiles`; a folder holds all three).
 
-    CAT-VAE context (the decoder's cross-attention keys/values): `mean` = mean encoder features over the class's
-    training images (the paper's rule); `sample` = features of one training image drawn at random (seeded) per
-    synthetic image. The conditional VAE gets the class label, and cycles through the modalities present in the
+    CAT-VAE context (the decoder's cross-attention keys/values), see `ContextSampler`: `zero`, `mean` or `sample`.
+    `sampling` is the generator's `sampling` block: `mode: prior` draws z ~ N(0, I) (the paper), `mode: gmm` draws
+    z from a Gaussian mixture fitted to the class's training encoder means (see `catvae.generators.latents`).
+    The conditional VAE gets the class label, and cycles through the modalities present in the
     class's training images (in the order of the checkpoint's modality list), so image i has modality
-    `present[i % len(present)]`. Returns the info.json dict.
+    `present[i % len(present)]`. Returns the info.json dict, which records the context and the sampling.
     """
-    if context_mode not in CONTEXT_MODES:
-        raise CatvaeError(f"config key 'generators.catvae.context' must be one of {list(CONTEXT_MODES)}, got {context_mode!r}")
+    check_context_mode(context_mode)
     if not targets:
         raise CatvaeError("config key 'synthesis.targets' is empty")
     set_threads(threads)
@@ -133,14 +135,19 @@ def synthesise(
     uses_context = bool(getattr(model, "uses_context", False))
     conditional = generator(payload["model_name"]).conditional
     context_used = context_mode if uses_context else None
+    sampling = sampling_options(sampling, model_name)
     seed_everything(seed)
     modality_cycle = _modality_cycle(payload, train_rows, class_name) if conditional else None
 
     rows = []
+    sampling_info: dict = dict(sampling)          # replaced by what was fitted when images are generated
     if count:
-        log.info("generating %d %s images of class %r (context %s)", count, model_name, class_name, context_used)
+        log.info("generating %d %s images of class %r (context %s, z from %s)", count, model_name, class_name,
+                 context_used, sampling["mode"])
         real = load_images(list(train_rows["abspath"]), int(payload["image_size"]), int(payload["channels"]))
         sampler = ContextSampler(model, real, context_mode, seed, dev) if uses_context else None
+        latents = latent_sampler(model, payload, sampling, real, train_rows, split_csv, seed, dev)
+        sampling_info = latents.info
         gen = torch.Generator().manual_seed(int(seed))  # CPU: the same seed gives the same latents on every device
         done = 0
         while done < count:
@@ -154,7 +161,8 @@ def synthesise(
                     [modality_cycle[(done + i) % len(modality_cycle)] for i in range(n)], dtype=torch.long, device=dev
                 )
             with torch.no_grad():
-                images = model.generate(n, generator=gen, **kwargs).float().clamp(0, 1).cpu().numpy()
+                images = model.generate(n, generator=gen, latents=latents.next(n), **kwargs)
+                images = images.float().clamp(0, 1).cpu().numpy()
             for i, image in enumerate(images):
                 index = done + i
                 png = images_dir / f"{class_name}_{index:05d}.png"
@@ -167,7 +175,8 @@ def synthesise(
     info = {
         "model": model_name, "class": class_name, "n_real_train": n_real, "majority_train": majority,
         "targets": [t if isinstance(t, str) else int(t) for t in targets], "largest_target": largest,
-        "n_generated": count, "n_for_arms": for_arms, "n_for_tstr": for_tstr, "context": context_used, "seed": int(seed), "checkpoint": str(checkpoint),
+        "n_generated": count, "n_for_arms": for_arms, "n_for_tstr": for_tstr, "context": context_used,
+        "sampling": sampling_info, "seed": int(seed), "checkpoint": str(checkpoint),
         "modalities": [payload["modalities"][m] for m in modality_cycle] if modality_cycle else None,
         "device": str(dev), "device_name": device_name(dev),
         # the subjects whose images synthesis read (context features, modalities): training subjects only
@@ -188,30 +197,53 @@ def check_class(payload: dict, class_name: str, checkpoint: str) -> None:
         raise CatvaeError(f"generator checkpoint {checkpoint} was trained on class {group!r}, not {class_name!r}")
 
 
+def check_context_mode(mode: str) -> str:
+    """Validate `generators.catvae.context`, naming the key on error."""
+    if mode not in CONTEXT_MODES:
+        raise CatvaeError(f"config key 'generators.catvae.context' must be one of {list(CONTEXT_MODES)}, got {mode!r}")
+    return mode
+
+
+def latent_sampler(model: torch.nn.Module, payload: dict, sampling: dict, real: np.ndarray,
+                   train_rows: pd.DataFrame, split_csv: str, seed: int, device: torch.device) -> LatentSampler:
+    """Where z comes from for one class: the prior, or a mixture fitted to the class's training encoder means."""
+    if sampling["mode"] == "prior":
+        return LatentSampler(sampling, None, seed)
+    labels = mods = None
+    if generator(payload["model_name"]).conditional:
+        labels, mods = encode_conditions(train_rows, payload["classes"], payload["modalities"], split_csv)
+    return LatentSampler(sampling, encode_means(model, real, labels, mods, device), seed)
+
+
 class ContextSampler:
     """Cross-attention context for CAT-VAE generation, batch by batch.
 
-    `mean` computes the class's mean encoder features once; `sample` encodes a seeded random training image per
-    synthetic image (encoded per batch, so memory stays one batch of features however large the class).
+    The reference is not consistent here, so all three of its variants are offered and recorded:
+    `zero` = all-zero features (what its notebook fed the decoder for the BraTS images its classifier used);
+    `mean` = the mean encoder features of the class's training images (its paper's text; its notebook averaged
+    the first 100 training images, this code all of them); `sample` = the features of one training image drawn
+    at random (seeded) per synthetic image, encoded per batch so memory stays one batch of features.
     """
 
     def __init__(self, model: torch.nn.Module, real: np.ndarray, mode: str, seed: int, device: torch.device,
                  encode_batch: int = 64):
-        self.model, self.real, self.mode, self.device = model, real, mode, device
+        self.model, self.real, self.mode, self.device = model, real, check_context_mode(mode), device
         self.rng = np.random.default_rng(seed)
-        self.mean: torch.Tensor | None = None
-        if mode == "mean":
+        self.fixed: torch.Tensor | None = None       # one context for every image (zero, mean)
+        if mode == "zero":
+            self.fixed = torch.zeros_like(self._features(np.arange(1)))
+        elif mode == "mean":
             total, n = None, 0
             for start in range(0, len(real), encode_batch):
                 feats = self._features(np.arange(start, min(start + encode_batch, len(real))))
                 total = feats.sum(0, keepdim=True) if total is None else total + feats.sum(0, keepdim=True)
                 n += len(feats)
-            self.mean = total / n
+            self.fixed = total / n
 
     def next(self, n: int) -> torch.Tensor:
         """Context for the next `n` synthetic images, shape `[n, ...features]`."""
-        if self.mean is not None:
-            return self.mean.expand(n, *self.mean.shape[1:])
+        if self.fixed is not None:
+            return self.fixed.expand(n, *self.fixed.shape[1:])
         return self._features(self.rng.integers(0, len(self.real), size=n))
 
     @torch.no_grad()

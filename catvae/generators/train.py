@@ -4,8 +4,17 @@ Why resume matters: the paper preset trains for 500 epochs; a job killed by a cl
 continue where it stopped and end with exactly the weights an uninterrupted run would have produced.
 That is achieved by (1) shuffling each epoch with its own generator seeded `seed + epoch`, and
 (2) saving every other RNG state (torch, NumPy, Python, CUDA), the optimiser, scheduler and AMP scaler
-into the resume checkpoint, which lives outside Snakemake's declared outputs (Snakemake deletes those
-before re-running a job).
+(and, with `selection: best_val`, the best epoch so far and its weights) into the resume checkpoint, which
+lives outside Snakemake's declared outputs (Snakemake deletes those before re-running a job).
+
+Validation: with `selection: best_val` or a `plateau` block (the conditional VAE's reference: ReduceLROnPlateau
+and best-model selection), the loss is also computed each epoch on the real *validation* images of split.csv
+(eval mode, z = mu, no random numbers drawn), at the end of any beta warm-up, so that every epoch is compared on
+the final objective rather than on a training loss that rises by design while beta warms up. The scheduler
+steps on it, and `checkpoint.pt` then holds the weights of the epoch with the lowest validation loss.
+
+Optimiser: the Keras-ported VAE and CAT-VAE train with Keras' Adam (`catvae.optim.KerasAdam`, epsilon 1e-7
+applied as Keras does); the conditional VAE, whose reference is PyTorch, with `torch.optim.Adam`.
 """
 
 from __future__ import annotations
@@ -34,13 +43,16 @@ from catvae.generators.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from catvae.generators.latents import ACTIVE_THRESHOLD, active_dims, encode_means
 from catvae.io import JobFiles, write_csv, write_json
+from catvae.optim import KerasAdam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
 from catvae.registry import ALL_CLASSES, generator
 
 log = logging.getLogger("catvae.generators.train")
 
+SELECTIONS = ("last", "best_val")
 SPLIT_COLUMNS = ("class", "path", "partition", "modality")
 RESUME_FILE = "resume.pt"
 
@@ -105,24 +117,25 @@ def encode_conditions(
 
 
 def training_rows(
-    split: pd.DataFrame, split_csv: str, model_name: str, group: str, classes: Sequence[str]
+    split: pd.DataFrame, split_csv: str, model_name: str, group: str, classes: Sequence[str], partition: str = "train"
 ) -> pd.DataFrame:
-    """The training images of one generator: one class for vae/catvae, every class (group "all") for cvae."""
+    """The training (or `partition`) images of one generator: one class for vae/catvae, every class for cvae."""
     if generator(model_name).conditional:
         if group != ALL_CLASSES:
             raise CatvaeError(
                 f"model {model_name!r} trains over all classes: group must be {ALL_CLASSES!r}, got {group!r}"
             )
-        rows = split[split["partition"] == "train"]
+        rows = split[split["partition"] == partition]
         rows = rows[rows["class"].isin(classes)].reset_index(drop=True)
         label = "any class"
     else:
         if group not in classes:
             raise CatvaeError(f"generator group {group!r} is not one of the classes {list(classes)}")
-        rows = class_rows(split, group, "train")
+        rows = class_rows(split, group, partition)
         label = f"class {group!r}"
     if rows.empty:
-        raise CatvaeError(f"no training images of {label} in split file {split_csv}")
+        word = "training" if partition == "train" else ("validation" if partition == "val" else partition)
+        raise CatvaeError(f"no {word} images of {label} in split file {split_csv}")
     return rows
 
 
@@ -152,9 +165,10 @@ def train_generator(
     named by `outputs` (`GeneratorFiles`; a folder gives checkpoint.pt, history.csv, train_stats.json).
 
     `options` is the config block `generators.<model_name>` (training keys `epochs`, `batch_size`, `lr`,
-    `weight_decay`, `checkpoint_every`, `amp`, `plateau: {patience, factor}`, `grad_clip`, plus the model's own
-    keys, passed whole to `build_generator`). Every `checkpoint_every` epochs a resume checkpoint is written to
-    `resume_dir` (default `.resume/` beside the checkpoint); a later call with the same configuration continues from it and
+    `weight_decay`, `checkpoint_every`, `amp`, `plateau: {patience, factor}`, `grad_clip`, `selection`
+    ('last' | 'best_val'), plus the model's own keys, passed whole to `build_generator`). Every `checkpoint_every`
+    epochs a resume checkpoint is written to `resume_dir` (default `.resume/` beside the checkpoint); a later call
+    with the same configuration continues from it and
     deletes it once the run is complete. `on_epoch_end(epoch)` runs after each epoch's resume checkpoint
     (1-based epoch); an exception there stops training as a crash would. Returns the train_stats dict.
     """
@@ -173,8 +187,12 @@ def train_generator(
 
     split = read_split(split_csv)
     rows = training_rows(split, split_csv, model_name, group, classes)
-    images = torch.from_numpy(load_images(list(rows["abspath"]), image_size, channels))
+    images_np = load_images(list(rows["abspath"]), image_size, channels)
+    images = torch.from_numpy(images_np)
     labels_np, mods_np = encode_conditions(rows, classes, modalities, split_csv) if conditional else (None, None)
+    validate = hp["selection"] == "best_val" or hp["plateau"] is not None
+    val = _validation_set(split, split_csv, model_name, group, classes, modalities, image_size, channels,
+                          conditional) if validate else None
     n_classes = len(classes) if conditional else 1
     n_modalities = len(modalities) if conditional else 1
 
@@ -196,7 +214,8 @@ def train_generator(
     if conditional:  # once per data set, on the host; each step's codes are slices of these
         model.check_conditions(torch.from_numpy(labels_np), torch.from_numpy(mods_np))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    optimizer = (KerasAdam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"]) if generator(model_name).keras
+                 else torch.optim.Adam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"]))
     scheduler = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", patience=hp["plateau"]["patience"], factor=hp["plateau"]["factor"]
@@ -207,6 +226,7 @@ def train_generator(
     scaler = grad_scaler(amp_dtype)
 
     history: list[dict[str, float]] = []
+    best: dict[str, Any] | None = None      # {"epoch", "val_loss", "model_state"} of the lowest validation loss
     start_epoch, elapsed_before, peak_before, resumed_from = 0, 0.0, 0.0, None
     resume = _load_resume(resume_path, fingerprint, hp["epochs"])
     if resume is not None:
@@ -218,6 +238,7 @@ def train_generator(
             scaler.load_state_dict(resume["scaler_state"])
         restore_rng_state(resume["rng_state"], dev)
         history = list(resume["history"])
+        best = resume.get("best")
         start_epoch = resumed_from = int(resume["epoch"])
         elapsed_before = float(resume.get("elapsed_s", 0.0))
         peak_before = float(resume.get("peak_memory_mb") or 0.0)
@@ -226,13 +247,19 @@ def train_generator(
     images = images.to(dev)
     labels = torch.from_numpy(labels_np).to(dev) if conditional else None
     mods = torch.from_numpy(mods_np).to(dev) if conditional else None
+    if val is not None:
+        if conditional:  # validated once, like the training codes; each epoch's pass then skips the range checks
+            model.check_conditions(val[1], val[2])
+        val = tuple(t.to(dev) if t is not None else None for t in val)
+    # Validation losses use the objective at the end of any beta warm-up (cvae), the same for every epoch.
+    val_loss_epoch = int(getattr(model, "warmup_end", 0))
     log.info(
         "training %s/%s on %d images (%dx%d, %d channel(s)) for %d epochs on %s (%s)%s",
         model_name, group, len(rows), image_size, image_size, channels, hp["epochs"], dev, device_name(dev),
         f", AMP {dtype_name(amp_dtype)}" if amp_dtype else "",
     )
 
-    def payload(epoch: int, elapsed: float, peak: float) -> dict[str, Any]:
+    def payload(epoch: int, elapsed: float, peak: float, final: bool = False) -> dict[str, Any]:
         return {
             "model_name": model_name, "group": group, "image_size": image_size, "channels": channels,
             "options": dict(options), "classes": list(classes), "modalities": list(modalities),
@@ -242,6 +269,8 @@ def train_generator(
             "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
             "rng_state": capture_rng_state(dev), "history": list(history), "fingerprint": fingerprint,
             "elapsed_s": elapsed, "peak_memory_mb": peak, "device": str(dev),
+            "selection": hp["selection"],
+            **({} if final else {"best": best}),     # the final checkpoint's model_state *is* the selected one
         }
 
     started = time.perf_counter()
@@ -259,13 +288,22 @@ def train_generator(
                 channels_last=channels_last,
             )
         peak_mb, peak_scope = max(peak_mb, float(peak.peak_mb)), peak.scope
+        with codes_checked():
+            val_means = _validate(model, *val, batch_size=hp["batch_size"],
+                                  loss_epoch=max(epoch - 1, val_loss_epoch)) if val is not None else {}
+        monitored = val_means.get("total", means["total"])
         if scheduler is not None:
-            scheduler.step(means["total"])
+            scheduler.step(monitored)
+        if hp["selection"] == "best_val" and (best is None or monitored < best["val_loss"]):
+            best = {"epoch": epoch, "val_loss": monitored,
+                    "model_state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         seconds = time.perf_counter() - t0
-        history.append({"epoch": epoch, **means, "lr": lr, "seconds": seconds})
+        history.append({"epoch": epoch, **means, **{f"val_{k}": v for k, v in val_means.items()}, "lr": lr,
+                        "seconds": seconds})
         log.info(
-            "%s/%s epoch %d/%d: %s lr %.3g (%.1f s)", model_name, group, epoch, hp["epochs"],
-            " ".join(f"{k} {v:.4g}" for k, v in means.items()), lr, seconds,
+            "%s/%s epoch %d/%d: %s%s lr %.3g (%.1f s)", model_name, group, epoch, hp["epochs"],
+            " ".join(f"{k} {v:.4g}" for k, v in means.items()),
+            f" | val total {val_means['total']:.4g}" if val_means else "", lr, seconds,
         )
         if epoch % hp["checkpoint_every"] == 0 and epoch < hp["epochs"]:
             save_checkpoint(resume_path, payload(epoch, elapsed_before + time.perf_counter() - started, peak_mb))
@@ -273,7 +311,16 @@ def train_generator(
             on_epoch_end(epoch)
     wall_time = elapsed_before + time.perf_counter() - started
 
-    save_checkpoint(files.checkpoint, payload(hp["epochs"], wall_time, peak_mb))
+    selected = hp["epochs"]
+    if best is not None:
+        model.load_state_dict(best["model_state"])
+        selected = int(best["epoch"])
+        log.info("selected epoch %d of %d (lowest validation loss %.6g)", selected, hp["epochs"], best["val_loss"])
+    with codes_checked():  # the training codes were validated once, before the first epoch
+        n_active = active_dims(encode_means(model, images_np, labels_np, mods_np, dev))
+    final = payload(hp["epochs"], wall_time, peak_mb, final=True)
+    final["selected_epoch"] = selected
+    save_checkpoint(files.checkpoint, final)
     write_csv(files.history, pd.DataFrame(history))
     stats = {
         "model": model_name, "group": group, "wall_time_s": wall_time, "peak_memory_mb": peak_mb,
@@ -286,11 +333,52 @@ def train_generator(
         "resumed_from_epoch": resumed_from, "final_loss": history[-1]["total"] if history else None,
         # which subjects the generator learned from, so a reader (and a test) can check no test subject did
         "train_subjects": sorted(set(rows["subject"].astype(str))) if "subject" in rows.columns else None,
+        "selection": hp["selection"], "best_epoch": selected if best is not None else None,
+        "best_val_loss": best["val_loss"] if best is not None else None,
+        "n_val": len(val[0]) if val is not None else 0,
+        "active_latent_dims": n_active, "active_threshold": ACTIVE_THRESHOLD,
+        "latent_dim": int(getattr(model, "latent_dim", 0)),
     }
     write_json(files.stats, stats)
     _remove_resume(resume_path)
     log.info("finished %s/%s in %.1f s (peak %.0f MB)", model_name, group, wall_time, peak_mb)
     return stats
+
+
+def _validation_set(
+    split: pd.DataFrame, split_csv: str, model_name: str, group: str, classes: Sequence[str],
+    modalities: Sequence[str], image_size: int, channels: int, conditional: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The real validation images of the generator's group (and their conditions), for selection and plateau."""
+    try:
+        rows = training_rows(split, split_csv, model_name, group, classes, partition="val")
+    except CatvaeError as exc:
+        raise CatvaeError(
+            f"{exc}: config keys 'generators.{model_name}.selection: best_val' and '.plateau' need validation images "
+            "(dataset.split.val > 0)"
+        ) from None
+    images = torch.from_numpy(load_images(list(rows["abspath"]), image_size, channels))
+    if not conditional:
+        return images, None, None
+    labels, mods = encode_conditions(rows, classes, modalities, split_csv)
+    return images, torch.from_numpy(labels), torch.from_numpy(mods)
+
+
+@torch.no_grad()
+def _validate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None, mods: torch.Tensor | None,
+              *, batch_size: int, loss_epoch: int) -> dict[str, float]:
+    """Each loss term's mean over the validation images, in eval mode (z = mu: deterministic, no RNG drawn)."""
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size]
+        y = labels[start:start + batch_size] if labels is not None else None
+        m = mods[start:start + batch_size] if mods is not None else None
+        terms = model.loss(x, model(x, labels=y, modalities=m), labels=y, modalities=m, epoch=loss_epoch)
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value.float() * len(x)
+    model.train()
+    return {key: float(value) / len(images) for key, value in sums.items()}
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
@@ -383,7 +471,11 @@ def _training_options(model_name: str, options: dict) -> dict[str, Any]:
         if not 0 < plateau["factor"] < 1:
             raise CatvaeError(f"config key '{prefix}.plateau.factor' must be in (0, 1), got {plateau['factor']}")
     grad_clip = options.get("grad_clip")
+    selection = options.get("selection", "last")
+    if selection not in SELECTIONS:
+        raise CatvaeError(f"config key '{prefix}.selection' must be one of {list(SELECTIONS)}, got {selection!r}")
     return {
+        "selection": selection,
         "epochs": epochs,
         "batch_size": positive("batch_size", options["batch_size"], int),
         "lr": positive("lr", options["lr"], float),

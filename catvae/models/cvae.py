@@ -2,12 +2,21 @@
 
 Encoder: Conv C->32->64->128 (4x4, stride 2, padding 1, BatchNorm, LeakyReLU 0.2), flattened and
 concatenated with a class embedding (128) and a modality embedding (64) -> Linear -> hidden 256
-(LeakyReLU 0.2) -> mu, logvar (128). Decoder: [z, same embeddings] -> Linear -> 128 x s x s
-(LeakyReLU) -> ConvTranspose 128->64->32->C (4x4, stride 2, padding 1; BatchNorm + LeakyReLU except the
-last; sigmoid). Auxiliary Linear heads predict class and modality from mu.
+(LeakyReLU 0.2) -> mu, logvar (128). Decoder, mirroring the encoder as the reference says: [z, same
+embeddings] -> Linear -> hidden 256 (LeakyReLU) -> Linear -> 128 x s x s (LeakyReLU) -> ConvTranspose
+128->64->32->C (4x4, stride 2, padding 1; BatchNorm + LeakyReLU except the last; sigmoid). Auxiliary heads
+predict class and modality from mu, as the reference specifies them: class ``-> 128 -> 64 -> n_classes``,
+modality ``-> 64 -> n_modalities``, every hidden layer Linear + BatchNorm + LeakyReLU + Dropout (0.3 after
+the first hidden layer, 0.2 after the second; the modality head's one hidden layer takes 0.3).
 
-Choices the reference leaves open, and what this port does:
+How the reference's text is read where it is ambiguous or silent:
 
+* **Input width of the heads.** The text writes the heads as ``64 -> 128 -> 64 -> 21`` and ``64 -> 64 -> 3``
+  although they read mu, which is 128 wide; the same report says it moved from latent 64 to latent 128, so the
+  64 is read as the (old) latent width and the heads take ``latent_dim`` inputs (128).
+* **"The decoder mirrors this process".** The encoder's flattened features pass a 256-wide hidden layer before
+  mu/logvar, so the decoder's [z, embeddings] pass a ``hidden``-wide layer before the projection to
+  128 x s x s. Both readings together reproduce the reference's parameter count exactly (below).
 * **Sizes not divisible by 8 (28x28 MedMNIST).** The encoder runs unpadded (28 -> 14 -> 7 -> 3, as
   PyTorch's floor arithmetic gives) and the decoder mirrors it exactly: each transposed convolution
   gets ``output_padding`` 0 or 1 so it lands on the size its encoder twin started from (3 -> 7 -> 14 ->
@@ -18,17 +27,30 @@ Choices the reference leaves open, and what this port does:
   loss means the same thing in every run whatever the global seed), its parameters have
   ``requires_grad=False`` and ``count_parameters`` (trainable only) excludes them; they are reported
   separately by ``frozen_parameters`` (4,800). Colour images are averaged to one channel first.
-* **Loss scale.** MSE, L1 and the perceptual MSE are means over elements; the KL is the mean over batch
-  *and* latent dimensions (a per-image sum would outweigh a per-pixel mean by orders of magnitude at
-  beta 1, the reference's weights). beta ramps linearly: 0 until ``beta_warmup.start``, reaching
-  ``loss.beta`` at ``start + epochs`` (epochs counted from 0).
+* **LeakyReLU slope 0.2, no BatchNorm on the Linear layers** (the reference gives neither; the exact count
+  below rules out BatchNorm on the encoder/decoder Linear layers).
+* **Loss weights are this project's choice.** The reference names the terms (a_MSE MSE + a_L1 L1 +
+  a_P perceptual + beta KL + gamma (CE_class + CE_modality)) but gives no values; the defaults
+  ``mse 1, l1 0.5, perceptual 0.1, beta 1, gamma 0.5`` are ours.
+* **Loss reductions (ours; the reference does not say).** Every term is a per-image quantity, averaged
+  over the batch: MSE and L1 are *summed* over the image's pixels (and channels), the KL is summed over
+  latent dimensions, the perceptual MSE (a mean over the 32x7x7 feature elements, whose count does not
+  depend on the image size) is multiplied by the image's pixel count, and each cross-entropy is per image.
+  So beta weighs the KL against the reconstruction as an ELBO does, and the weights mean the same at
+  28x28 and at 128x128. Averaging the pixel terms over pixels but the KL over latent dimensions, as this
+  port did before, weighs the KL (pixels / latent dims) times more than an ELBO (32x at 64x64, 128x at
+  128x128) and collapsed the model towards one mean image.
+* **beta** ramps linearly: 0 until ``beta_warmup.start``, reaching ``loss.beta`` at ``start + epochs``
+  (epochs counted from 0); ``warmup_end`` is that epoch, at which training selects on validation loss.
+* **Eval-mode forward uses z = mu**, so validation losses are deterministic and draw no random numbers.
 
-**Parameter count.** At 1x28x28, 21 classes, 3 modalities this port has 1,115,545 trainable parameters
-(+ 4,800 frozen perceptual = 1,120,345); the reference reports 1,155,993, 40,448 more. The listed
-layers account for every parameter here (encoder convs+BN 165,024; embeddings 2,880; Linear 1,344->256
-344,320; mu/logvar 65,792; decoder Linear 320->1,152 369,792; deconvs+BN 164,641; heads 3,096); the
-reference's extra 40,448 must sit in a layer its description does not list (no padding/cropping variant
-or decoder hidden layer we tried reproduces it exactly), so we keep the described architecture.
+**Parameter count** at 1x28x28, 21 classes, 3 modalities, latent 128 (``tests/test_models.py`` asserts each
+line): encoder convs + BN 165,024; embeddings 2,880 (21x128 + 3x64); Linear 1,344->256 344,320; mu/logvar
+2 x 32,896 = 65,792; decoder Linear 320->256 82,176 and 256->1,152 296,064; deconvs + BN 164,641; class head
+128->128 (+BN) 16,768, 128->64 (+BN) 8,384, 64->21 1,365; modality head 128->64 (+BN) 8,384, 64->3 195.
+Total trainable **1,155,993**, the reference's figure; the frozen perceptual network adds 4,800 (not counted,
+as it is not trained). Before the heads and the decoder's hidden layer were built as specified, this port had
+1,115,545.
 """
 
 from __future__ import annotations
@@ -41,9 +63,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from catvae.errors import CatvaeError
-from catvae.models.vae import GenerativeModel, reparameterize
+from catvae.models.vae import GenerativeModel, kl_per_image, reparameterize
 
 PERCEPTUAL_SEED = 0
+#: Loss weights when the config gives none: this project's choice (the reference gives no values).
+DEFAULT_LOSS_WEIGHTS = {"mse": 1.0, "l1": 0.5, "perceptual": 0.1, "beta": 1.0, "gamma": 0.5}
 
 
 class PerceptualFeatures(nn.Module):
@@ -66,6 +90,10 @@ class PerceptualFeatures(nn.Module):
         return self.net(x)
 
 
+#: Dropout after the first and the second hidden layer of an auxiliary head (the reference's "dropout (0.3, 0.2)").
+HEAD_DROPOUT = (0.3, 0.2)
+
+
 def _check_range(values: Tensor, count: int, what: str) -> None:
     """Codes must lie in [0, count - 1] (on a GPU tensor this reads two values back to the host)."""
     if values.numel() and (values.min() < 0 or values.max() >= count):
@@ -74,6 +102,17 @@ def _check_range(values: Tensor, count: int, what: str) -> None:
 
 def _block(conv: nn.Module, channels: int) -> nn.Sequential:
     return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.LeakyReLU(0.2))
+
+
+def auxiliary_head(in_features: int, hidden: tuple[int, ...], out_features: int) -> nn.Sequential:
+    """An MLP head: per hidden layer Linear + BatchNorm1d + LeakyReLU(0.2) + Dropout (HEAD_DROPOUT in order)."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for i, units in enumerate(hidden):
+        layers += [nn.Linear(width, units), nn.BatchNorm1d(units), nn.LeakyReLU(0.2), nn.Dropout(HEAD_DROPOUT[i])]
+        width = units
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
 
 
 class ConditionalVAE(GenerativeModel):
@@ -88,7 +127,8 @@ class ConditionalVAE(GenerativeModel):
         if image_size < 8:
             raise CatvaeError(f"config key 'dataset.image_size' must be >= 8 for cvae, got {image_size}")
         self.n_classes, self.n_modalities = n_classes, n_modalities
-        self.weights = {"mse": 1.0, "l1": 0.5, "perceptual": 0.1, "beta": 1.0, "gamma": 0.5, **(loss_weights or {})}
+        # Defaults are this project's choice: the reference names the loss terms but gives no weights.
+        self.weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         self.warmup = {"start": 20, "epochs": 100, **(beta_warmup or {})}
 
         sizes = [image_size]
@@ -104,15 +144,17 @@ class ConditionalVAE(GenerativeModel):
         self.encoder_fc = nn.Sequential(nn.Linear(flat + cond, hidden), nn.LeakyReLU(0.2))
         self.fc_mu = nn.Linear(hidden, latent_dim)
         self.fc_logvar = nn.Linear(hidden, latent_dim)
-        self.decoder_fc = nn.Sequential(nn.Linear(latent_dim + cond, flat), nn.LeakyReLU(0.2))
+        self.decoder_fc = nn.Sequential(                # mirrors encoder_fc: [z, cond] -> hidden -> features
+            nn.Linear(latent_dim + cond, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, flat), nn.LeakyReLU(0.2))
         ups = []
         for i, (a, b) in enumerate(zip(chans[::-1], chans[::-1][1:])):
             src, dst = sizes[3 - i], sizes[2 - i]
             conv = nn.ConvTranspose2d(a, b, 4, 2, 1, output_padding=dst - 2 * src)
             ups.append(conv if i == 2 else _block(conv, b))
         self.decoder_convs = nn.Sequential(*ups)
-        self.class_head = nn.Linear(latent_dim, n_classes)
-        self.modality_head = nn.Linear(latent_dim, n_modalities) if n_modalities > 1 else None
+        # The reference's "64 ->" input width is read as the latent width (see the module docstring).
+        self.class_head = auxiliary_head(latent_dim, (128, 64), n_classes)
+        self.modality_head = auxiliary_head(latent_dim, (64,), n_modalities) if n_modalities > 1 else None
         self.perceptual = PerceptualFeatures()
 
     @property
@@ -198,11 +240,17 @@ class ConditionalVAE(GenerativeModel):
         self.check_images(x)
         cond, _, _ = self._condition(labels, modalities, x.shape[0])
         mu, logvar = self._encode(x, cond)
-        logits = self._decode_logits(reparameterize(mu, logvar), cond)
+        z = reparameterize(mu, logvar) if self.training else mu      # eval: deterministic validation losses
+        logits = self._decode_logits(z, cond)
         out = {"recon": torch.sigmoid(logits), "mu": mu, "logvar": logvar, "class_logits": self.class_head(mu)}
         if self.modality_head is not None:
             out["modality_logits"] = self.modality_head(mu)
         return out
+
+    @property
+    def warmup_end(self) -> int:
+        """The first (0-based) epoch whose beta is ``loss.beta``: validation losses are computed at it."""
+        return int(self.warmup["start"]) + int(self.warmup["epochs"])
 
     def beta_at(self, epoch: int) -> float:
         """beta for a (0-based) epoch: 0 before ``start``, linear to ``loss.beta`` over ``epochs`` epochs."""
@@ -215,14 +263,20 @@ class ConditionalVAE(GenerativeModel):
 
     def loss(self, x: Tensor, out: dict[str, Tensor], labels: Tensor | None = None,
              modalities: Tensor | None = None, epoch: int = 0) -> dict[str, Tensor]:
+        """Per-image terms averaged over the batch (see "Loss reductions" in the module docstring).
+
+        MSE, L1: sums over the image's pixels; perceptual: mean over feature elements x pixel count;
+        KL: sum over latent dimensions; cross-entropies: per image. The weights are this project's choice.
+        """
         _, labels, modalities = self._condition(labels, modalities, x.shape[0])
         recon, w = out["recon"], self.weights
-        mse = F.mse_loss(recon, x)
-        l1 = F.l1_loss(recon, x)
+        batch, pixels = x.shape[0], x[0].numel()
+        mse = F.mse_loss(recon, x, reduction="sum") / batch
+        l1 = F.l1_loss(recon, x, reduction="sum") / batch
         with torch.no_grad():
             target_feats = self.perceptual(x)
-        perceptual = F.mse_loss(self.perceptual(recon), target_feats)
-        kl = -0.5 * torch.mean(1 + out["logvar"] - out["mu"].pow(2) - out["logvar"].exp())
+        perceptual = F.mse_loss(self.perceptual(recon), target_feats) * pixels
+        kl = kl_per_image(out["mu"], out["logvar"]).mean()
         ce_class = F.cross_entropy(out["class_logits"], labels)
         ce_modality = (F.cross_entropy(out["modality_logits"], modalities) if "modality_logits" in out
                        else torch.zeros((), device=x.device))
@@ -247,8 +301,9 @@ class ConditionalVAE(GenerativeModel):
             return self._encode(x, cond)[0]
 
     def generate(self, n: int, *, context: Tensor | None = None, labels: Tensor | None = None,
-                 modalities: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        z = self.draw_latents(n, generator)
+                 modalities: Tensor | None = None, generator: torch.Generator | None = None,
+                 latents: Tensor | None = None) -> Tensor:
+        z = self.latents_for(n, latents, generator)
         with self._inference():
             cond, _, _ = self._condition(labels, modalities, n)
             return torch.sigmoid(self._decode_logits(z, cond))

@@ -37,6 +37,19 @@ def keras_dense_init_(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
+def keras_conv_init_(layer: nn.Conv2d | nn.ConvTranspose2d) -> nn.Module:
+    """Initialise a (transposed) convolution like Keras' ``Conv2D``: Glorot-uniform kernel, zero bias.
+
+    Keras' fans are ``k*k*in`` and ``k*k*out``; the Glorot limit is symmetric in them, so PyTorch's weight
+    layout (out, in, k, k) for Conv2d or (in, out, k, k) for ConvTranspose2d gives the same limit.
+    """
+    receptive = layer.weight[0, 0].numel()
+    glorot_uniform_(layer.weight, layer.weight.shape[1] * receptive, layer.weight.shape[0] * receptive)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow's SAME padding for one axis: (before, after), the odd pixel after."""
     out = math.ceil(size / stride)
@@ -49,9 +62,7 @@ class SameConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
-        k = kernel_size
-        glorot_uniform_(self.weight, in_channels * k * k, out_channels * k * k)
-        nn.init.zeros_(self.bias)
+        keras_conv_init_(self)
 
     def forward(self, x: Tensor) -> Tensor:
         top, bottom = _same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
@@ -68,10 +79,7 @@ class SameConvTranspose2d(nn.ConvTranspose2d):
         if kernel_size < stride:
             raise ValueError("SameConvTranspose2d needs kernel_size >= stride")
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
-        k = kernel_size
-        # Keras kernel shape (k, k, out, in): fans are out*k*k and in*k*k; Glorot is symmetric in them.
-        glorot_uniform_(self.weight, out_channels * k * k, in_channels * k * k)
-        nn.init.zeros_(self.bias)
+        keras_conv_init_(self)   # Keras kernel shape (k, k, out, in): fans out*k*k and in*k*k
         self._crop_before = (kernel_size - stride) // 2
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]

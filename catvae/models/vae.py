@@ -82,6 +82,14 @@ class GenerativeModel(nn.Module):
         z = torch.randn(n, self.latent_dim, generator=generator, device="cpu")
         return z.to(self.device)
 
+    def latents_for(self, n: int, latents: Tensor | None, generator: torch.Generator | None) -> Tensor:
+        """The z to decode: `latents` when given (e.g. drawn from a density fitted ex post), else N(0, I)."""
+        if latents is None:
+            return self.draw_latents(n, generator)
+        if tuple(latents.shape) != (n, self.latent_dim):
+            raise CatvaeError(f"{self.name}: latents must be [{n}, {self.latent_dim}]; got {list(latents.shape)}")
+        return latents.to(self.device, torch.float32)
+
     # -- interface (documented here, implemented by subclasses) ----------------------------------
     def forward(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -94,7 +102,9 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def generate(self, n: int, *, context: Tensor | None = None, labels: Tensor | None = None,
-                 modalities: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+                 modalities: Tensor | None = None, generator: torch.Generator | None = None,
+                 latents: Tensor | None = None) -> Tensor:
+        """Decode `n` images from `latents` (default: z ~ N(0, I) drawn from `generator`)."""
         raise NotImplementedError
 
     def encode_mu(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
@@ -124,7 +134,8 @@ class VAE(GenerativeModel):
     def forward(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> dict[str, Tensor]:
         self.check_images(x)
         mu, logvar, feats = self.encoder(x)
-        logits = self._decode(reparameterize(mu, logvar), feats)
+        z = reparameterize(mu, logvar) if self.training else mu      # eval: deterministic (validation) losses
+        logits = self._decode(z, feats)
         return {"recon": torch.sigmoid(logits), "logits": logits, "mu": mu, "logvar": logvar}
 
     def loss(self, x: Tensor, out: dict[str, Tensor], labels: Tensor | None = None,
@@ -134,11 +145,16 @@ class VAE(GenerativeModel):
         kl = kl_per_image(out["mu"], out["logvar"]).mean()
         return {"total": bce + kl, "bce": bce, "kl": kl}
 
-    def reconstruct(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
+    def reconstruct(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None, *,
+                    context: Tensor | None = None) -> Tensor:
+        """decoder(mu). The CAT-VAE decoder also attends to features: the image's *own* encoder features (the
+        reference's reconstruction, a path around the latent bottleneck) unless `context` is given, e.g. the
+        generation context, so that everything image-specific must pass through mu."""
         self.check_images(x)
         with self._inference():
             mu, _, feats = self.encoder(x)
-            return torch.sigmoid(self._decode(mu, feats))
+            memory = feats if context is None else self._expand_context(context, x.shape[0])
+            return torch.sigmoid(self._decode(mu, memory))
 
     def encode_mu(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
         self.check_images(x)
@@ -146,8 +162,9 @@ class VAE(GenerativeModel):
             return self.encoder(x)[0]
 
     def generate(self, n: int, *, context: Tensor | None = None, labels: Tensor | None = None,
-                 modalities: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        z = self.draw_latents(n, generator)
+                 modalities: Tensor | None = None, generator: torch.Generator | None = None,
+                 latents: Tensor | None = None) -> Tensor:
+        z = self.latents_for(n, latents, generator)
         with self._inference():
             return torch.sigmoid(self._decode(z, self._expand_context(context, n)))
 

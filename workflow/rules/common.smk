@@ -63,6 +63,20 @@ def generator_group(model, cls):
     return generator(model).group_of(cls)
 
 
+# Generator keys read only at synthesis: changing them must not re-train (params trigger) or block a resume.
+SYNTHESIS_ONLY_KEYS = ("context", "sampling")
+
+
+def training_options(model):
+    """The `generators.<model>` block without the keys only synthesis reads."""
+    return {
+        k: v
+        for k, v in config["generators"][model].items()
+        if k not in SYNTHESIS_ONLY_KEYS
+    }
+
+
+
 def arms():
     """Classifier arms: real only (plus the class-weighted loss), every generator x target, and the reviewer's
     resampling baselines x target."""

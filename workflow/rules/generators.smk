@@ -22,7 +22,7 @@ rule train_generator:
         runtime=lambda w: 720 if config["generators"][w.model]["epochs"] > 100 else 120,
         gpu=GPU,
     params:
-        options=lambda w: config["generators"][w.model],
+        options=lambda w: training_options(w.model),
         image_size=DATASET["image_size"],
         channels=DATASET["channels"],
         classes=CLASSES,
@@ -58,6 +58,7 @@ rule synthesise:
         targets=config["synthesis"]["targets"],
         tstr_images=TSTR_IMAGES,
         context=lambda w: config["generators"][w.model].get("context", "mean"),
+        sampling=lambda w: config["generators"][w.model]["sampling"],
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
         device=config["device"],

@@ -15,6 +15,7 @@ run_step(
         targets=list(snakemake.params.targets),
         tstr_images=snakemake.params.tstr_images,
         context_mode=snakemake.params.context,
+        sampling=dict(snakemake.params.sampling),
         seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.rep)),
         device=snakemake.params.device,
         batch_size=snakemake.params.batch_size,
