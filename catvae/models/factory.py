@@ -32,7 +32,7 @@ def build_generator(name: str, *, image_size: int, channels: int, options: dict[
 
     ``options`` is that model's block of the config (``generators.<name>``); keys other than the ones
     read here (epochs, lr, ...) belong to training and are ignored.
-    vae/catvae read ``latent_dim`` (100) and, for catvae, ``attention`` ('faithful' | 'fused' | 'explicit').
+    vae/catvae read ``latent_dim`` (100) and, for catvae, ``attention`` (one of ``ATTENTION_MODES``).
     cvae reads ``latent_dim`` (128), ``class_embedding`` (128), ``modality_embedding`` (64), ``hidden`` (256),
     ``loss`` {mse, l1, perceptual, beta, gamma} and ``beta_warmup`` {start, epochs}.
     """

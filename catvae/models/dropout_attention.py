@@ -1,0 +1,213 @@
+"""Attention with dropout on its weights, without keeping the attention matrix (the CPU ``faithful`` path).
+
+Keras' ``MultiHeadAttention(dropout=p)`` computes ``dropout(softmax(Q K^T / sqrt(d))) V``: dropout with rate
+``p`` on the attention *weights*, kept weights scaled by ``1/(1-p)``. PyTorch's fused CPU kernels do not
+support that, and its unfused path keeps scores, weights and mask for every (image, head) pair: 4 GB at the
+paper preset. This module computes the same function the way FlashAttention does:
+
+* (image, head) pairs are processed a few at a time (``chunk``), so only a few 256 x 1,024 weight blocks
+  exist at once, in buffers reused from block to block;
+* each pair's dropout mask comes from a counter-based generator (Philox 4x64 keyed by a seed drawn from
+  torch's default generator, counter starting at pair * 2**64), so it is a pure function of (seed, pair,
+  position): the same whatever the block size or the thread that drew it, and reproducible under
+  ``torch.manual_seed``. The forward pass keeps it bit-packed (1/8 byte per weight, 17 MB at the paper
+  preset) so the backward pass applies the identical mask without drawing it again;
+* the backward pass recomputes each block's scores and softmax from Q and K.
+
+A weight is dropped when its 16 random bits fall below the threshold's high half; the one weight in 65,536
+whose bits equal it is decided by 16 more bits (a hash of its position), so the drop probability is
+``round(p * 2**32) / 2**32``: ``p`` to within 2^-33, finer than a float32 uniform draw resolves it.
+
+Only the forward/backward maths lives here; ``catvae.models.attention`` decides when to use it (CPU,
+training, ``p > 0``); on CUDA PyTorch's fused kernels take ``dropout_p`` themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from catvae.errors import CatvaeError
+
+DEFAULT_CHUNK = 4                     # (image, head) pairs per block; 2-8 measured fastest at the paper preset
+_MASK64 = (1 << 64) - 1
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor | None:
+    """A process-wide pool per size: NumPy's generators release the GIL, so pairs' masks draw in parallel."""
+    if workers <= 1:
+        return None
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="catvae-dropout")
+    return _POOLS[workers]
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 (wrapping arithmetic is defined for NumPy unsigned arrays)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _each_pair(fn, first: int, count: int, workers: int) -> None:
+    """Call ``fn(j, first + j)`` for every pair of a block, on ``workers`` threads (NumPy releases the GIL)."""
+    pool = _pool(workers)
+    if pool is None or count == 1:
+        for j in range(count):
+            fn(j, first + j)
+    else:
+        list(pool.map(lambda j: fn(j, first + j), range(count)))
+
+
+class DropoutMasks:
+    """The dropout decisions of one attention call: a pure function of (seed, pair, query, key).
+
+    ``draw(first, keep, packed)`` writes the masks of pairs ``first, first+1, ...`` into ``keep`` (uint8
+    ``[count, lq, lk]``: 1 kept, 0 dropped) and, bit-packed, into ``packed`` (uint8 ``[count, ceil(lq*lk/8)]``,
+    1/8 byte per weight: 17 MB at the paper preset), which is what the backward pass keeps and unpacks.
+    The same seed gives the same masks whatever the block size or thread count.
+    """
+
+    def __init__(self, p: float, seed: int, workers: int = 1) -> None:
+        if not 0.0 <= p < 1.0:
+            raise CatvaeError(f"attention dropout rate must be in [0, 1), got {p}")
+        self.p, self.seed, self.workers = p, seed & _MASK64, workers
+        threshold = round(p * 2**32)                     # drop iff a uniform 32-bit draw < threshold
+        self.rate = threshold / 2**32
+        self.hi, self.lo = divmod(threshold, 2**16)      # 16 random bits decide unless they equal hi
+        self._tie_key = np.uint64(int(_mix64(np.array([self.seed ^ 0x5DEECE66D], dtype=np.uint64))[0]))
+
+    def draw(self, first: int, keep: Tensor, packed: Tensor) -> Tensor:
+        keep_np, packed_np = keep.numpy().reshape(keep.shape[0], -1), packed.numpy()
+
+        def one(j: int, pair: int) -> None:
+            self._keep_pair(pair, keep_np[j].view(np.bool_))
+            packed_np[j] = np.packbits(keep_np[j].view(np.bool_))
+
+        _each_pair(one, first, keep.shape[0], self.workers)
+        return keep
+
+    @staticmethod
+    def unpack(packed: Tensor, keep: Tensor, workers: int = 1) -> Tensor:
+        """Inverse of the packing in ``draw``: ``keep`` [count, lq, lk] uint8 from ``packed`` [count, bytes]."""
+        keep_np, packed_np = keep.numpy().reshape(keep.shape[0], -1), packed.numpy()
+        n = keep_np.shape[1]
+
+        def one(j: int, _pair: int) -> None:
+            keep_np[j] = np.unpackbits(packed_np[j], count=n)
+
+        _each_pair(one, 0, keep.shape[0], workers)
+        return keep
+
+    def _keep_pair(self, pair: int, keep: np.ndarray) -> None:
+        # Philox 4x64 keyed by the seed; the counter starts at pair * 2**64, so pairs never share draws.
+        n = keep.size
+        bits = np.random.Philox(key=self.seed, counter=pair << 64).random_raw((n + 3) // 4).view(np.uint16)[:n]
+        self.decide(bits, pair, keep)
+
+    def decide(self, bits: np.ndarray, pair: int, keep: np.ndarray) -> None:
+        """Keep a weight iff its 16 random bits (uint16) > hi, or == hi and 16 more bits >= lo."""
+        if self.hi == 2**16:                             # p rounds up to 1 (p > 1 - 2**-33): everything dropped
+            keep[:] = False
+            return
+        np.greater_equal(bits, self.hi, out=keep)
+        if self.lo:
+            ties = np.flatnonzero(bits == self.hi)
+            if ties.size:
+                # Ties are one weight in 65,536, so their extra bits come from a hash of (seed, pair,
+                # position) rather than from a second random stream.
+                index = ties.astype(np.uint64) + np.uint64(pair) * np.uint64(bits.size)
+                extra = _mix64(index ^ self._tie_key) & np.uint64(0xFFFF)
+                keep[ties] = extra >= np.uint64(self.lo)
+
+
+class _DropoutAttention(torch.autograd.Function):
+    """softmax(Q K^T * scale), dropout(p) with 1/(1-p) scaling, times V; blockwise, recomputing in backward.
+
+    Tensors are ``[pairs, L, d]``, contiguous. The forward pass keeps Q, K, V, the output and the bit-packed
+    masks; the backward pass recomputes each block's scores and softmax and unpacks its mask. Per block of
+    ``chunk`` pairs, three ``chunk x Lq x Lk`` buffers are allocated once and reused: allocating them per
+    block costs more than the arithmetic (page faults on every fresh multi-megabyte buffer).
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, p: float, seed: int, chunk: int, workers: int) -> Tensor:
+        pairs, lq, d = q.shape
+        lk = k.shape[1]
+        scale = 1.0 / math.sqrt(d)
+        masks = DropoutMasks(p, seed, workers) if p > 0 else None
+        qs = q * scale
+        out = torch.empty(pairs, lq, v.shape[-1], dtype=q.dtype)
+        size = (min(chunk, pairs), lq, lk)
+        scores, weights = q.new_empty(size), q.new_empty(size)
+        keep = torch.empty(size, dtype=torch.uint8)
+        packed = torch.empty(pairs if masks else 0, (lq * lk + 7) // 8, dtype=torch.uint8)
+        for a in range(0, pairs, chunk):
+            b = min(a + chunk, pairs)
+            s, w = scores[: b - a], weights[: b - a]
+            torch.bmm(qs[a:b], k[a:b].transpose(1, 2), out=s)
+            torch.softmax(s, dim=-1, out=w)
+            if masks is not None:
+                w.mul_(masks.draw(a, keep[: b - a], packed[a:b]))
+            torch.baddbmm(out[a:b], w, v[a:b], beta=0.0, alpha=1.0 / (1.0 - p), out=out[a:b])
+        ctx.save_for_backward(qs, k, v, out, packed)
+        ctx.p, ctx.chunk, ctx.workers, ctx.scale = p, chunk, workers, scale
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        qs, k, v, out, packed = ctx.saved_tensors
+        p, chunk, scale = ctx.p, ctx.chunk, ctx.scale
+        pairs, lq, _ = qs.shape
+        lk = k.shape[1]
+        keep_scale = 1.0 / (1.0 - p)
+        grad_out = grad_out.contiguous()
+        # sum_k P_ik dP_ik = sum_k W_ik dW_ik = rowsum(dO * O): the softmax backward's row term, no weights needed.
+        row = (grad_out * out).sum(dim=-1, keepdim=True)
+        dq, dk, dv = torch.empty_like(qs), torch.empty_like(k), torch.empty_like(v)
+        size = (min(chunk, pairs), lq, lk)
+        scores, probs, grad_s = qs.new_empty(size), qs.new_empty(size), qs.new_empty(size)
+        keep = torch.empty(size, dtype=torch.uint8)
+        for a in range(0, pairs, chunk):
+            b = min(a + chunk, pairs)
+            s, prob, ds = scores[: b - a], probs[: b - a], grad_s[: b - a]
+            torch.bmm(qs[a:b], k[a:b].transpose(1, 2), out=s)
+            torch.softmax(s, dim=-1, out=prob)
+            kept = prob
+            if p > 0:
+                kept = torch.mul(prob, DropoutMasks.unpack(packed[a:b], keep[: b - a], ctx.workers), out=s)
+            torch.baddbmm(dv[a:b], kept.transpose(1, 2), grad_out[a:b], beta=0.0, alpha=keep_scale, out=dv[a:b])
+            # dS = P * (dP - row), dP = M * dW / (1-p), dW = dO V^T:  dS = kept * dW / (1-p) - P * row
+            torch.baddbmm(ds, grad_out[a:b], v[a:b].transpose(1, 2), beta=0.0, alpha=keep_scale, out=ds)
+            ds.mul_(kept).addcmul_(prob, row[a:b], value=-1.0)
+            torch.baddbmm(dq[a:b], ds, k[a:b], beta=0.0, alpha=scale, out=dq[a:b])
+            torch.bmm(ds.transpose(1, 2), qs[a:b], out=dk[a:b])
+        return dq, dk, dv, None, None, None, None
+
+
+def dropout_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, *, seed: int | None = None,
+                      chunk: int = DEFAULT_CHUNK, workers: int | None = None) -> Tensor:
+    """``dropout(softmax(q k^T / sqrt(d)), dropout_p) v`` for ``[..., L, d]`` tensors, memory-efficiently.
+
+    Always applies dropout (call it only in training). ``seed`` fixes the mask; by default it is drawn from
+    torch's default CPU generator, so ``torch.manual_seed`` makes a run repeatable. ``workers`` threads
+    draw the masks (default: torch's intra-op threads).
+    """
+    if not 0.0 <= dropout_p < 1.0:
+        raise CatvaeError(f"attention dropout rate must be in [0, 1), got {dropout_p}")
+    if q.device.type != "cpu":
+        raise CatvaeError("dropout_attention is the CPU path; on CUDA use scaled_dot_product_attention(dropout_p=...)")
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    lead = q.shape[:-2]
+    flat = [t.reshape(-1, *t.shape[-2:]).contiguous() for t in (q, k, v)]
+    out = _DropoutAttention.apply(*flat, float(dropout_p), seed, max(1, int(chunk)),
+                                  workers or torch.get_num_threads())
+    return out.view(*lead, *out.shape[-2:])
