@@ -75,7 +75,7 @@ def test_dropped_weights_are_zero_and_kept_ones_scaled():
 def test_kept_fraction_is_one_minus_p():
     p, pairs, lq, lk = 0.1, 64, 256, 1024                     # the paper preset's block: 16.8 M weights
     keep = torch.empty(pairs, lq, lk, dtype=torch.uint8)
-    DropoutMasks(p, 7, workers=2).draw(0, keep, torch.empty(pairs, lq * lk // 8, dtype=torch.uint8))
+    DropoutMasks(p, 7).draw(0, keep, torch.empty(pairs, lq * lk // 8, dtype=torch.uint8))
     n = keep.numel()
     kept = keep.sum(dtype=torch.float64).item() / n
     assert abs(kept - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)     # 5 sigma = 3.7e-4

@@ -25,6 +25,9 @@ training, ``p > 0``); on CUDA PyTorch's fused kernels take ``dropout_p`` themsel
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,15 +37,14 @@ from torch.autograd.function import once_differentiable
 
 from catvae.errors import CatvaeError
 
-DEFAULT_CHUNK = 4                     # (image, head) pairs per block; 2-8 measured fastest at the paper preset
+DEFAULT_CHUNK = 2                     # (image, head) pairs per block: 1-2 measured fastest at the paper preset
 _MASK64 = (1 << 64) - 1
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+os.register_at_fork(after_in_child=_POOLS.clear)      # a forked child has none of the parent's threads
 
 
-def _pool(workers: int) -> ThreadPoolExecutor | None:
-    """A process-wide pool per size: NumPy's generators release the GIL, so pairs' masks draw in parallel."""
-    if workers <= 1:
-        return None
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of threads per size, kept so that a call does not start threads."""
     if workers not in _POOLS:
         _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="catvae-dropout")
     return _POOLS[workers]
@@ -55,14 +57,39 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _each_pair(fn, first: int, count: int, workers: int) -> None:
-    """Call ``fn(j, first + j)`` for every pair of a block, on ``workers`` threads (NumPy releases the GIL)."""
-    pool = _pool(workers)
-    if pool is None or count == 1:
-        for j in range(count):
-            fn(j, first + j)
-    else:
-        list(pool.map(lambda j: fn(j, first + j), range(count)))
+def _run_blocks(body: Callable[[int, int, list[Tensor]], None], pairs: int, chunk: int, workers: int,
+                make_buffers: Callable[[], list[Tensor]]) -> None:
+    """Call ``body(a, b, buffers)`` for the blocks ``[a, b)`` of ``chunk`` pairs.
+
+    With ``workers > 1`` the blocks are shared among that many threads, each with its own buffers and
+    single-threaded torch ops (torch and NumPy release the GIL). A block's ops are small, and an OpenMP
+    fork/join per small op costs little on an idle machine but a scheduler time slice per op on a busy
+    one (measured: 8x slower in a full training step at load 12 on 2 cores); threads that each run whole
+    blocks synchronise once per call.
+    """
+    blocks = iter([(a, min(a + chunk, pairs)) for a in range(0, pairs, chunk)])
+    if workers <= 1 or pairs <= chunk:
+        buffers = make_buffers()
+        for a, b in blocks:
+            body(a, b, buffers)
+        return
+    lock, threads = threading.Lock(), torch.get_num_threads()
+
+    def work(_: int) -> None:
+        torch.set_num_threads(1)                  # this thread's OpenMP and MKL settings (thread-local)
+        buffers = make_buffers()
+        with torch.no_grad():                     # grad mode is per thread; the caller's is off here
+            while True:
+                with lock:
+                    block = next(blocks, None)
+                if block is None:
+                    return
+                body(*block, buffers)
+
+    try:
+        list(_pool(workers).map(work, range(workers)))
+    finally:
+        torch.set_num_threads(threads)            # the default new threads start with, and this thread's
 
 
 class DropoutMasks:
@@ -74,35 +101,28 @@ class DropoutMasks:
     The same seed gives the same masks whatever the block size or thread count.
     """
 
-    def __init__(self, p: float, seed: int, workers: int = 1) -> None:
+    def __init__(self, p: float, seed: int) -> None:
         if not 0.0 <= p < 1.0:
             raise CatvaeError(f"attention dropout rate must be in [0, 1), got {p}")
-        self.p, self.seed, self.workers = p, seed & _MASK64, workers
+        self.p, self.seed = p, seed & _MASK64
         threshold = round(p * 2**32)                     # drop iff a uniform 32-bit draw < threshold
         self.rate = threshold / 2**32
         self.hi, self.lo = divmod(threshold, 2**16)      # 16 random bits decide unless they equal hi
         self._tie_key = np.uint64(int(_mix64(np.array([self.seed ^ 0x5DEECE66D], dtype=np.uint64))[0]))
 
     def draw(self, first: int, keep: Tensor, packed: Tensor) -> Tensor:
-        keep_np, packed_np = keep.numpy().reshape(keep.shape[0], -1), packed.numpy()
-
-        def one(j: int, pair: int) -> None:
-            self._keep_pair(pair, keep_np[j].view(np.bool_))
-            packed_np[j] = np.packbits(keep_np[j].view(np.bool_))
-
-        _each_pair(one, first, keep.shape[0], self.workers)
+        keep_np, packed_np = keep.numpy().reshape(keep.shape[0], -1).view(np.bool_), packed.numpy()
+        for j in range(keep.shape[0]):
+            self._keep_pair(first + j, keep_np[j])
+            packed_np[j] = np.packbits(keep_np[j])
         return keep
 
     @staticmethod
-    def unpack(packed: Tensor, keep: Tensor, workers: int = 1) -> Tensor:
+    def unpack(packed: Tensor, keep: Tensor) -> Tensor:
         """Inverse of the packing in ``draw``: ``keep`` [count, lq, lk] uint8 from ``packed`` [count, bytes]."""
         keep_np, packed_np = keep.numpy().reshape(keep.shape[0], -1), packed.numpy()
-        n = keep_np.shape[1]
-
-        def one(j: int, _pair: int) -> None:
-            keep_np[j] = np.unpackbits(packed_np[j], count=n)
-
-        _each_pair(one, 0, keep.shape[0], workers)
+        for j in range(keep.shape[0]):
+            keep_np[j] = np.unpackbits(packed_np[j], count=keep_np.shape[1])
         return keep
 
     def _keep_pair(self, pair: int, keep: np.ndarray) -> None:
@@ -141,21 +161,20 @@ class _DropoutAttention(torch.autograd.Function):
         pairs, lq, d = q.shape
         lk = k.shape[1]
         scale = 1.0 / math.sqrt(d)
-        masks = DropoutMasks(p, seed, workers) if p > 0 else None
+        masks = DropoutMasks(p, seed) if p > 0 else None
         qs = q * scale
         out = torch.empty(pairs, lq, v.shape[-1], dtype=q.dtype)
-        size = (min(chunk, pairs), lq, lk)
-        scores, weights = q.new_empty(size), q.new_empty(size)
-        keep = torch.empty(size, dtype=torch.uint8)
         packed = torch.empty(pairs if masks else 0, (lq * lk + 7) // 8, dtype=torch.uint8)
-        for a in range(0, pairs, chunk):
-            b = min(a + chunk, pairs)
-            s, w = scores[: b - a], weights[: b - a]
+
+        def block(a: int, b: int, buffers: list[Tensor]) -> None:
+            s, w, keep = (t[: b - a] for t in buffers)
             torch.bmm(qs[a:b], k[a:b].transpose(1, 2), out=s)
             torch.softmax(s, dim=-1, out=w)
             if masks is not None:
-                w.mul_(masks.draw(a, keep[: b - a], packed[a:b]))
+                w.mul_(masks.draw(a, keep, packed[a:b]))
             torch.baddbmm(out[a:b], w, v[a:b], beta=0.0, alpha=1.0 / (1.0 - p), out=out[a:b])
+
+        _run_blocks(block, pairs, chunk, workers, lambda: _buffers(q, min(chunk, pairs), lq, lk, 2))
         ctx.save_for_backward(qs, k, v, out, packed)
         ctx.p, ctx.chunk, ctx.workers, ctx.scale = p, chunk, workers, scale
         return out
@@ -172,24 +191,26 @@ class _DropoutAttention(torch.autograd.Function):
         # sum_k P_ik dP_ik = sum_k W_ik dW_ik = rowsum(dO * O): the softmax backward's row term, no weights needed.
         row = (grad_out * out).sum(dim=-1, keepdim=True)
         dq, dk, dv = torch.empty_like(qs), torch.empty_like(k), torch.empty_like(v)
-        size = (min(chunk, pairs), lq, lk)
-        scores, probs, grad_s = qs.new_empty(size), qs.new_empty(size), qs.new_empty(size)
-        keep = torch.empty(size, dtype=torch.uint8)
-        for a in range(0, pairs, chunk):
-            b = min(a + chunk, pairs)
-            s, prob, ds = scores[: b - a], probs[: b - a], grad_s[: b - a]
+
+        def block(a: int, b: int, buffers: list[Tensor]) -> None:
+            s, prob, ds, keep = (t[: b - a] for t in buffers)
             torch.bmm(qs[a:b], k[a:b].transpose(1, 2), out=s)
             torch.softmax(s, dim=-1, out=prob)
-            kept = prob
-            if p > 0:
-                kept = torch.mul(prob, DropoutMasks.unpack(packed[a:b], keep[: b - a], ctx.workers), out=s)
+            kept = torch.mul(prob, DropoutMasks.unpack(packed[a:b], keep), out=s) if p > 0 else prob
             torch.baddbmm(dv[a:b], kept.transpose(1, 2), grad_out[a:b], beta=0.0, alpha=keep_scale, out=dv[a:b])
             # dS = P * (dP - row), dP = M * dW / (1-p), dW = dO V^T:  dS = kept * dW / (1-p) - P * row
             torch.baddbmm(ds, grad_out[a:b], v[a:b].transpose(1, 2), beta=0.0, alpha=keep_scale, out=ds)
             ds.mul_(kept).addcmul_(prob, row[a:b], value=-1.0)
             torch.baddbmm(dq[a:b], ds, k[a:b], beta=0.0, alpha=scale, out=dq[a:b])
             torch.bmm(ds.transpose(1, 2), qs[a:b], out=dk[a:b])
+
+        _run_blocks(block, pairs, chunk, ctx.workers, lambda: _buffers(qs, min(chunk, pairs), lq, lk, 3))
         return dq, dk, dv, None, None, None, None
+
+
+def _buffers(like: Tensor, count: int, lq: int, lk: int, floats: int) -> list[Tensor]:
+    """``floats`` weight-block buffers and one uint8 mask buffer, allocated once per call and thread."""
+    return [like.new_empty(count, lq, lk) for _ in range(floats)] + [torch.empty(count, lq, lk, dtype=torch.uint8)]
 
 
 def dropout_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, *, seed: int | None = None,
@@ -198,7 +219,7 @@ def dropout_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, *
 
     Always applies dropout (call it only in training). ``seed`` fixes the mask; by default it is drawn from
     torch's default CPU generator, so ``torch.manual_seed`` makes a run repeatable. ``workers`` threads
-    draw the masks (default: torch's intra-op threads).
+    share the blocks (default: torch's intra-op threads); the result does not depend on it or on ``chunk``.
     """
     if not 0.0 <= dropout_p < 1.0:
         raise CatvaeError(f"attention dropout rate must be in [0, 1), got {dropout_p}")
