@@ -46,6 +46,21 @@ def test_without_dropout_it_is_sdpa_forward_and_backward(chunk):
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
 
 
+def test_strided_and_shared_inputs_are_read_in_place():
+    """The module passes heads as transposed views, and a shared context's K/V expanded over the batch."""
+    gen = torch.Generator().manual_seed(1)
+    q = torch.randn(3, 16, 4, 8, generator=gen).transpose(1, 2).requires_grad_()   # [B, H, L, d] views
+    k0, v0 = (torch.randn(1, 24, 4, 8, generator=gen).requires_grad_() for _ in range(2))
+    k, v = (t.transpose(1, 2).expand(3, -1, -1, -1) for t in (k0, v0))
+    grad = torch.randn(3, 4, 16, 8, generator=gen)
+    ref = F.scaled_dot_product_attention(q, k, v)
+    ref_grads = torch.autograd.grad(ref, (q, k0, v0), grad)
+    out = dropout_attention(q, k, v, 0.0, workers=2)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(torch.autograd.grad(out, (q, k0, v0), grad), ref_grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(("chunk", "workers"), [(1, 1), (2, 2), (5, 2), (6, 1)])
 def test_backward_uses_the_forward_mask(chunk, workers):
     """Gradients equal those of the explicit maths fed the mask the seed defines, whatever the blocking."""
@@ -56,7 +71,9 @@ def test_backward_uses_the_forward_mask(chunk, workers):
     grad = torch.randn(2, 3, 6, 8)
     ref = _explicit(q, k, v, keep, p)
     ref_grads = torch.autograd.grad(ref, (q, k, v), grad)
+    threads = torch.get_num_threads()
     out = dropout_attention(q, k, v, p, seed=seed, chunk=chunk, workers=workers)
+    assert torch.get_num_threads() == threads                   # worker threads leave the setting as it was
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     for mine, theirs in zip(torch.autograd.grad(out, (q, k, v), grad), ref_grads):
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)

@@ -37,7 +37,7 @@ from torch.autograd.function import once_differentiable
 
 from catvae.errors import CatvaeError
 
-DEFAULT_CHUNK = 2                     # (image, head) pairs per block: 1-2 measured fastest at the paper preset
+DEFAULT_CHUNK = 2                     # heads of one image per block: 1-2 measured fastest at the paper preset
 _MASK64 = (1 << 64) - 1
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 os.register_at_fork(after_in_child=_POOLS.clear)      # a forked child has none of the parent's threads
@@ -57,9 +57,9 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _run_blocks(body: Callable[[int, int, list[Tensor]], None], pairs: int, chunk: int, workers: int,
+def _run_blocks(body: Callable[..., None], blocks: list[tuple[int, ...]], workers: int,
                 make_buffers: Callable[[], list[Tensor]]) -> None:
-    """Call ``body(a, b, buffers)`` for the blocks ``[a, b)`` of ``chunk`` pairs.
+    """Call ``body(*block, buffers)`` for every block.
 
     With ``workers > 1`` the blocks are shared among that many threads, each with its own buffers and
     single-threaded torch ops (torch and NumPy release the GIL). A block's ops are small, and an OpenMP
@@ -67,13 +67,12 @@ def _run_blocks(body: Callable[[int, int, list[Tensor]], None], pairs: int, chun
     one (measured: 8x slower in a full training step at load 12 on 2 cores); threads that each run whole
     blocks synchronise once per call.
     """
-    blocks = iter([(a, min(a + chunk, pairs)) for a in range(0, pairs, chunk)])
-    if workers <= 1 or pairs <= chunk:
+    if workers <= 1 or len(blocks) == 1:
         buffers = make_buffers()
-        for a, b in blocks:
-            body(a, b, buffers)
+        for block in blocks:
+            body(*block, buffers)
         return
-    lock, threads = threading.Lock(), torch.get_num_threads()
+    queue, lock, threads = iter(blocks), threading.Lock(), torch.get_num_threads()
 
     def work(_: int) -> None:
         torch.set_num_threads(1)                  # this thread's OpenMP and MKL settings (thread-local)
@@ -81,7 +80,7 @@ def _run_blocks(body: Callable[[int, int, list[Tensor]], None], pairs: int, chun
         with torch.no_grad():                     # grad mode is per thread; the caller's is off here
             while True:
                 with lock:
-                    block = next(blocks, None)
+                    block = next(queue, None)
                 if block is None:
                     return
                 body(*block, buffers)
@@ -150,31 +149,35 @@ class DropoutMasks:
 class _DropoutAttention(torch.autograd.Function):
     """softmax(Q K^T * scale), dropout(p) with 1/(1-p) scaling, times V; blockwise, recomputing in backward.
 
-    Tensors are ``[pairs, L, d]``, contiguous. The forward pass keeps Q, K, V, the output and the bit-packed
-    masks; the backward pass recomputes each block's scores and softmax and unpacks its mask. Per block of
-    ``chunk`` pairs, three ``chunk x Lq x Lk`` buffers are allocated once and reused: allocating them per
-    block costs more than the arithmetic (page faults on every fresh multi-megabyte buffer).
+    Tensors are ``[B, H, L, d]`` with any strides (the attention module's heads are a transposed view of
+    its projections; reading them in place saves copying K and V). A block is one image's next ``chunk``
+    heads. The forward pass keeps Q, K, V, the output and the bit-packed masks; the backward pass
+    recomputes each block's scores and softmax and unpacks its mask. Outputs and gradients are laid out
+    ``[B, L, H, d]`` (returned as transposed views), so the module's head merge is free. Each thread
+    allocates its ``chunk x Lq x Lk`` buffers once per call: a fresh multi-megabyte buffer per block costs
+    page faults, more than the block's arithmetic.
     """
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, p: float, seed: int, chunk: int, workers: int) -> Tensor:
-        pairs, lq, d = q.shape
-        lk = k.shape[1]
+        batch, heads, lq, d = q.shape
+        lk = k.shape[2]
         scale = 1.0 / math.sqrt(d)
         masks = DropoutMasks(p, seed) if p > 0 else None
         qs = q * scale
-        out = torch.empty(pairs, lq, v.shape[-1], dtype=q.dtype)
-        packed = torch.empty(pairs if masks else 0, (lq * lk + 7) // 8, dtype=torch.uint8)
+        out = q.new_empty(batch, lq, heads, v.shape[-1]).transpose(1, 2)
+        packed = torch.empty(batch * heads if masks else 0, (lq * lk + 7) // 8, dtype=torch.uint8)
 
-        def block(a: int, b: int, buffers: list[Tensor]) -> None:
-            s, w, keep = (t[: b - a] for t in buffers)
-            torch.bmm(qs[a:b], k[a:b].transpose(1, 2), out=s)
-            torch.softmax(s, dim=-1, out=w)
+        def block(i: int, h0: int, h1: int, buffers: list[Tensor]) -> None:
+            s, w, keep = (t[: h1 - h0] for t in buffers)
+            torch.bmm(qs[i, h0:h1], k[i, h0:h1].transpose(1, 2), out=s)
+            torch._softmax(s, -1, False, out=w)          # the out= kernel itself; torch.softmax(out=) copies
             if masks is not None:
-                w.mul_(masks.draw(a, keep, packed[a:b]))
-            torch.baddbmm(out[a:b], w, v[a:b], beta=0.0, alpha=1.0 / (1.0 - p), out=out[a:b])
+                first = i * heads + h0
+                w.mul_(masks.draw(first, keep, packed[first: first + h1 - h0]))
+            torch.baddbmm(out[i, h0:h1], w, v[i, h0:h1], beta=0.0, alpha=1.0 / (1.0 - p), out=out[i, h0:h1])
 
-        _run_blocks(block, pairs, chunk, workers, lambda: _buffers(q, min(chunk, pairs), lq, lk, 2))
+        _run_blocks(block, _blocks(batch, heads, chunk), workers, lambda: _buffers(q, min(chunk, heads), lq, lk, 2))
         ctx.save_for_backward(qs, k, v, out, packed)
         ctx.p, ctx.chunk, ctx.workers, ctx.scale = p, chunk, workers, scale
         return out
@@ -183,29 +186,38 @@ class _DropoutAttention(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
         qs, k, v, out, packed = ctx.saved_tensors
-        p, chunk, scale = ctx.p, ctx.chunk, ctx.scale
-        pairs, lq, _ = qs.shape
-        lk = k.shape[1]
+        p, scale = ctx.p, ctx.scale
+        batch, heads, lq, _ = qs.shape
+        lk = k.shape[2]
         keep_scale = 1.0 / (1.0 - p)
-        grad_out = grad_out.contiguous()
         # sum_k P_ik dP_ik = sum_k W_ik dW_ik = rowsum(dO * O): the softmax backward's row term, no weights needed.
         row = (grad_out * out).sum(dim=-1, keepdim=True)
-        dq, dk, dv = torch.empty_like(qs), torch.empty_like(k), torch.empty_like(v)
+        dq, dk, dv = (t.new_empty(t.shape[0], t.shape[2], t.shape[1], t.shape[3]).transpose(1, 2) for t in (qs, k, v))
 
-        def block(a: int, b: int, buffers: list[Tensor]) -> None:
-            s, prob, ds, keep = (t[: b - a] for t in buffers)
-            torch.bmm(qs[a:b], k[a:b].transpose(1, 2), out=s)
-            torch.softmax(s, dim=-1, out=prob)
-            kept = torch.mul(prob, DropoutMasks.unpack(packed[a:b], keep), out=s) if p > 0 else prob
-            torch.baddbmm(dv[a:b], kept.transpose(1, 2), grad_out[a:b], beta=0.0, alpha=keep_scale, out=dv[a:b])
+        def block(i: int, h0: int, h1: int, buffers: list[Tensor]) -> None:
+            s, prob, ds, keep = (t[: h1 - h0] for t in buffers)
+            q_, k_, v_, do = qs[i, h0:h1], k[i, h0:h1], v[i, h0:h1], grad_out[i, h0:h1]
+            torch.bmm(q_, k_.transpose(1, 2), out=s)
+            torch._softmax(s, -1, False, out=prob)
+            kept = prob
+            if p > 0:
+                first = i * heads + h0
+                kept = torch.mul(prob, DropoutMasks.unpack(packed[first: first + h1 - h0], keep), out=s)
+            torch.baddbmm(dv[i, h0:h1], kept.transpose(1, 2), do, beta=0.0, alpha=keep_scale, out=dv[i, h0:h1])
             # dS = P * (dP - row), dP = M * dW / (1-p), dW = dO V^T:  dS = kept * dW / (1-p) - P * row
-            torch.baddbmm(ds, grad_out[a:b], v[a:b].transpose(1, 2), beta=0.0, alpha=keep_scale, out=ds)
-            ds.mul_(kept).addcmul_(prob, row[a:b], value=-1.0)
-            torch.baddbmm(dq[a:b], ds, k[a:b], beta=0.0, alpha=scale, out=dq[a:b])
-            torch.bmm(ds.transpose(1, 2), qs[a:b], out=dk[a:b])
+            torch.baddbmm(ds, do, v_.transpose(1, 2), beta=0.0, alpha=keep_scale, out=ds)
+            ds.mul_(kept).addcmul_(prob, row[i, h0:h1], value=-1.0)
+            torch.baddbmm(dq[i, h0:h1], ds, k_, beta=0.0, alpha=scale, out=dq[i, h0:h1])
+            torch.bmm(ds.transpose(1, 2), q_, out=dk[i, h0:h1])
 
-        _run_blocks(block, pairs, chunk, ctx.workers, lambda: _buffers(qs, min(chunk, pairs), lq, lk, 3))
+        _run_blocks(block, _blocks(batch, heads, ctx.chunk), ctx.workers,
+                    lambda: _buffers(qs, min(ctx.chunk, heads), lq, lk, 3))
         return dq, dk, dv, None, None, None, None
+
+
+def _blocks(batch: int, heads: int, chunk: int) -> list[tuple[int, int, int]]:
+    """(image, first head, end head) for every block of at most ``chunk`` heads of one image."""
+    return [(i, h, min(h + chunk, heads)) for i in range(batch) for h in range(0, heads, chunk)]
 
 
 def _buffers(like: Tensor, count: int, lq: int, lk: int, floats: int) -> list[Tensor]:
@@ -215,7 +227,7 @@ def _buffers(like: Tensor, count: int, lq: int, lk: int, floats: int) -> list[Te
 
 def dropout_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, *, seed: int | None = None,
                       chunk: int = DEFAULT_CHUNK, workers: int | None = None) -> Tensor:
-    """``dropout(softmax(q k^T / sqrt(d)), dropout_p) v`` for ``[..., L, d]`` tensors, memory-efficiently.
+    """``dropout(softmax(q k^T / sqrt(d)), dropout_p) v`` for ``[B, H, L, d]`` tensors, memory-efficiently.
 
     Always applies dropout (call it only in training). ``seed`` fixes the mask; by default it is drawn from
     torch's default CPU generator, so ``torch.manual_seed`` makes a run repeatable. ``workers`` threads
@@ -225,10 +237,9 @@ def dropout_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, *
         raise CatvaeError(f"attention dropout rate must be in [0, 1), got {dropout_p}")
     if q.device.type != "cpu":
         raise CatvaeError("dropout_attention is the CPU path; on CUDA use scaled_dot_product_attention(dropout_p=...)")
+    if not q.dim() == k.dim() == v.dim() == 4:
+        raise CatvaeError(f"dropout_attention takes [B, H, L, d] tensors, got {list(q.shape)}, {list(k.shape)}")
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
-    lead = q.shape[:-2]
-    flat = [t.reshape(-1, *t.shape[-2:]).contiguous() for t in (q, k, v)]
-    out = _DropoutAttention.apply(*flat, float(dropout_p), seed, max(1, int(chunk)),
-                                  workers or torch.get_num_threads())
-    return out.view(*lead, *out.shape[-2:])
+    return _DropoutAttention.apply(q, k, v, float(dropout_p), seed, max(1, int(chunk)),
+                                   workers or torch.get_num_threads())
