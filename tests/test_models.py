@@ -9,6 +9,7 @@ from helpers_cuda import requires_cuda
 
 from catvae.errors import CatvaeError
 from catvae.models import (
+    ATTENTION_MODES,
     MultiHeadCrossAttention,
     build_generator,
     count_parameters,
@@ -55,7 +56,7 @@ def test_paper_preset_parameter_counts_match_keras_reference():
     vae = build_generator("vae", image_size=128, channels=3, options={"latent_dim": 100})
     assert count_parameters(vae.encoder) == 16_848_264
     assert count_parameters(vae.decoder) == 1_711_043
-    for mode in ("faithful", "fused"):
+    for mode in ATTENTION_MODES:                    # dropouts have no parameters: every mode is the same size
         cat = build_generator("catvae", image_size=128, channels=3, options={"latent_dim": 100, "attention": mode})
         assert count_parameters(cat.encoder) == 16_848_264
         assert count_parameters(cat.decoder) == 1_877_059
@@ -171,13 +172,60 @@ def test_faithful_and_fused_differ_only_in_weight_dropout():
     attn_f, attn_u = faithful.decoder.cross_attention.attention, fused.decoder.cross_attention.attention
     attn_f.train(), attn_u.train()
     query, memory = torch.randn(2, 16, 64), torch.randn(2, 64, 64)
-    torch.testing.assert_close(attn_u(query, memory), attn_u(query, memory))     # fused: no dropout
-    torch.manual_seed(1)
-    first = attn_f(query, memory)
-    torch.manual_seed(2)
-    assert not torch.allclose(first, attn_f(query, memory))                      # faithful: weight dropout
+    torch.testing.assert_close(attn_u(query, memory), attn_u(query, memory))     # fused: no weight dropout
+    for mode in ("faithful", "faithful-sdpa", "explicit"):
+        attn_f.mode = mode
+        torch.manual_seed(1)
+        first = attn_f(query, memory)
+        torch.manual_seed(2)
+        assert not torch.allclose(first, attn_f(query, memory)), mode            # weight dropout
+        torch.manual_seed(1)
+        torch.testing.assert_close(attn_f(query, memory), first, rtol=0, atol=0)  # seeded
     attn_f.dropout = 0.0
-    torch.testing.assert_close(attn_f(query, memory), attn_u(query, memory), rtol=1e-5, atol=1e-5)
+    for mode in ATTENTION_MODES:
+        attn_f.mode = mode
+        torch.testing.assert_close(attn_f(query, memory), attn_u(query, memory), rtol=1e-5, atol=1e-5)
+
+
+def test_block_has_the_three_keras_dropouts_in_every_mode():
+    """Keras: MultiHeadAttention(dropout) on the weights, Dropout before the first residual, Dropout closing
+    the feed-forward branch; only the first depends on the mode."""
+    torch.manual_seed(0)
+    model = _build("catvae", attention="fused")
+    block = model.decoder.cross_attention
+    rates = [m.p for m in block.modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates == [0.1, 0.1] and block.attention.dropout == 0.1
+    query, memory = torch.randn(2, 16, 64), torch.randn(2, 64, 64)
+    block.eval()
+    reference = block(query, memory)
+    for mode in ATTENTION_MODES:                                                 # eval: no dropout, one function
+        block.mode = mode
+        torch.testing.assert_close(block(query, memory), reference, rtol=1e-5, atol=1e-5)
+    block.train()
+    for mode in ATTENTION_MODES:                                                 # train: dropout in every mode
+        block.mode = mode
+        assert not torch.allclose(block(query, memory), reference, atol=1e-3), mode
+    block.mode = "fused"                                                         # the two outer dropouts are
+    block.attention_dropout.p = block.ff_dropout.p = 0.0                         # the fused mode's only noise
+    torch.testing.assert_close(block(query, memory), reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ATTENTION_MODES)
+def test_a_shared_context_is_the_same_as_a_repeated_one(mode):
+    """generate() passes one class context [1, ...]; the attention must equal attending to n copies."""
+    torch.manual_seed(0)
+    model = _build("catvae", attention=mode)
+    context = model.context_features(torch.rand(1, 1, 32, 32))
+    shared = model.generate(5, context=context, generator=torch.Generator().manual_seed(3))
+    repeated = model.generate(5, context=context.expand(5, -1, -1, -1).contiguous(),
+                              generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(shared, repeated, rtol=1e-5, atol=1e-5)
+    block = model.decoder.cross_attention.attention.train()
+    query = torch.randn(3, 16, 64)
+    torch.manual_seed(4)                                                          # training: no folding, the
+    one = block(query, context.flatten(2).transpose(1, 2))                        # same draws as n copies
+    torch.manual_seed(4)
+    torch.testing.assert_close(one, block(query, context.flatten(2).transpose(1, 2).expand(3, -1, -1)))
 
 
 # -- Keras layer semantics ----------------------------------------------------------------------------
@@ -314,6 +362,15 @@ def test_cvae_beta_warmup_schedule():
 def test_image_size_not_divisible_by_8_is_rejected(name):
     with pytest.raises(CatvaeError, match="dataset.image_size"):
         build_generator(name, image_size=60, channels=1, options={})
+
+
+def test_schema_lists_exactly_the_attention_modes():
+    import yaml
+    from pathlib import Path
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    attention = schema["properties"]["generators"]["properties"]["catvae"]["properties"]["attention"]
+    assert attention["enum"] == list(ATTENTION_MODES) and attention["default"] == "faithful"
 
 
 def test_bad_options_and_inputs_raise_catvae_error():

@@ -1,16 +1,23 @@
 """The CAT-VAE cross-attention block: Keras ``MultiHeadAttention(num_heads=8, key_dim=64, dropout=0.1)``.
 
-Keras applies its ``dropout`` to the attention *weights* (after the softmax). PyTorch's fused
-``scaled_dot_product_attention`` supports that only through ``dropout_p``, and on a CPU any
-``dropout_p > 0`` drops to the unfused math path (slower, the full weight matrix in memory). So the
-block runs in one of three modes, recorded in ``mode`` so outputs can say which ran:
+The reference block has three dropouts of rate 0.1 (Keras): (1) ``MultiHeadAttention(dropout=0.1)`` on the
+attention *weights* (after the softmax); (2) ``Dropout`` on the attention output, before
+``LayerNorm(query + attention)``; (3) ``Dropout`` as the last layer of the feed-forward branch, before the
+second residual + LayerNorm. (2) and (3) are ordinary ``nn.Dropout`` layers, present in every mode. Only (1)
+differs between the modes, recorded in ``mode`` so outputs can say which ran:
 
-* ``faithful``: Keras semantics, dropout on the weights while training (SDPA with ``dropout_p``);
-* ``fused``: SDPA without weight dropout (fast, memory-lean; a documented departure from the reference);
-* ``explicit``: the same maths as ``faithful`` written out (softmax(QK^T/sqrt(d))V), float32; the
-  baseline for the equality test and for ``bench/train_generators.py``.
+* ``faithful``: Keras semantics, weight dropout while training. On a CPU,
+  ``catvae.models.dropout_attention`` (blockwise, bit-packed mask, scores recomputed in backward: the fused
+  kernel's memory at close to its speed); on CUDA, ``scaled_dot_product_attention(dropout_p=p)``, whose
+  fused GPU kernels support dropout.
+* ``faithful-sdpa``: the same semantics through ``scaled_dot_product_attention(dropout_p=p)`` on every
+  device. On a CPU any ``dropout_p > 0`` drops to PyTorch's unfused math path (about 3x slower, 2x the peak
+  memory at the paper preset); kept for benchmarking.
+* ``fused``: SDPA without weight dropout (a documented departure from the reference, the fastest).
+* ``explicit``: the same maths as ``faithful`` written out (softmax(QK^T/sqrt(d))V), float32; the baseline
+  for the equality tests and for ``bench/train_generators.py``.
 
-In eval mode all three compute the same function.
+In eval mode there is no dropout and ``faithful``, ``faithful-sdpa`` and ``fused`` run the same fused kernel.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from catvae.errors import CatvaeError
+from catvae.models.dropout_attention import dropout_attention
 from catvae.models.encoder import glorot_uniform_, keras_dense_init_
 
-ATTENTION_MODES = ("faithful", "fused", "explicit")
+ATTENTION_MODES = ("faithful", "fused", "faithful-sdpa", "explicit")
 
 
 def check_attention_mode(mode: str, key: str = "generators.catvae.attention") -> str:
@@ -48,11 +56,30 @@ def explicit_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, 
         return weights @ v
 
 
+def attend(q: Tensor, k: Tensor, v: Tensor, mode: str, dropout_p: float) -> Tensor:
+    """Scaled dot-product attention of ``[B, H, L, d]`` tensors in one of ``ATTENTION_MODES``.
+
+    ``dropout_p`` is the weight-dropout rate to apply now (0 in eval mode); ``fused`` ignores it.
+    """
+    if mode == "explicit":
+        return explicit_attention(q.float(), k.float(), v.float(), dropout_p, dropout_p > 0).to(q.dtype)
+    if mode == "fused" or dropout_p == 0:
+        return F.scaled_dot_product_attention(q, k, v)
+    if mode == "faithful" and q.device.type == "cpu":
+        return dropout_attention(q, k, v, dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+
+
 class MultiHeadCrossAttention(nn.Module):
     """Queries from one token set, keys and values from another; ``num_heads`` heads of ``key_dim`` each.
 
     Projections are ``d_model -> num_heads*key_dim`` with bias (q, k, v) and back with bias, as Keras'
     EinsumDense layers; at d_model 64, 8 heads x 64 that is 132,672 parameters.
+
+    A context with batch size 1 is shared by every query image (generation from one class context): its
+    keys and values are projected once, not once per image, and without weight dropout the images'
+    queries attend to them as one long query sequence (each query row's softmax is its own, so this is
+    the same function as attending image by image).
     """
 
     def __init__(self, d_model: int = 64, num_heads: int = 8, key_dim: int = 64, dropout: float = 0.1,
@@ -76,21 +103,23 @@ class MultiHeadCrossAttention(nn.Module):
         return x.view(b, n, self.num_heads, self.key_dim).transpose(1, 2)
 
     def forward(self, query: Tensor, context: Tensor) -> Tensor:
-        """query [B, Lq, d_model], context [B, Lk, d_model] -> [B, Lq, d_model]."""
-        q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(context)), self._heads(self.v_proj(context))
-        p = self.dropout if self.training else 0.0
-        if self.mode == "fused":
-            out = F.scaled_dot_product_attention(q, k, v)
-        elif self.mode == "faithful":
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        """query [B, Lq, d_model], context [B or 1, Lk, d_model] -> [B, Lq, d_model]."""
+        b, lq, _ = query.shape
+        if context.shape[0] not in (1, b):
+            raise CatvaeError(f"cross-attention context batch must be 1 or {b}, got {context.shape[0]}")
+        p = self.dropout if self.training and self.mode != "fused" else 0.0
+        k, v = self._heads(self.k_proj(context)), self._heads(self.v_proj(context))
+        if context.shape[0] == 1 and b > 1 and p == 0:          # shared context, no weight dropout: fold
+            out = attend(self._heads(self.q_proj(query.reshape(1, b * lq, -1))), k, v, self.mode, p)
         else:
-            out = explicit_attention(q.float(), k.float(), v.float(), dropout_p=p, training=self.training).to(q.dtype)
-        b, _, lq, _ = out.shape
+            out = attend(self._heads(self.q_proj(query)), k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1),
+                         self.mode, p)
         return self.out_proj(out.transpose(1, 2).reshape(b, lq, self.num_heads * self.key_dim))
 
 
 class CrossAttentionBlock(nn.Module):
-    """Attention, residual + LayerNorm(1e-6), feed-forward 64 -> 256 ReLU -> 64, residual + LayerNorm(1e-6).
+    """Attention, Dropout, residual + LayerNorm(1e-6); feed-forward 64 -> 256 ReLU -> 64, Dropout, residual +
+    LayerNorm(1e-6): the Keras block with its three dropouts (the first inside the attention).
 
     166,016 parameters at the reference sizes, the difference between the CAT-VAE and VAE decoders.
     """
@@ -99,9 +128,11 @@ class CrossAttentionBlock(nn.Module):
                  dropout: float = 0.1, eps: float = 1e-6, mode: str = "faithful") -> None:
         super().__init__()
         self.attention = MultiHeadCrossAttention(d_model, num_heads, key_dim, dropout, mode)
+        self.attention_dropout = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(d_model, eps=eps)
         self.ff1 = keras_dense_init_(nn.Linear(d_model, ff_dim))
         self.ff2 = keras_dense_init_(nn.Linear(ff_dim, d_model))
+        self.ff_dropout = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(d_model, eps=eps)
 
     @property
@@ -113,5 +144,5 @@ class CrossAttentionBlock(nn.Module):
         self.attention.mode = check_attention_mode(value)
 
     def forward(self, query: Tensor, context: Tensor) -> Tensor:
-        x = self.norm1(query + self.attention(query, context))
-        return self.norm2(x + self.ff2(F.relu(self.ff1(x))))
+        x = self.norm1(query + self.attention_dropout(self.attention(query, context)))
+        return self.norm2(x + self.ff_dropout(self.ff2(F.relu(self.ff1(x)))))

@@ -37,13 +37,13 @@ class ConvDecoder(nn.Module):
         self.deconv3 = SameConvTranspose2d(32, channels, 3, stride=2)
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        """z [B, latent] (+ context [B, 64, S/4, S/4] for the CAT-VAE) -> logits [B, C, S, S]."""
+        """z [B, latent] (+ context [B or 1, 64, S/4, S/4] for the CAT-VAE; 1 = shared) -> logits [B, C, S, S]."""
         x = F.relu(self.fc(z)).view(z.shape[0], self.base_channels, self.start, self.start)
         if self.cross_attention is not None:
             if context is None:
                 raise CatvaeError("the CAT-VAE decoder needs encoder feature maps as context")
             tokens = x.flatten(2).transpose(1, 2)                      # [B, (S/8)^2, 64]
-            memory = context.flatten(2).transpose(1, 2)                # [B, (S/4)^2, 64]
+            memory = context.flatten(2).transpose(1, 2)                # [B or 1, (S/4)^2, 64]
             x = self.cross_attention(tokens, memory).transpose(1, 2).reshape_as(x)
         x = F.relu(self.deconv1(x))
         x = F.relu(self.deconv2(x))

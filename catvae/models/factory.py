@@ -32,7 +32,7 @@ def build_generator(name: str, *, image_size: int, channels: int, options: dict[
 
     ``options`` is that model's block of the config (``generators.<name>``), merged over the schema's defaults
     (the only place defaults are written); keys other than the ones read here (epochs, lr, ...) belong to training.
-    vae/catvae read ``latent_dim`` and, for catvae, ``attention``; cvae reads ``latent_dim``, ``class_embedding``,
+    vae/catvae read ``latent_dim`` and, for catvae, ``attention`` (one of ``ATTENTION_MODES``); cvae reads ``latent_dim``, ``class_embedding``,
     ``modality_embedding``, ``hidden``, ``loss`` {mse, l1, perceptual, beta, gamma} and ``beta_warmup`` {start, epochs}.
     """
     spec = generator(name)

@@ -189,7 +189,7 @@ class CatVAE(VAE):
 
     @property
     def attention(self) -> str:
-        """The attention mode in use: 'faithful', 'fused' or 'explicit'."""
+        """The attention mode in use, one of ``catvae.models.attention.ATTENTION_MODES``."""
         return self.decoder.cross_attention.mode
 
     @attention.setter
@@ -215,4 +215,5 @@ class CatVAE(VAE):
             raise CatvaeError("catvae.generate needs a context: encoder feature maps [1 or n, 64, S/4, S/4]")
         if context.dim() != 4 or tuple(context.shape[1:]) != expected or context.shape[0] not in (1, n):
             raise CatvaeError(f"catvae context must be [1 or {n}, {expected[0]}, {size}, {size}]; got {list(context.shape)}")
-        return context.to(self.device).expand(n, *expected)
+        # A shared context stays [1, ...]: the attention projects its keys/values once for all n images.
+        return context.to(self.device)
