@@ -24,8 +24,10 @@ def _output(proc) -> str:
     return proc.stdout + proc.stderr  # a dry run reports errors on stdout, a run on stderr
 
 
-def _arms(models: int, baselines: int, targets: int) -> int:
-    return 1 + (models + baselines) * targets
+def _arms(models: int, baselines: list[str], targets: int) -> int:
+    """Classifier arms: none, `weighted` (no target), and every generator and resampling baseline at each target."""
+    per_target = [b for b in baselines if b != "weighted"]
+    return 1 + (len(baselines) - len(per_target)) + (models + len(per_target)) * targets
 
 
 @pytest.mark.parametrize(
@@ -63,11 +65,13 @@ def test_nested_boolean(study):
 
 def test_lists(study):
     workdir, config = study
-    models, baselines = len(TINY_CONFIG["generators"]["models"]), len(TINY_CONFIG["classifier"]["baselines"])
+    models, baselines = len(TINY_CONFIG["generators"]["models"]), TINY_CONFIG["classifier"]["baselines"]
+    folds, replicates = TINY_CONFIG["evaluation"]["folds"], TINY_CONFIG["generators"]["replicates"]
     jobs = dry_run_jobs(workdir, config, "--config", "synthesis={targets: [7, 11, balance]}", "seeds=[0, 3]")
-    assert jobs["train_classifier"] == _arms(models, baselines, 3) * 2
+    assert jobs["train_classifier"] == _arms(models, baselines, 3) * 2 * folds
     jobs = dry_run_jobs(workdir, config, "--config", "generators={models: [catvae]}")
-    assert jobs["train_generator"] == 2 and "export_latents" not in jobs  # catvae per class, no cvae
+    # catvae per class (Tumor, NoTumor), per replicate and fold; no cvae, so no latent export
+    assert jobs["train_generator"] == 2 * replicates * folds and "export_latents" not in jobs
 
 
 @pytest.mark.parametrize("run", [["-n"], []], ids=["dry-run", "run"])
@@ -93,4 +97,4 @@ def test_dataset_root_from_the_command_line(tmp_path):
     assert proc.returncode != 0 and f"folder not found: {copy}" in _output(proc)
     copy.mkdir(parents=True)
     jobs = dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml", "--config", f"dataset={{root: {copy}}}")
-    assert jobs["extract"] == 1 and jobs["train_generator"] == 5
+    assert jobs["extract"] == 1 and jobs["train_generator"] == 5 * 3 * 5  # 5 generators x 3 replicates x 5 folds
