@@ -24,7 +24,9 @@ SMALL_STUDY = deep_update(
     TINY_CONFIG,
     {
         "dataset": {"name": "phantom"},
-        "generators": {"models": ["catvae"]},
+        "seeds": [0],
+        "evaluation": {"folds": 1},
+        "generators": {"models": ["catvae"], "replicates": 1},
         "synthesis": {"targets": ["balance"]},
         "classifier": {"baselines": []},
     },
@@ -100,10 +102,10 @@ def test_every_command_in_changing_one_thing_runs_and_shows_what_the_text_says(f
         elif change and "--summary" in args:
             seen.add("summary")
             rows = {line.split("\t")[0]: line.split("\t") for line in output.splitlines() if "\t" in line}
-            checkpoint = rows["results/phantom/generators/catvae/Tumor/checkpoint.pt"]
+            checkpoint = rows["results/phantom/generators/fold0/catvae/rep0/Tumor/checkpoint.pt"]
             assert checkpoint[-2:] == ["params changed", "update pending"]
-            assert rows["results/phantom/classifier/catvae@balance/seed0/metrics.json"][-1] == "update pending"
-            assert rows["results/phantom/data/split.csv"][-2:] == ["ok", "no update"]
+            assert rows["results/phantom/classifier/fold0/catvae@balance/seed0/metrics.json"][-1] == "update pending"
+            assert rows["results/phantom/data/fold0/split.csv"][-2:] == ["ok", "no update"]
         elif change and "--cores" in args:
             seen.add("run")
             assert jobs["train_generator"] == 2
@@ -131,4 +133,4 @@ def test_list_changes_params_lists_unchanged_outputs_as_the_readme_warns(finishe
     workdir, config = finished_study
     assert "`--list-changes params`" in readme_section()
     output = _run(workdir, config, ["--list-changes", "params"])
-    assert "results/phantom/data/split.csv" in output
+    assert "results/phantom/data/fold0/split.csv" in output
