@@ -76,7 +76,6 @@ def training_options(model):
     }
 
 
-
 def arms():
     """Classifier arms: real only (plus the class-weighted loss), every generator x target, and the reviewer's
     resampling baselines x target."""
