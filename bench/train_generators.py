@@ -51,6 +51,7 @@ class _Run:
 
         from catvae.device import seed_everything
         from catvae.models import build_generator
+        from catvae.precision import amp_dtype, grad_scaler, use_channels_last
 
         seed_everything(0)
         channels, size = PRESETS[preset]
@@ -61,15 +62,28 @@ class _Run:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.x = torch.rand(args.batch, channels, size, size, device=device)
         self.context = None
+        # --amp: what `generators.<model>.amp: true` does in training (catvae.precision; no-op on a CPU)
+        self.amp_dtype = amp_dtype(args.amp, device)
+        self.scaler = grad_scaler(self.amp_dtype)
+        if use_channels_last(device, self.amp_dtype):
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
 
     def step(self) -> float:
+        from catvae.precision import autocast
+
         _sync(self.device)
         start = time.perf_counter()
         self.model.train()
-        loss = self.model.loss(self.x, self.model(self.x))["total"]
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        with autocast(self.device, self.amp_dtype):
+            out = self.model(self.x)
+        if self.amp_dtype:  # losses in float32, as catvae.generators.train does
+            out = {k: v.float() for k, v in out.items()}
+        loss = self.model.loss(self.x, out)["total"]
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
         _sync(self.device)
         return time.perf_counter() - start
 
@@ -81,7 +95,7 @@ class _Run:
         gen = torch.Generator().manual_seed(0)  # latents are drawn on the CPU (GenerativeModel.draw_latents)
         _sync(self.device)
         start = time.perf_counter()
-        self.model.generate(self.batch, context=self.context, generator=gen)
+        self.model.generate(self.batch, context=self.context, generator=gen)  # float32, as synthesis runs
         _sync(self.device)
         return time.perf_counter() - start
 
@@ -173,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--presets", default="paper,demo", help=f"comma list of {', '.join(PRESETS)}")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed precision and channels_last as `generators.<model>.amp: true` (CUDA only)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -198,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.extend(speed)
     print(f"device {rows[0]['device']}, batch {args.batch}, img/s from the median of {args.steps} interleaved steps "
           f"after {args.warmup} warm-up, speed ratios the median of the rounds' step-time ratios; threads "
-          f"{args.threads}; peak = {rows[0]['peak_kind']} (training only); ratios relative to "
+          f"{args.threads}; amp {args.amp}; peak = {rows[0]['peak_kind']} (training only); ratios relative to "
           f"{' and '.join(BASELINES)}")
     print(_table(rows))
     if args.json:
