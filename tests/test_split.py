@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from catvae.data.split import fold_split, split_manifest, validate_fractions, write_split
+from catvae.data.split import fold_split, read_split, split_manifest, validate_fractions, write_split
 from catvae.errors import CatvaeError
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -209,3 +209,31 @@ def test_write_split_writes_one_fold(tmp_path):
     assert back["partition"].equals(written["partition"])
     assert back["path"].iloc[0] == "../" + manifest["path"].iloc[0]
     assert written["partition"].equals(fold_split(manifest, FRACTIONS, 0, fold=1, folds=3)["partition"])
+
+
+def _split_frame() -> pd.DataFrame:
+    return pd.DataFrame({"subject": ["a", "b", "c"], "modality": ["flair", None, "flair"],
+                         "class": ["NoTumor", "Tumor", "Tumor"], "path": ["a.png", "b.png", "c.png"],
+                         "partition": ["train", "val", "test"]})
+
+
+def test_read_split_is_the_one_reader_every_stage_uses(tmp_path):
+    """One reader: paths become absolute next to the file, a missing modality becomes '' (not NaN)."""
+    path = tmp_path / "fold0" / "split.csv"
+    path.parent.mkdir()
+    _split_frame().to_csv(path, index=False)
+    split = read_split(path, ["NoTumor", "Tumor"])
+    assert split["abspath"].tolist() == [str((path.parent / p).resolve()) for p in ("a.png", "b.png", "c.png")]
+    assert split["modality"].tolist() == ["flair", "", "flair"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.drop(columns="subject"), r"split\.csv lacks column\(s\) \['subject'\]"),
+    (lambda f: f.assign(partition=["train", "holdout", "test"]), r"split\.csv has unknown partition value\(s\) \['holdout'\]"),
+    (lambda f: f.assign(**{"class": ["NoTumor", "Tumour", "Tumor"]}), r"split\.csv has class\(es\) \['Tumour'\] not in"),
+])
+def test_read_split_names_the_file_and_the_fault(tmp_path, change, message):
+    path = tmp_path / "split.csv"
+    change(_split_frame()).to_csv(path, index=False)
+    with pytest.raises(CatvaeError, match=message):
+        read_split(path, ["NoTumor", "Tumor"])

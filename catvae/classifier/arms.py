@@ -22,6 +22,7 @@ import pandas as pd
 
 from catvae.classifier.augment import draw_recipe
 from catvae.data.images import read_manifest
+from catvae.data.split import check_split
 from catvae.errors import CatvaeError
 
 BASELINES = ("oversample", "classic")
@@ -89,29 +90,6 @@ class TrainingSet:
         return pd.concat([real, self.extra[EXTRA_COLUMNS]], ignore_index=True)
 
 
-def with_abspath(split: pd.DataFrame) -> pd.DataFrame:
-    """`read_manifest` adds `abspath`; a frame built by hand may carry absolute paths in `path` instead."""
-    if "abspath" in split.columns:
-        return split
-    return split.assign(abspath=split["path"].astype(str))
-
-
-def validate_split(split: pd.DataFrame, classes: list[str], source: str = "split.csv") -> pd.DataFrame:
-    """Check the columns and classes the classifier relies on; return the frame with `abspath`."""
-    missing = [c for c in ("subject", "class", "path", "partition") if c not in split.columns]
-    if missing:
-        raise CatvaeError(f"{source} lacks column(s) {missing}")
-    if len(set(classes)) != len(classes) or len(classes) < 2:
-        raise CatvaeError(f"classifier classes must be at least 2 distinct names, got {classes}")
-    unknown = sorted(set(split["class"].astype(str)) - set(classes))
-    if unknown:
-        raise CatvaeError(f"{source} has class(es) {unknown} not in the configured classes {classes}")
-    bad = sorted(set(split["partition"].astype(str)) - {"train", "val", "test"})
-    if bad:
-        raise CatvaeError(f"{source} has partition value(s) {bad}; expected train, val, test")
-    return with_abspath(split)
-
-
 def build_training_set(
     split: pd.DataFrame,
     arm: str,
@@ -125,7 +103,7 @@ def build_training_set(
     generator (ignored for `none` and the baselines); a class that needs no extras needs no manifest.
     """
     method, target = parse_arm(arm)
-    split = validate_split(split, classes)
+    split = check_split(split, classes)
     real = split[split["partition"] == "train"].reset_index(drop=True)
     n_real = {c: int((real["class"] == c).sum()) for c in classes}
     empty = [c for c, n in n_real.items() if n == 0]

@@ -26,7 +26,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score
 from torch.utils.data import DataLoader
 
-from catvae.classifier.arms import TrainingSet, build_training_set, validate_split
+from catvae.classifier.arms import TrainingSet, build_training_set
 from catvae.classifier.augment import apply_recipe
 from catvae.classifier.cnn import build_cnn, inverse_frequency_weights, loss_function, loss_targets
 from catvae.classifier.evaluate import (
@@ -37,7 +37,8 @@ from catvae.classifier.evaluate import (
     write_confusion,
 )
 from catvae.config import defaults
-from catvae.data.images import load_images, read_manifest
+from catvae.data.images import load_images
+from catvae.data.split import read_split
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.io import JobFiles, atomic_path, write_csv, write_json
@@ -328,8 +329,7 @@ def run_arm(
     set_threads(threads)
     dev = resolve_device(device)  # on CUDA also switches on deterministic kernels (catvae.device)
     amp = resolve_amp_dtype(options["amp"], dev, key="classifier.amp")
-    split = validate_split(read_manifest(split_csv, required=("subject", "class", "path", "partition")), classes,
-                           source=str(split_csv))
+    split = read_split(split_csv, classes)
     training = build_training_set(split, arm, classes, synthetic_manifests, seed)
     parts = {p: split[split["partition"] == p].reset_index(drop=True) for p in ("val", "test")}
     for name, frame in parts.items():

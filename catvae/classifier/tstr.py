@@ -20,11 +20,11 @@ from typing import Literal, Sequence
 import pandas as pd
 from sklearn.metrics import balanced_accuracy_score
 
-from catvae.classifier.arms import synthetic_rows, validate_split
+from catvae.classifier.arms import synthetic_rows
 from catvae.classifier.cnn import build_cnn
 from catvae.classifier.evaluate import predict, score
 from catvae.classifier.train import check_options, fit, load_table, selection_record
-from catvae.data.images import read_manifest
+from catvae.data.split import read_split
 from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.synthesis import tstr_count
@@ -57,8 +57,7 @@ def run_tstr(
     options = check_options(options)
     set_threads(threads)
     dev = resolve_device(device)
-    split = validate_split(read_manifest(split_csv, required=("subject", "class", "path", "partition")), classes,
-                           source=str(split_csv))
+    split = read_split(split_csv, classes)
     real_train = split[split["partition"] == "train"]
     majority = int(real_train["class"].value_counts().max())
     n_per_class = tstr_count(tstr_images, targets, majority)

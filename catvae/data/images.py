@@ -30,7 +30,7 @@ def read_manifest(path: str | os.PathLike, required: Sequence[str] = ("class", "
     if missing:
         raise CatvaeError(f"manifest {path} lacks column(s) {missing}")
     if "path" in frame.columns:
-        frame["abspath"] = [str((path.parent / p).resolve()) for p in frame["path"]]
+        frame["abspath"] = [str((path.parent / str(p)).resolve()) for p in frame["path"]]
     return frame
 
 

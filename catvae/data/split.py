@@ -24,17 +24,49 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
 from catvae.io import write_csv
 
 log = logging.getLogger("catvae.data.split")
 
 PARTITIONS = ("train", "val", "test")
+#: The columns every stage after the split reads (the manifest's columns plus `partition`).
+SPLIT_COLUMNS = ("subject", "modality", "class", "path", "partition")
+
+
+def read_split(split_csv: str | os.PathLike, classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """The one reader of `split.csv`: checked by `check_split`, with `abspath` (paths relative to the file's folder)."""
+    return check_split(read_manifest(split_csv, required=SPLIT_COLUMNS), classes, source=str(split_csv))
+
+
+def check_split(split: pd.DataFrame, classes: Sequence[str] | None = None, source: str = "split.csv") -> pd.DataFrame:
+    """Check a split table's columns, partitions and (when given) classes; return it with `modality` as text and
+    `abspath` set (a frame built by hand may carry absolute paths in `path`, which then serve as `abspath`).
+
+    `classes`: the configured classes, at least two distinct names; every class in the table must be one of them.
+    """
+    missing = [c for c in SPLIT_COLUMNS if c not in split.columns]
+    if missing:
+        raise CatvaeError(f"{source} lacks column(s) {missing}")
+    bad = sorted(set(split["partition"].astype(str)) - set(PARTITIONS))
+    if bad:
+        raise CatvaeError(f"{source} has unknown partition value(s) {bad}; expected {', '.join(PARTITIONS)}")
+    if classes is not None:
+        if len(set(classes)) != len(classes) or len(classes) < 2:
+            raise CatvaeError(f"classifier classes must be at least 2 distinct names, got {list(classes)}")
+        unknown = sorted(set(split["class"].astype(str)) - set(classes))
+        if unknown:
+            raise CatvaeError(f"{source} has class(es) {unknown} not in the configured classes {list(classes)}")
+    split = split.assign(modality=split["modality"].fillna("").astype(str))
+    if "abspath" not in split.columns:
+        split = split.assign(abspath=split["path"].astype(str))
+    return split
 
 
 def validate_fractions(fractions: Mapping[str, Any]) -> dict[str, float]:
@@ -198,14 +230,7 @@ def write_split(
     if by not in ("subject", "image"):
         raise CatvaeError(f"split by {by!r}: use 'subject' or 'image'")
     manifest_csv, split_csv = Path(manifest_csv), Path(split_csv)
-    if not manifest_csv.is_file():
-        raise CatvaeError(f"manifest not found: {manifest_csv}")
-    try:
-        manifest = pd.read_csv(
-            manifest_csv, dtype={"subject": str, "class": str}, keep_default_na=False, na_values=[""]
-        )
-    except Exception as exc:  # pandas raises several types for a corrupt file
-        raise CatvaeError(f"cannot read manifest {manifest_csv}: {exc}") from exc
+    manifest = read_manifest(manifest_csv, required=()).drop(columns="abspath", errors="ignore")
     if "partition" in manifest.columns:
         # The dataset ships its own split (MedMNIST): keep it, so results compare with published numbers.
         bad = sorted(set(manifest["partition"]) - {"train", "val", "test"})

@@ -29,7 +29,8 @@ from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
 from catvae.generators.latents import DEFAULT_SAMPLING, batched, sampling_options
 from catvae.generators.synthesis import ContextSampler, check_class, latent_sampler
-from catvae.generators.train import class_rows, encode_conditions, read_split
+from catvae.data.split import read_split
+from catvae.generators.train import class_rows, encode_conditions
 from catvae.io import atomic_path, read_json, write_json
 from catvae.registry import generator
 

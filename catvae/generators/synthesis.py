@@ -24,7 +24,8 @@ from catvae.device import device_name, resolve_device, seed_everything, set_thre
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
 from catvae.generators.latents import LatentSampler, encode_means, sampling_options
-from catvae.generators.train import class_rows, encode_conditions, read_split
+from catvae.data.split import read_split
+from catvae.generators.train import class_rows, encode_conditions
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import to_device
 from catvae.registry import generator

@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 
 from catvae.config import defaults
-from catvae.data.images import load_images, read_manifest
+from catvae.data.images import load_images
+from catvae.data.split import read_split
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.checkpoint import (
@@ -53,7 +54,6 @@ from catvae.registry import ALL_CLASSES, generator
 log = logging.getLogger("catvae.generators.train")
 
 SELECTIONS = ("last", "best_val")
-SPLIT_COLUMNS = ("class", "path", "partition", "modality")
 RESUME_FILE = "resume.pt"
 
 
@@ -79,16 +79,6 @@ def replicate_seed(seed: int, replicate: int) -> int:
 # --------------------------------------------------------------------------------------------------------------
 # Which images a generator sees (shared with synthesis and evaluation, so all three agree)
 # --------------------------------------------------------------------------------------------------------------
-
-
-def read_split(split_csv: str) -> pd.DataFrame:
-    """Read `split.csv` with the columns the generator stages need; paths become absolute in `abspath`."""
-    split = read_manifest(split_csv, required=SPLIT_COLUMNS)
-    bad = sorted(set(split["partition"]) - {"train", "val", "test"})
-    if bad:
-        raise CatvaeError(f"split file {split_csv} has unknown partition value(s) {bad}")
-    split["modality"] = split["modality"].fillna("").astype(str)
-    return split
 
 
 def class_rows(split: pd.DataFrame, class_name: str, partition: str) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from catvae.data.images import load_images, read_manifest
+from catvae.data.split import read_split
 
 
 def collect_samples(
@@ -25,7 +26,7 @@ def collect_samples(
     generators learned from, not the test set.
     """
     rng = np.random.default_rng(seed)
-    split = read_manifest(split_csv)
+    split = read_split(split_csv)
     train = split[split["partition"] == "train"]
     real = {}
     for cls in classes:
