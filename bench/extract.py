@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from catvae.data.brats import discover_brats  # noqa: E402
-from catvae.data.extract import extract_dataset  # noqa: E402
+from catvae.data.brats_extract import extract_dataset  # noqa: E402
 
 
 def write_cohort(out_dir: Path, n_subjects: int, shape: tuple[int, int, int], seed: int) -> str:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from catvae.config import validate_config
 from catvae.data.brats import discover_brats, parse_overrides
-from catvae.data.extract import extract_dataset
+from catvae.data.brats_extract import extract_dataset
 from catvae.data.normalize import normalize_volume
 from catvae.data.prepare import prepare_dataset
 from catvae.data.validate import mask_problem
@@ -164,7 +164,7 @@ def test_nonfinite_zero_uses_the_volume_and_logs_the_count(tmp_path, clean, capl
     root = good_cohort(tmp_path / "brats")
     nan_flair_subject(root)
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="catvae.data.extract"):
+    with caplog.at_level(logging.WARNING, logger="catvae.data.brats_extract"):
         summary = extract(root, out, nonfinite="zero")
     assert summary.nonfinite_zeroed == {"BraTS20_Training_008/flair": 64}
     assert "BraTS20_Training_008: flair BraTS20_Training_008_flair.nii.gz has 64 non-finite voxel(s), used as 0" \

@@ -10,7 +10,9 @@ import pytest
 from helpers_nifti import SHAPE, TUMOUR_BOX, brain, write_nifti, write_subject
 from PIL import Image
 
-from catvae.data.extract import DISCARDED_COLUMNS, MANIFEST_COLUMNS, extract_dataset, square_image
+from catvae.data.brats_extract import extract_dataset
+from catvae.data.images import square_image
+from catvae.data.manifest import DISCARDED_COLUMNS, MANIFEST_COLUMNS
 from catvae.data.normalize import brain_mask, load_volume, normalization_params, normalize_volume
 from catvae.data.slicing import (
     PLANE_AXES,
@@ -114,7 +116,7 @@ def test_selection_modes():
     assert slice_indices(5, Selection("center", 9, 1)) == [0, 1, 2, 3, 4]  # clipped to the volume
     assert slice_indices(10, Selection("all", 1, 1)) == list(range(10))
     assert slice_indices(11, Selection("stride", 1, 4)) == [1, 5, 9]  # the grid runs through the centre slice
-    assert len(candidate_slices((24, 24, 16), ["sagittal", "axial"], Selection("all"))) == 40
+    assert len(candidate_slices((24, 24, 16), ["sagittal", "axial"], Selection("all", 1, 1))) == 40
 
 
 @pytest.mark.parametrize(
@@ -182,7 +184,7 @@ def _expected_class(plane: str, index: int, box) -> str:
 @pytest.mark.parametrize("threads", [1, 2])
 def test_extract_end_to_end(cohort, tmp_path, threads, caplog):
     out = tmp_path / f"data{threads}"
-    with caplog.at_level(logging.INFO, logger="catvae.data.extract"):
+    with caplog.at_level(logging.INFO, logger="catvae.data.brats_extract"):
         summary = extract_dataset(
             cohort, out, modalities=["flair"], planes=["axial", "sagittal", "coronal"],
             selection={"mode": "center", "k": 1}, image_size=32, normalization=None, filter=LOOSE, threads=threads,
@@ -195,8 +197,10 @@ def test_extract_end_to_end(cohort, tmp_path, threads, caplog):
     assert set(first["class"]) == {"Tumor"}
     assert first.set_index("plane")["tumor_voxels"].to_dict() == {"axial": 16, "sagittal": 16, "coronal": 16}
     assert set(manifest[manifest.subject == "BraTS-GLI-00002-000"]["class"]) == {"NoTumor"}
-    assert summary.counts == {"NoTumor": {"axial": 1, "sagittal": 1, "coronal": 1},
-                              "Tumor": {"axial": 1, "sagittal": 1, "coronal": 1}}
+    assert summary.counts == {"NoTumor": 3, "Tumor": 3}
+    assert summary.plane_counts == {"NoTumor": {"axial": 1, "sagittal": 1, "coronal": 1},
+                                    "Tumor": {"axial": 1, "sagittal": 1, "coronal": 1}}
+    assert summary.skipped_subjects == ["BraTS20_Training_003"] and summary.partitions == {}
     for row in manifest.to_dict("records"):
         name = f"{row['subject']}_flair_{row['plane']}_{row['slice_index']:03d}.png"
         assert row["path"] == f"slices/{row['class']}/{name}"

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from catvae.config import validate_config
-from catvae.data.folder import image_to_gray, prepare_folder_dataset
-from catvae.data.images import read_manifest
+from catvae.data.folder import prepare_folder_dataset
+from catvae.data.images import image_to_gray, read_manifest
 from catvae.errors import CatvaeError
 
 MANIFEST_COLUMNS = ["subject", "modality", "plane", "slice_index", "class", "tumor_voxels", "brain_fraction", "path"]
@@ -60,6 +60,8 @@ def test_busi_tree_becomes_manifest_slices_and_reports(tmp_path, caplog):
     manifest = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
     assert list(manifest.columns) == MANIFEST_COLUMNS
     assert summary.counts == {"normal": 5, "benign": 5, "malignant": 5}
+    assert summary.skipped_subjects == ["benign (91)"] and summary.subjects_skipped == 1  # the corrupt PNG
+    assert summary.discarded_count == 13 and summary.subjects_used == 15 and summary.plane_counts == {}
     assert set(manifest["plane"]) == {""} and set(manifest["brain_fraction"]) == {""}  # NaN is written empty
     assert set(manifest["slice_index"]) == {"-1"} and set(manifest["tumor_voxels"]) == {"-1"}
     assert set(manifest["modality"]) == {"busi"}

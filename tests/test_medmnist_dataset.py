@@ -90,6 +90,7 @@ def test_prepare_writes_manifest_with_preset_partitions(two_files, tmp_path, cap
         "subject", "modality", "plane", "slice_index", "class", "tumor_voxels", "brain_fraction", "path", "partition"
     ]
     assert len(manifest) == 2 * sum(SIZES.values()) == summary.kept
+    assert summary.partitions == {part: 2 * n for part, n in SIZES.items()}
     assert manifest.groupby("modality")["partition"].value_counts().unstack().loc["pathmnist"].to_dict() == SIZES
     assert set(manifest["plane"]) == {""} and set(manifest["slice_index"]) == {"-1"}
     assert set(manifest["modality"]) == {"pathmnist", "octmnist"}

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from catvae.data.slicing import NO_TUMOR, TUMOR
 from catvae.errors import CatvaeError
 
-BRATS_CLASSES = ["NoTumor", "Tumor"]
+BRATS_CLASSES = [NO_TUMOR, TUMOR]
 
 
 def dataset_classes(dataset: Mapping[str, Any]) -> list[str]:
@@ -20,20 +21,15 @@ def dataset_classes(dataset: Mapping[str, Any]) -> list[str]:
     if kind in ("phantom", "brats"):
         return list(BRATS_CLASSES)
     if kind == "folder":
+        from catvae.data.folder import folder_classes
+
         configured = (dataset.get("folder") or {}).get("classes")
-        if configured:
-            return list(configured)
-        root = Path(dataset["root"])
-        if not root.is_dir():
-            raise CatvaeError(f"config key 'dataset.root': folder not found: {root}")
-        names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if len(names) < 2:
-            raise CatvaeError(f"config key 'dataset.root': {root} needs at least two class sub-folders, found {names}")
-        return names
+        # the configured list as it stands (its folders are checked when the images are read), else the sub-folders
+        return list(configured) if configured else folder_classes(Path(dataset["root"]), None)
     if kind == "medmnist":
         from catvae.data.medmnist import medmnist_classes
 
-        return medmnist_classes(dataset["medmnist"]["files"], dataset.get("on_error", "stop"))
+        return medmnist_classes(dataset["medmnist"]["files"], dataset.get("on_error"))
     raise CatvaeError(f"config key 'dataset.kind': unknown kind {kind!r}")
 
 
@@ -47,5 +43,5 @@ def dataset_modalities(dataset: Mapping[str, Any]) -> list[str]:
     if kind == "medmnist":
         from catvae.data.medmnist import medmnist_modalities
 
-        return medmnist_modalities(dataset["medmnist"]["files"], dataset.get("on_error", "stop"))
+        return medmnist_modalities(dataset["medmnist"]["files"], dataset.get("on_error"))
     return [dataset.get("name", "image")]

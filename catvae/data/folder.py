@@ -9,8 +9,9 @@ There are no subject ids in such datasets, so ``subject`` is the image id (its f
 image; ``dataset.folder.id_pattern`` (a regex with one group) extracts a patient/case id instead, so that all
 images of one patient land in the same partition.
 
-This module also holds what the MedMNIST kind shares with it: the image conversion (any PIL mode -> [0, 1]
-gray) and the atomic writing of slices + CSVs.
+What every kind shares lives beside them: the image conversion (any PIL mode -> [0, 1] gray, squaring) in
+`catvae.data.images`, the manifest format in `catvae.data.manifest`, the atomic writing and the summary in
+`catvae.data.publish`.
 """
 
 from __future__ import annotations
@@ -18,70 +19,32 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
-from catvae.data.extract import DISCARDED_COLUMNS, MANIFEST_COLUMNS, square_image
-from catvae.data.images import save_png
-from catvae.data.policy import SkippedSubject, parse_on_error, settle, write_skipped
-from catvae.data.publish import publish_slices
+from catvae.config import config_block, defaults
+from catvae.data.images import image_to_gray, save_png, square_image
+from catvae.data.manifest import DISCARDED_COLUMNS, DatasetFiles, discarded_row, manifest_row
+from catvae.data.policy import SkippedSubject, parse_on_error, write_skipped
+from catvae.data.publish import PreparedDataset, publish_images
 from catvae.errors import CatvaeError
 from catvae.io import write_csv
 
 log = logging.getLogger("catvae.data.folder")
 
-DEFAULT_EXCLUDE = "_mask"
 # File suffixes PIL can decode; anything else under a class folder is reported as `not_an_image`.
 IMAGE_SUFFIXES = frozenset(ext.lower() for ext in Image.registered_extensions())
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-@dataclass
-class PreparedDataset:
-    """What one preparation produced: file locations and the counts a researcher checks first."""
-
-    out_dir: Path
-    manifest: Path
-    discarded: Path
-    skipped: Path
-    kept: int
-    counts: dict[str, int]  # class -> kept images
-    discard_reasons: dict[str, int]
-    seconds: float
-    partitions: dict[str, int] = field(default_factory=dict)  # preset partition -> images (MedMNIST)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (paths as strings)."""
-        return {k: (os.fspath(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-
-
 # --------------------------------------------------------------------------------------------------------------
-# Image conversion (shared with MedMNIST)
-
-
-def image_to_gray(img: Image.Image) -> np.ndarray:
-    """Any PIL image -> float64 ``[H, W]`` gray in [0, 1], the same rule for every source mode.
-
-    16-bit / 32-bit integer and float images are min-max scaled per image (as ``catvae.data.images.load_image``
-    reads them: ultrasound and X-ray often use only part of the 16-bit range). Images with transparency (RGBA,
-    LA, palette with a transparent index) are composited onto black, the padding colour, so transparent areas
-    do not turn into whatever colour they happen to store. Colour becomes luma (ITU-R 601, PIL's "L").
-    """
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-    return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+# Image files
 
 
 def read_gray(path: str | os.PathLike) -> np.ndarray:
@@ -98,87 +61,6 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
 def safe_name(name: str) -> str:
     """A file-name-safe form of an image id (BUSI names hold spaces and brackets: 'benign (12)')."""
     return _UNSAFE.sub("_", name).strip("_") or "image"
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Atomic output (shared with MedMNIST)
-
-
-Fill = Callable[[Path], tuple[list[list[Any]], list[list[Any]], list[SkippedSubject]]]
-
-
-def write_prepared(
-    out_dir: Path,
-    fill_slices: Fill,
-    skipped: Iterable[SkippedSubject] = (),
-    extra_columns: Iterable[str] = (),
-    what: str = "config key 'dataset.root'",
-    logger: logging.Logger = log,
-    on_error: str = "stop",
-    unit: str = "image",
-) -> PreparedDataset:
-    """Run `fill_slices(tmp_slices_dir)` -> (manifest rows, discarded rows, broken units), then publish atomically.
-
-    The broken units (unreadable images ...) found in that one pass go through `catvae.data.policy.settle`: with
-    ``on_error: stop`` one CatvaeError lists them all and nothing is published; with ``skip`` they join `skipped`
-    (units left out earlier, e.g. MedMNIST files) in ``skipped_subjects.csv``. PNGs go into a hidden temporary
-    folder that replaces ``slices/`` only when every image is written, and ``manifest.csv`` is written last: a crash
-    never leaves a manifest that looks complete. `discarded.csv` and `skipped_subjects.csv` are written before an
-    empty result raises (CatvaeError naming `what`), so they say why.
-    """
-    start = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    skipped_path = out_dir / "skipped_subjects.csv"
-    all_skipped = list(skipped)
-
-    def fill_and_settle(tmp_slices: Path) -> tuple[list[list[Any]], list[list[Any]]]:
-        rows, discarded, broken = fill_slices(tmp_slices)
-        all_skipped.extend(settle(broken, on_error, what, logger, unit=unit))  # raises on stop
-        write_skipped(skipped_path, all_skipped)
-        return rows, discarded
-
-    published = publish_slices(
-        out_dir,
-        fill_and_settle,
-        manifest_columns=MANIFEST_COLUMNS + list(extra_columns),
-        discarded_columns=DISCARDED_COLUMNS,
-        empty_message=lambda n, reasons, path: (
-            f"{what}: no usable image ({n} discarded: {reasons}; {len(all_skipped)} skipped); see {path} "
-            f"and {skipped_path}"
-        ),
-    )
-    manifest, discarded, reasons = published.manifest, published.discarded, published.reasons
-    manifest_path, discarded_path = published.manifest_path, published.discarded_path
-    summary = PreparedDataset(
-        out_dir=out_dir,
-        manifest=manifest_path,
-        discarded=discarded_path,
-        skipped=skipped_path,
-        kept=len(manifest),
-        counts={str(k): int(v) for k, v in manifest["class"].value_counts(sort=False).items()},
-        discard_reasons=reasons,
-        seconds=round(time.perf_counter() - start, 3),
-        partitions=(
-            {str(k): int(v) for k, v in manifest["partition"].value_counts(sort=False).items()}
-            if "partition" in manifest.columns
-            else {}
-        ),
-    )
-    logger.info(
-        "kept %d image(s) in %s: %s; discarded %d %s; %.1f s",
-        summary.kept, out_dir, ", ".join(f"{c} {n}" for c, n in summary.counts.items()),
-        len(discarded), reasons or "", summary.seconds,
-    )
-    return summary
-
-
-def manifest_row(subject: str, modality: str, cls: str, rel_path: str) -> list[Any]:
-    """A manifest row for a dataset without planes (see docs/ARCHITECTURE.md)."""
-    return [subject, modality, "", -1, cls, -1, float("nan"), rel_path]
-
-
-def discarded_row(subject: str, modality: str, cls: str, reason: str, value: Any = "") -> list[Any]:
-    return [subject, modality, "", -1, cls, reason, value]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -271,13 +153,14 @@ def prepare_folder_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathLik
     if not dataset.get("root"):
         raise CatvaeError("config key 'dataset.root' is required for dataset.kind 'folder'")
     root = Path(dataset["root"])
-    opts = dict(dataset.get("folder") or {})
-    image_size = int(dataset.get("image_size", 64))
+    opts = config_block(dataset.get("folder"), defaults("dataset", "folder"), "dataset.folder")
+    image_size = int(dataset.get("image_size", defaults("dataset")["image_size"]))
     modality = str(dataset.get("name", "image"))  # as catvae.data.classes.dataset_modalities names it
-    on_error = parse_on_error(dataset.get("on_error", "stop"))
-    classes = folder_classes(root, opts.get("classes"))
-    exclude = _compile(opts.get("exclude_pattern", DEFAULT_EXCLUDE) or None, "dataset.folder.exclude_pattern")
-    id_pattern = _compile(opts.get("id_pattern"), "dataset.folder.id_pattern", groups=1)
+    on_error = parse_on_error(dataset.get("on_error"))
+    classes = folder_classes(root, opts["classes"])
+    exclude = _compile(opts["exclude_pattern"] or None, "dataset.folder.exclude_pattern")
+    id_pattern = _compile(opts["id_pattern"], "dataset.folder.id_pattern", groups=1)
+    files = DatasetFiles.in_folder(out_dir)
 
     candidates, discarded = _scan(root, classes, exclude, modality)
     ids = _image_ids(candidates)
@@ -308,14 +191,14 @@ def prepare_folder_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathLik
                 log.info("converted %d/%d image(s)", i, len(candidates))
         empty = [c for c in classes if not any(r[4] == c for r in rows)]
         if rows and empty and not (broken and on_error == "stop"):
-            write_csv(Path(out_dir) / "discarded.csv", pd.DataFrame(discarded, columns=DISCARDED_COLUMNS))
-            write_skipped(Path(out_dir) / "skipped_subjects.csv", broken)
+            write_csv(files.discarded, pd.DataFrame(discarded, columns=DISCARDED_COLUMNS))
+            write_skipped(files.skipped, broken)
             raise CatvaeError(
                 f"config key 'dataset.folder.classes': class folder(s) {empty} under {root} hold no usable image"
             )
         return rows, discarded, broken
 
-    return write_prepared(Path(out_dir), fill, what=f"config key 'dataset.root' ({root})", on_error=on_error)
+    return publish_images(files, fill, what=f"config key 'dataset.root' ({root})", logger=log, on_error=on_error)
 
 
 def _unique(name: str, cls: str, used: set[tuple[str, str]]) -> str:
@@ -328,12 +211,4 @@ def _unique(name: str, cls: str, used: set[tuple[str, str]]) -> str:
     return candidate
 
 
-__all__ = [
-    "PreparedDataset",
-    "folder_classes",
-    "image_to_gray",
-    "prepare_folder_dataset",
-    "read_gray",
-    "safe_name",
-    "write_prepared",
-]
+__all__ = ["folder_classes", "prepare_folder_dataset", "read_gray", "safe_name"]

@@ -1,6 +1,7 @@
-"""Reading manifests and PNG images into arrays, and writing 8-bit PNGs.
+"""Reading manifests and PNG images into arrays, turning source images into square [0, 1] gray, writing 8-bit PNGs.
 
-One place for this logic because generators, synthesis, classifier and metrics all read the same slices.
+One place for this logic because every dataset kind writes its slices the same way, and generators, synthesis,
+classifier and metrics all read the same slices.
 """
 
 from __future__ import annotations
@@ -78,3 +79,33 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = image if image.dtype == np.uint8 and image.ndim == 2 else to_uint8(image)
     Image.fromarray(arr, mode="L").save(path)
+
+
+def image_to_gray(img: Image.Image) -> np.ndarray:
+    """Any PIL image -> float64 ``[H, W]`` gray in [0, 1], the same rule for every source mode.
+
+    16-bit / 32-bit integer and float images are min-max scaled per image (as `load_image` reads them: ultrasound
+    and X-ray often use only part of the 16-bit range). Images with transparency (RGBA, LA, palette with a
+    transparent index) are composited onto black, the padding colour, so transparent areas do not turn into
+    whatever colour they happen to store. Colour becomes luma (ITU-R 601, PIL's "L").
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+
+
+def square_image(image: np.ndarray, image_size: int) -> np.ndarray:
+    """Zero-pad a 2D [0, 1] image to a centred square, then resize it to `image_size` (aspect ratio kept)."""
+    h, w = image.shape
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    padded = np.pad(image, ((top, side - h - top), (left, side - w - left)))
+    if side != image_size:
+        padded = resize(padded, (image_size, image_size), order=1, anti_aliasing=side > image_size,
+                        preserve_range=True)
+    return np.clip(padded, 0.0, 1.0)

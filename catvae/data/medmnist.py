@@ -31,10 +31,11 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from catvae.data.extract import square_image
-from catvae.data.folder import PreparedDataset, image_to_gray, manifest_row, write_prepared
-from catvae.data.images import save_png
+from catvae.config import defaults
+from catvae.data.images import image_to_gray, save_png, square_image
+from catvae.data.manifest import DatasetFiles, manifest_row
 from catvae.data.policy import SkippedSubject, parse_on_error, settle
+from catvae.data.publish import PreparedDataset, publish_images
 from catvae.errors import CatvaeError
 
 log = logging.getLogger("catvae.data.medmnist")
@@ -104,7 +105,7 @@ def _read_labels(path: Path, where: str) -> dict[str, np.ndarray]:
     return out
 
 
-def resolve_files(files: Sequence[Any], on_error: str = "stop") -> list[MedmnistFile]:
+def resolve_files(files: Sequence[Any], on_error: str | None = None) -> list[MedmnistFile]:
     """Resolve every usable configured file: modality, global class offset and names (labels and headers only).
 
     Every file is checked before anything is decided (see the module docstring for `on_error`). Raises CatvaeError
@@ -114,8 +115,8 @@ def resolve_files(files: Sequence[Any], on_error: str = "stop") -> list[Medmnist
     return _resolve(files, on_error)[0]
 
 
-def _resolve(files: Sequence[Any], on_error: str = "stop") -> tuple[list[MedmnistFile], list[SkippedSubject]]:
-    """(usable files, broken files left out under ``on_error: skip``)."""
+def _resolve(files: Sequence[Any], on_error: str | None = None) -> tuple[list[MedmnistFile], list[SkippedSubject]]:
+    """(usable files, broken files left out under ``on_error: skip``); `on_error` None is the schema's default."""
     on_error = parse_on_error(on_error)
     if not files:
         raise CatvaeError(f"config key '{KEY}' must list at least one .npz file")
@@ -185,13 +186,13 @@ def _global_names(files: Sequence[MedmnistFile]) -> list[str]:
     return names
 
 
-def medmnist_classes(files: Sequence[Any], on_error: str = "stop") -> list[str]:
+def medmnist_classes(files: Sequence[Any], on_error: str | None = None) -> list[str]:
     """Global class names in global-label order (the classifier's output order), of the usable files.
     Reads label arrays and array headers only."""
     return _global_names(resolve_files(files, on_error))
 
 
-def medmnist_modalities(files: Sequence[Any], on_error: str = "stop") -> list[str]:
+def medmnist_modalities(files: Sequence[Any], on_error: str | None = None) -> list[str]:
     """One modality name per usable file, in config order (the conditional VAE's modality embedding)."""
     return [f.modality for f in resolve_files(files, on_error)]
 
@@ -274,9 +275,9 @@ def prepare_medmnist_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathL
     (``[{path, modality, class_offset, class_names}]``). ``subject`` is ``<modality>_<partition>_<index>``; a file
     left out under ``on_error: skip`` is listed in ``skipped_subjects.csv`` under its modality name.
     """
-    on_error = parse_on_error(dataset.get("on_error", "stop"))
+    on_error = parse_on_error(dataset.get("on_error"))
     files, left_out = _resolve((dataset.get("medmnist") or {}).get("files") or [], on_error)
-    image_size = int(dataset.get("image_size", 28))
+    image_size = int(dataset.get("image_size", defaults("dataset")["image_size"]))
     classes = _global_names(files)
     log.info("%d MedMNIST file(s), %d global classes: %s", len(files), len(classes), ", ".join(classes))
 
@@ -306,7 +307,7 @@ def prepare_medmnist_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathL
                 log.info("%s %s: %d image(s)", f.modality, part, index)
         return rows, [], []
 
-    return write_prepared(Path(out_dir), fill, skipped=left_out, extra_columns=["partition"],
+    return publish_images(DatasetFiles.in_folder(out_dir), fill, skipped=left_out, extra_columns=["partition"],
                           what=f"config key '{KEY}'", logger=log, on_error=on_error, unit="file")
 
 

@@ -14,11 +14,8 @@ from typing import Any, Mapping
 import nibabel as nib
 import numpy as np
 
-from catvae.config import config_block
+from catvae.config import config_block, defaults
 from catvae.errors import CatvaeError
-
-DEFAULT_NORMALIZATION = {"lower_percentile": 0.5, "upper_percentile": 99.5}
-
 
 def load_volume(path: str | os.PathLike, dtype: Any = np.float64) -> np.ndarray:
     """The 3D voxel array of a NIfTI file (scaling applied); a corrupt or non-3D file is a CatvaeError naming it.
@@ -60,7 +57,7 @@ def _check_3d(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
 
 def normalization_params(normalization: Mapping[str, Any] | None) -> tuple[float, float]:
     """(lower, upper) percentiles from the `dataset.normalization` config block, validated."""
-    cfg = config_block(normalization, DEFAULT_NORMALIZATION, "dataset.normalization")
+    cfg = config_block(normalization, defaults("dataset", "normalization"), "dataset.normalization")
     try:
         lower, upper = float(cfg["lower_percentile"]), float(cfg["upper_percentile"])
     except (TypeError, ValueError) as exc:

@@ -21,13 +21,12 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from catvae.config import defaults
 from catvae.errors import CatvaeError
 from catvae.io import write_csv
 
 ON_ERROR = ("stop", "skip")
 NONFINITE = ("reject", "zero")
-DEFAULT_ON_ERROR = "stop"
-DEFAULT_NONFINITE = "reject"
 SKIPPED_COLUMNS = ["subject", "reason"]
 
 
@@ -46,14 +45,14 @@ def parse_choice(value: object, choices: Sequence[str], key: str) -> str:
     return str(value)
 
 
-def parse_on_error(value: object = DEFAULT_ON_ERROR) -> str:
-    """The validated `dataset.on_error` value (stop | skip)."""
-    return parse_choice(value, ON_ERROR, "dataset.on_error")
+def parse_on_error(value: object = None) -> str:
+    """The validated `dataset.on_error` value (stop | skip); None is the schema's default."""
+    return parse_choice(defaults("dataset")["on_error"] if value is None else value, ON_ERROR, "dataset.on_error")
 
 
-def parse_nonfinite(value: object = DEFAULT_NONFINITE) -> str:
-    """The validated `dataset.nonfinite` value (reject | zero)."""
-    return parse_choice(value, NONFINITE, "dataset.nonfinite")
+def parse_nonfinite(value: object = None) -> str:
+    """The validated `dataset.nonfinite` value (reject | zero); None is the schema's default."""
+    return parse_choice(defaults("dataset")["nonfinite"] if value is None else value, NONFINITE, "dataset.nonfinite")
 
 
 def settle(broken: Iterable[SkippedSubject], on_error: str, what: str, logger: logging.Logger,
@@ -85,8 +84,6 @@ def write_skipped(path: str | os.PathLike, skipped: Iterable[SkippedSubject]) ->
 
 
 __all__ = [
-    "DEFAULT_NONFINITE",
-    "DEFAULT_ON_ERROR",
     "NONFINITE",
     "ON_ERROR",
     "SKIPPED_COLUMNS",

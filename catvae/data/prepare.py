@@ -1,6 +1,7 @@
 """One entry point from a `dataset` config block to `manifest.csv` + slices, whatever the dataset kind.
 
-The rest of the DAG reads only the manifest and split, so it never needs to know which kind produced them.
+The rest of the DAG reads only the manifest and split, so it never needs to know which kind produced them; every
+kind returns the same summary (`catvae.data.publish.PreparedDataset`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from catvae.data.manifest import DatasetFiles
+from catvae.data.publish import PreparedDataset
 from catvae.errors import CatvaeError
 
 
@@ -17,17 +20,18 @@ def prepare_dataset(
     out_dir: str | os.PathLike,
     cohort: str | os.PathLike | None = None,
     threads: int = 1,
-) -> Any:
+) -> PreparedDataset:
     """Write `out_dir/slices/`, `manifest.csv`, `discarded.csv` and `skipped_subjects.csv` for `dataset`.
 
     `cohort` is the phantom folder written by the `phantom` rule (kind `phantom`); other kinds read `dataset.root`.
     The files of an earlier run are removed first, so a run that stops never leaves reports that look like its own.
     """
     kind = dataset["kind"]
-    for name in ("manifest.csv", "discarded.csv", "skipped_subjects.csv"):
-        (Path(out_dir) / name).unlink(missing_ok=True)
+    files = DatasetFiles.in_folder(out_dir)
+    for report in (files.manifest, files.discarded, files.skipped):
+        report.unlink(missing_ok=True)
     if kind in ("phantom", "brats"):
-        from catvae.data.extract import extract_dataset
+        from catvae.data.brats_extract import extract_dataset
 
         root = cohort if kind == "phantom" else dataset.get("root")
         if root is None:
@@ -43,8 +47,8 @@ def prepare_dataset(
             filter=dict(dataset["filter"]),
             threads=threads,
             brats=dict(dataset.get("brats") or {}),
-            on_error=dataset.get("on_error", "stop"),
-            nonfinite=dataset.get("nonfinite", "reject"),
+            on_error=dataset.get("on_error"),
+            nonfinite=dataset.get("nonfinite"),
         )
     if kind == "folder":
         from catvae.data.folder import prepare_folder_dataset

@@ -20,32 +20,30 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from catvae.config import config_block
+from catvae.config import config_block, defaults
 from catvae.errors import CatvaeError
 
 #: plane -> array axis of a BraTS (RAS-like) volume
 PLANE_AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 TUMOR, NO_TUMOR = "Tumor", "NoTumor"
 SELECTION_MODES = ("center", "all", "stride")
-DEFAULT_SELECTION = {"mode": "center", "k": 1, "stride": 1}
-DEFAULT_FILTER = {"min_brain_fraction": 0.05, "min_std": 0.01}
 
 
 @dataclass(frozen=True)
 class Selection:
-    """A validated `dataset.selection` block."""
+    """A validated `dataset.selection` block (`parse_selection` fills the schema's defaults)."""
 
-    mode: str = "center"
-    k: int = 1
-    stride: int = 1
+    mode: str
+    k: int
+    stride: int
 
 
 @dataclass(frozen=True)
 class SliceFilter:
-    """A validated `dataset.filter` block."""
+    """A validated `dataset.filter` block (`parse_filter` fills the schema's defaults)."""
 
-    min_brain_fraction: float = 0.05
-    min_std: float = 0.01
+    min_brain_fraction: float
+    min_std: float
 
 
 def parse_planes(planes: Iterable[str]) -> list[str]:
@@ -66,7 +64,7 @@ def parse_selection(selection: Mapping[str, Any] | Selection | None) -> Selectio
     """Validate the `dataset.selection` block ({mode: center|all|stride, k: int >= 1, stride: int >= 1})."""
     if isinstance(selection, Selection):
         return selection
-    cfg = config_block(selection, DEFAULT_SELECTION, "dataset.selection")
+    cfg = config_block(selection, defaults("dataset", "selection"), "dataset.selection")
     if cfg["mode"] not in SELECTION_MODES:
         raise CatvaeError(f"config key 'dataset.selection.mode': {cfg['mode']!r} is not one of {list(SELECTION_MODES)}")
     for key in ("k", "stride"):
@@ -80,7 +78,7 @@ def parse_filter(filter: Mapping[str, Any] | SliceFilter | None) -> SliceFilter:
     """Validate the `dataset.filter` block ({min_brain_fraction: [0, 1], min_std: >= 0})."""
     if isinstance(filter, SliceFilter):
         return filter
-    cfg = config_block(filter, DEFAULT_FILTER, "dataset.filter")
+    cfg = config_block(filter, defaults("dataset", "filter"), "dataset.filter")
     try:
         fraction, std = float(cfg["min_brain_fraction"]), float(cfg["min_std"])
     except (TypeError, ValueError) as exc:

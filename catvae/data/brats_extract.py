@@ -1,5 +1,8 @@
 """BraTS volumes -> labelled 2D PNG slices, ``manifest.csv``, ``discarded.csv`` and ``skipped_subjects.csv``.
 
+The ``brats`` and ``phantom`` dataset kinds (the phantom cohort is written in the BraTS layout); the other kinds
+have their own modules, and `catvae.data.prepare` picks one per ``dataset.kind``.
+
 Work is split by subject: each task loads one subject's mask and then one sequence at a time, so memory stays
 at a few volumes per worker whatever the cohort size, and subjects run in parallel processes
 (`threads` > 1) because decoding gzip and resizing are CPU-bound Python/NumPy work that threads would serialise.
@@ -21,27 +24,19 @@ import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
-from skimage.transform import resize
 
-from catvae.config import config_block
+from catvae.config import config_block, defaults
 from catvae.data.brats import SubjectFiles, canonical_modalities, discover_brats, label_set
-from catvae.data.images import save_png
+from catvae.data.images import save_png, square_image
+from catvae.data.manifest import DatasetFiles
 from catvae.data.normalize import brain_mask, load_volume, normalization_params, normalize_volume
-from catvae.data.policy import (
-    SKIPPED_COLUMNS,
-    SkippedSubject,
-    parse_nonfinite,
-    parse_on_error,
-    settle,
-    write_skipped,
-)
-from catvae.data.publish import publish_slices
+from catvae.data.policy import SkippedSubject, parse_nonfinite, parse_on_error, settle, write_skipped
+from catvae.data.publish import Filled, PreparedDataset, publish_slices
 from catvae.data.validate import header_problems, mask_problem, nonfinite_count
 from catvae.data.slicing import (
     NO_TUMOR,
@@ -58,35 +53,7 @@ from catvae.data.slicing import (
 )
 from catvae.errors import CatvaeError
 
-log = logging.getLogger("catvae.data.extract")
-
-MANIFEST_COLUMNS = ["subject", "modality", "plane", "slice_index", "class", "tumor_voxels", "brain_fraction", "path"]
-DISCARDED_COLUMNS = ["subject", "modality", "plane", "slice_index", "class", "reason", "value"]
-DEFAULT_PLANES = ("axial", "sagittal", "coronal")
-DEFAULT_BRATS = {"labels": None, "overrides": {}}
-
-
-@dataclass
-class ExtractionSummary:
-    """What one extraction produced: file locations and the counts a researcher checks first."""
-
-    out_dir: Path
-    manifest: Path
-    discarded: Path
-    skipped: Path
-    subjects_used: int
-    subjects_skipped: int
-    kept: int
-    discarded_count: int
-    counts: dict[str, dict[str, int]]  # class -> plane -> kept slices
-    discard_reasons: dict[str, int]
-    seconds: float
-    skipped_subjects: list[str] = field(default_factory=list)
-    nonfinite_zeroed: dict[str, int] = field(default_factory=dict)  # "<subject>/<sequence>" -> voxels set to 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (paths as strings)."""
-        return {k: (os.fspath(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+log = logging.getLogger("catvae.data.brats_extract")
 
 
 @dataclass(frozen=True)
@@ -120,32 +87,34 @@ def extract_dataset(
     root: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    modalities: Iterable[str] = ("flair",),
-    planes: Iterable[str] = DEFAULT_PLANES,
+    modalities: Iterable[str] | None = None,
+    planes: Iterable[str] | None = None,
     selection: Mapping[str, Any] | None = None,
-    image_size: int = 128,
+    image_size: int | None = None,
     normalization: Mapping[str, Any] | None = None,
     filter: Mapping[str, Any] | None = None,
     threads: int = 1,
     brats: Mapping[str, Any] | None = None,
-    on_error: str = "stop",
-    nonfinite: str = "reject",
-) -> ExtractionSummary:
+    on_error: str | None = None,
+    nonfinite: str | None = None,
+) -> PreparedDataset:
     """Cut every usable subject under `root` into labelled slices under `out_dir` (see the module docstring).
 
-    `selection`, `normalization`, `filter` and `brats` ({labels, overrides}) are the `dataset.*` config blocks of
-    the same names; missing keys take the defaults of `catvae.data.slicing` / `catvae.data.normalize` / this module.
+    Each keyword is the `dataset.*` config key of the same name; `selection`, `normalization`, `filter` and `brats`
+    ({labels, overrides}) are blocks whose missing keys, like every keyword left None, take the schema's defaults.
     `on_error` and `nonfinite` are the policies of `catvae.data.policy`. Raises CatvaeError listing every broken
     subject (``on_error: stop``), when no subject is usable, or when no slice survives the filter (after writing
     `discarded.csv` and `skipped_subjects.csv`, which say why).
     """
     start = time.perf_counter()
-    mods = canonical_modalities(modalities)
-    plane_list = tuple(parse_planes(planes))
+    schema = defaults("dataset")
+    mods = canonical_modalities(schema["modalities"] if modalities is None else modalities)
+    plane_list = tuple(parse_planes(schema["planes"] if planes is None else planes))
+    image_size = schema["image_size"] if image_size is None else image_size
     sel = parse_selection(selection)
     rule = parse_filter(filter)
     lower, upper = normalization_params(normalization)
-    brats_cfg = config_block(brats, DEFAULT_BRATS, "dataset.brats")
+    brats_cfg = config_block(brats, schema["brats"], "dataset.brats")
     configured_labels = _parse_labels(brats_cfg["labels"])
     on_error, nonfinite = parse_on_error(on_error), parse_nonfinite(nonfinite)
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 4:
@@ -153,13 +122,13 @@ def extract_dataset(
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise CatvaeError(f"threads: {threads!r} must be an integer >= 1")
 
-    out = Path(out_dir)
+    files = DatasetFiles.in_folder(out_dir)
     subjects, skipped = discover_brats(root, mods, brats_cfg["overrides"])
     log.info("found %d complete subject folder(s) under %s, skipped %d", len(subjects), root, len(skipped))
     for s in skipped:
         log.warning("skipped subject %s: %s", s.subject, s.reason)
-    out.mkdir(parents=True, exist_ok=True)
-    skipped_path = out / "skipped_subjects.csv"
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    skipped_path = files.skipped
     if not subjects:
         write_skipped(skipped_path, skipped)
         raise CatvaeError(
@@ -178,11 +147,8 @@ def extract_dataset(
             usable.append(s)
     log.info("headers: %d subject(s) readable and consistent, %d broken", len(usable), len(broken))
     what = f"config key 'dataset.root' ({root})"
-    nonfinite_zeroed: dict[str, int] = {}
-    used: list[str] = []
-    all_skipped: list[SkippedSubject] = list(skipped)
 
-    def fill_slices(tmp_slices: Path) -> tuple[list, list]:
+    def fill_slices(tmp_slices: Path) -> Filled:
         write = not (broken and on_error == "stop")  # the run will stop: check the voxels, write nothing
         jobs = [
             _SubjectJob(s, tmp_slices, plane_list, sel, rule, int(image_size), lower, upper,
@@ -191,60 +157,37 @@ def extract_dataset(
         ]
         results = _run_jobs(jobs, int(threads))
         failed = [SkippedSubject(j.subject.subject, r.problem) for j, r in zip(jobs, results) if r.problem]
-        all_skipped.extend(settle([*broken, *failed], on_error, what, log))  # raises on stop
+        all_skipped = [*skipped, *settle([*broken, *failed], on_error, what, log)]  # raises on stop
         write_skipped(skipped_path, all_skipped)
         good = [(j, r) for j, r in zip(jobs, results) if not r.problem]
         if not good:
             raise CatvaeError(f"{what}: no usable BraTS subject left ({len(all_skipped)} skipped, see {skipped_path})")
-        used.extend(j.subject.subject for j, _ in good)
+        nonfinite_zeroed: dict[str, int] = {}
         for job, result in good:
             for modality, count in result.nonfinite.items():
                 nonfinite_zeroed[f"{job.subject.subject}/{modality}"] = count
                 log.warning("subject %s: %s %s has %d non-finite voxel(s), used as 0 (dataset.nonfinite: zero)",
                             job.subject.subject, modality, job.subject.images[modality].name, count)
-        return [row for _, r in good for row in r.kept], [row for _, r in good for row in r.discarded]
+        return Filled(
+            rows=[row for _, r in good for row in r.kept],
+            discarded=[row for _, r in good for row in r.discarded],
+            skipped=all_skipped,
+            subjects_used=len(good),
+            nonfinite_zeroed=nonfinite_zeroed,
+        )
 
-    published = publish_slices(
-        out,
+    summary = publish_slices(
+        files,
         fill_slices,
-        manifest_columns=MANIFEST_COLUMNS,
-        discarded_columns=DISCARDED_COLUMNS,
+        started=start,
+        classes=(NO_TUMOR, TUMOR),
+        planes=plane_list,
         empty_message=lambda n, reasons, path: (
             f"config key 'dataset.filter': no slice left after filtering ({n} discarded: {reasons}); see {path}"
         ),
     )
-    manifest, discarded, reasons = published.manifest, published.discarded, published.reasons
-    manifest_path, discarded_path = published.manifest_path, published.discarded_path
-
-    summary = ExtractionSummary(
-        out_dir=out,
-        manifest=manifest_path,
-        discarded=discarded_path,
-        skipped=skipped_path,
-        subjects_used=len(used),
-        subjects_skipped=len(all_skipped),
-        kept=len(manifest),
-        discarded_count=len(discarded),
-        counts=_counts(manifest, plane_list),
-        discard_reasons=reasons,
-        seconds=round(time.perf_counter() - start, 3),
-        skipped_subjects=sorted(s.subject for s in all_skipped),
-        nonfinite_zeroed=nonfinite_zeroed,
-    )
     _log_summary(summary)
     return summary
-
-
-def square_image(image: np.ndarray, image_size: int) -> np.ndarray:
-    """Zero-pad a 2D [0, 1] slice to a centred square, then resize it to `image_size` (aspect ratio kept)."""
-    h, w = image.shape
-    side = max(h, w)
-    top, left = (side - h) // 2, (side - w) // 2
-    padded = np.pad(image, ((top, side - h - top), (left, side - w - left)))
-    if side != image_size:
-        padded = resize(padded, (image_size, image_size), order=1, anti_aliasing=side > image_size,
-                        preserve_range=True)
-    return np.clip(padded, 0.0, 1.0)
 
 
 def extract_subject(job: _SubjectJob) -> _SubjectResult:
@@ -367,18 +310,10 @@ def _parse_labels(labels: Any) -> tuple[int, ...] | None:
     return tuple(sorted({int(v) for v in labels}))
 
 
-def _counts(manifest: pd.DataFrame, planes: tuple[str, ...]) -> dict[str, dict[str, int]]:
-    table = pd.crosstab(manifest["class"], manifest["plane"])
-    return {
-        cls: {p: int(table.at[cls, p]) if cls in table.index and p in table.columns else 0 for p in planes}
-        for cls in (NO_TUMOR, TUMOR)
-    }
-
-
-def _log_summary(summary: ExtractionSummary) -> None:
+def _log_summary(summary: PreparedDataset) -> None:
     per_class = "; ".join(
         f"{cls} {sum(planes.values())} ({', '.join(f'{p} {n}' for p, n in planes.items())})"
-        for cls, planes in summary.counts.items()
+        for cls, planes in summary.plane_counts.items()
     )
     log.info(
         "extraction summary: %d subject(s) used, %d skipped; %d slice(s) kept: %s; %d discarded%s; %.1f s",
@@ -387,12 +322,4 @@ def _log_summary(summary: ExtractionSummary) -> None:
     )
 
 
-__all__ = [
-    "DISCARDED_COLUMNS",
-    "MANIFEST_COLUMNS",
-    "SKIPPED_COLUMNS",
-    "ExtractionSummary",
-    "extract_dataset",
-    "extract_subject",
-    "square_image",
-]
+__all__ = ["extract_dataset", "extract_subject"]
