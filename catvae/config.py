@@ -1,7 +1,8 @@
 """Study configuration: one schema, one validator, used by Snakemake and by the CLI alike.
 
-The schema (`workflow/schemas/config.schema.yaml`) carries the defaults, so a config file only states what it
-changes. Validation errors name the offending key (e.g. `dataset.kind`), because that is what a researcher has to
+The schema (`catvae/schemas/config.schema.yaml`) carries the defaults, so a config file only states what it
+changes. It ships inside the package (package data), so an installed `catvae` validates a config the same way as a
+checkout, and the Snakefile reads the same file through this module. Validation errors name the offending key (e.g. `dataset.kind`), because that is what a researcher has to
 fix.
 """
 
@@ -22,7 +23,7 @@ from catvae.errors import CatvaeError
 
 from catvae.registry import generator
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

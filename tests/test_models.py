@@ -365,10 +365,9 @@ def test_image_size_not_divisible_by_8_is_rejected(name):
 
 
 def test_schema_lists_exactly_the_attention_modes():
-    import yaml
-    from pathlib import Path
+    from catvae.config import load_schema
 
-    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    schema = load_schema()
     attention = schema["properties"]["generators"]["properties"]["catvae"]["properties"]["attention"]
     assert attention["enum"] == list(ATTENTION_MODES) and attention["default"] == "faithful"
 

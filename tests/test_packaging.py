@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+SCHEMA = "catvae/schemas/config.schema.yaml"
 
 
 def _pip_requirements() -> list[str]:
@@ -27,3 +33,40 @@ def test_conda_environment_works_from_a_copy():
     """Snakemake's --use-conda builds the environment from its own copy of the file: no path may be relative."""
     for requirement in _pip_requirements():
         assert not requirement.startswith(("-e", "-r", ".", "/")), requirement
+
+
+def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, **kwargs)
+    assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_installed_package_carries_the_schema_and_validates_a_config(tmp_path):
+    """A non-editable install (wheel) holds the config schema as package data, so its `catvae` command validates a
+    config with no checkout beside it. Offline: pip builds with the setuptools already installed, from a copy of
+    the sources (so no build/ folder lands in the checkout)."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "catvae", src / "catvae", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    _run("-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(wheels), str(src))
+    (wheel,) = wheels.glob("catvae-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read(SCHEMA) == (REPO / SCHEMA).read_bytes()
+    _run("-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel))
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    check = (
+        "import sys, catvae.config as c; from pathlib import Path; "
+        "assert Path(c.__file__).is_relative_to(Path(sys.argv[1])), c.__file__; "
+        "assert Path(c.SCHEMA_PATH).is_relative_to(Path(sys.argv[1])), c.SCHEMA_PATH; "
+        "print(c.load_config(sys.argv[2])['dataset']['kind'])"
+    )
+    proc = _run("-c", check, str(site), str(REPO / "config" / "config.yaml"), cwd=outside, env=env)
+    assert proc.stdout.strip() == "phantom"
+    proc = _run("-m", "catvae", "validate-config", "--config", str(REPO / "config" / "config.yaml"), cwd=outside,
+                env=env)
+    assert proc.stdout.strip().endswith(": valid")

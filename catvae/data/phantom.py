@@ -43,7 +43,7 @@ BRATS_SHAPE: tuple[int, int, int] = (240, 240, 155)
 MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
 # BraTS volumes are 240 x 240 x 155 voxels of 1 mm; other shapes keep that field of view with larger voxels.
 _FOV_MM = np.array([240.0, 240.0, 155.0])
-_MIN_SIDE = 8  # as workflow/schemas/config.schema.yaml allows; below that there is no anatomy left
+_MIN_SIDE = 8  # as catvae/schemas/config.schema.yaml allows; below that there is no anatomy left
 
 # Mean signal per tissue and sequence (arbitrary units of BraTS-like magnitude). Columns: CSF, GM, WM,
 # edema, enhancing rim, necrotic / non-enhancing core. The orderings are the textbook ones: FLAIR suppresses
