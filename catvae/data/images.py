@@ -36,19 +36,14 @@ def read_manifest(path: str | os.PathLike, required: Sequence[str] = ("class", "
 
 
 def load_image(path: str | os.PathLike, image_size: int, channels: int = 1) -> np.ndarray:
-    """Load one image as float32 `[channels, image_size, image_size]` in [0, 1].
+    """Load one image as float32 `[channels, image_size, image_size]` in [0, 1] (gray by `image_to_gray`).
 
     Grayscale is replicated to 3 channels when asked (the paper fed RGB-replicated slices to its models).
     """
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                arr = np.asarray(img, dtype=np.float64)
-                lo, hi = float(arr.min()), float(arr.max())
-                arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-            else:
-                arr = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+            arr = image_to_gray(img)
     except (OSError, ValueError) as exc:
         raise CatvaeError(f"cannot read image {path}: {exc}") from exc
     if arr.shape != (image_size, image_size):
@@ -84,8 +79,8 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
 def image_to_gray(img: Image.Image) -> np.ndarray:
     """Any PIL image -> float64 ``[H, W]`` gray in [0, 1], the same rule for every source mode.
 
-    16-bit / 32-bit integer and float images are min-max scaled per image (as `load_image` reads them: ultrasound
-    and X-ray often use only part of the 16-bit range). Images with transparency (RGBA, LA, palette with a
+    16-bit / 32-bit integer and float images are min-max scaled per image (ultrasound and X-ray often use only
+    part of the 16-bit range). Images with transparency (RGBA, LA, palette with a
     transparent index) are composited onto black, the padding colour, so transparent areas do not turn into
     whatever colour they happen to store. Colour becomes luma (ITU-R 601, PIL's "L").
     """
