@@ -155,6 +155,7 @@ def cmd_tstr(args: argparse.Namespace) -> None:
         args.split,
         {cls: str(Path(args.synthetic) / cls / "manifest.csv") for cls in classes},
         args.out,
+        args.predictions or Path(args.out).with_name("tstr_predictions.csv"),
         model=args.model,
         classes=classes,
         tstr_images=cfg["quality"]["tstr_images"] or "largest",
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, default=0, help="the fold the split is (recorded in the result)")
     p.add_argument("--replicate", type=int, default=0, help="generator replicate (seed synthesis.seed + replicate)")
     p.add_argument("--out", required=True, help="tstr.json to write")
+    p.add_argument("--predictions", help="test predictions CSV to write (default: tstr_predictions.csv beside --out)")
     return parser
 
 

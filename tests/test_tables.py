@@ -229,6 +229,31 @@ def test_generator_quality_pools_folds_and_replicates_and_shows_tstr():
     assert single.loc[1, "TSTR balanced accuracy"] == 0.7 and single.loc[1, "SSIM"] == 0.6
 
 
+def test_generator_quality_shows_tstr_intervals_per_model(tmp_path):
+    quality = [quality_record(m, c, fold=f) for m in ("vae", "cvae") for f in (0, 1) for c in ("NoTumor", "Tumor")]
+    tstr = [{"model": m, "fold": f, "replicate": 0, "balanced_accuracy": 0.6} for m in ("vae", "cvae") for f in (0, 1)]
+    intervals = {"vae": {"balanced_accuracy": Interval(0.568, 0.41, 0.72), "auroc": Interval(0.82, 0.6, 0.97),
+                         "macro_f1": Interval(0.5, 0.4, 0.6)},
+                 "cvae": {"balanced_accuracy": Interval(0.835, 0.7, 0.95), "auroc": Interval(math.nan, math.nan,
+                                                                                              math.nan)}}
+    frame = generator_quality_table(quality, tstr=tstr, tstr_intervals=intervals)
+    assert list(frame.columns)[-2:] == ["TSTR balanced accuracy", "TSTR AUROC"]
+    # one score per model, on each of its class rows (TSTR scores a model; the pooled estimate, not a mean of runs)
+    assert frame["TSTR balanced accuracy"].tolist() == [intervals["vae"]["balanced_accuracy"]] * 2 + [
+        intervals["cvae"]["balanced_accuracy"]] * 2
+    write_table(frame, tmp_path / "gq", caption="Generator quality", config_name="tiny", seeds=[0], note="CI: x")
+    rows = (tmp_path / "gq.md").read_text().splitlines()
+    assert [c.strip() for c in rows[2].strip("|").split("|")][-2:] == ["TSTR balanced accuracy", "TSTR AUROC"]
+    assert [c.strip() for c in rows[4].strip("|").split("|")][-2:] == ["0.568 [0.410, 0.720]",
+                                                                      "0.820 [0.600, 0.970]"]
+    assert [c.strip() for c in rows[6].strip("|").split("|")][-2:] == ["0.835 [0.700, 0.950]", "n/a"]
+    csv = pd.read_csv(tmp_path / "gq.csv")
+    assert csv["TSTR balanced accuracy CI low"].tolist() == [0.41, 0.41, 0.7, 0.7]
+    assert csv["TSTR AUROC CI high"].iloc[0] == 0.97 and math.isnan(csv["TSTR AUROC"].iloc[2])
+    with pytest.raises(CatvaeError, match="no TSTR interval of balanced_accuracy for model cvae"):
+        generator_quality_table(quality, tstr=tstr, tstr_intervals={"vae": intervals["vae"]})
+
+
 def test_weighted_arm_sorts_after_none():
     records = [metrics_record("weighted", "weighted", None, 0), metrics_record("vae@60", "vae", 60, 0),
                metrics_record("none", "none", None, 0), metrics_record("oversample@60", "oversample", 60, 0)]

@@ -1,13 +1,18 @@
 """Train on synthetic, test on real: synthetic images only in training, real validation and test, the score recorded."""
 
 import json
+from pathlib import Path
 
+import pandas as pd
 import pytest
-from test_arms import CLASSES, make_dataset
+from test_arms import CLASSES, LAYOUT, make_dataset
 
 from catvae.classifier.tstr import run_tstr
+from catvae.cli import main
 from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
+from catvae.report.statistics import SubjectBootstrap, tstr_note
+from catvae.report.tables import generator_quality_table, load_records
 
 OPTIONS = {"image_size": 32, "channels": 1, "epochs": 6, "batch_size": 4, "lr": 0.001}
 
@@ -17,11 +22,36 @@ def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("tstr"), size=32, n_synthetic=12)
 
 
+@pytest.fixture(scope="module")
+def many_subjects(tmp_path_factory):
+    """Eight test subjects (two slices each) per class: enough for the subject bootstrap to say something."""
+    layout = {**LAYOUT, "test": {"NoTumor": 16, "Tumor": 16}}
+    return make_dataset(tmp_path_factory.mktemp("tstr_subjects"), size=32, layout=layout, n_synthetic=12)
+
+
 def _run(dataset, out, manifests=None, **kwargs):
     split_csv, own = dataset
     args = dict(model="vae", classes=CLASSES, tstr_images=10, targets=[8], options=OPTIONS, seed=0,
                 config_name="test", fold=1, replicate=2, device="cpu")
-    return run_tstr(split_csv, manifests or own, out, **{**args, **kwargs})
+    return run_tstr(split_csv, manifests or own, out, out.with_name(f"{out.stem}_predictions.csv"),
+                    **{**args, **kwargs})
+
+
+def _manifests(tmp_path, sources):
+    """A copy of each class's synthetic manifest that lists another class's images (class -> source class)."""
+    out = {}
+    for cls, source in sources.items():
+        frame = read_manifest(source).assign(**{"class": cls})
+        frame["path"] = frame.pop("abspath")  # absolute: the copy lives elsewhere
+        frame.to_csv(tmp_path / f"{cls}.csv", index=False)
+        out[cls] = str(tmp_path / f"{cls}.csv")
+    return out
+
+
+def _bootstrap(results, tmp_path):
+    records = load_records(tmp_path / f"{r}.json" for r in results)
+    return SubjectBootstrap.from_records(records, [tmp_path / f"{r}_predictions.csv" for r in results],
+                                         arm_key="model", seed_key="replicate", resamples=2000, seed=0)
 
 
 def test_tstr_trains_on_synthetic_images_and_scores_the_real_test_set(dataset, tmp_path):
@@ -45,12 +75,7 @@ def test_tstr_count_defaults_to_the_largest_target(dataset, tmp_path):
 def test_swapped_synthetic_labels_score_below_chance(dataset, tmp_path):
     """The score follows what the synthetic images show: a generator whose classes are swapped fails the real test."""
     _, manifests = dataset
-    swapped = {}
-    for cls, other in zip(CLASSES, reversed(CLASSES)):
-        frame = read_manifest(manifests[other]).assign(**{"class": cls})
-        frame["path"] = frame.pop("abspath")  # absolute: the copy lives elsewhere
-        frame.to_csv(tmp_path / f"{cls}.csv", index=False)
-        swapped[cls] = str(tmp_path / f"{cls}.csv")
+    swapped = _manifests(tmp_path, {cls: manifests[other] for cls, other in zip(CLASSES, reversed(CLASSES))})
     result = _run(dataset, tmp_path / "swapped.json", manifests=swapped)
     assert result["balanced_accuracy"] < 0.5 and result["selected_epoch"] == OPTIONS["epochs"]
 
@@ -63,3 +88,68 @@ def test_tstr_refuses_too_few_or_missing_synthetic_images(dataset, tmp_path):
     with pytest.raises(CatvaeError, match="quality.tstr_images"):
         _run(dataset, tmp_path / "z.json", tstr_images=0)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_tstr_predictions_feed_the_subject_bootstrap(many_subjects, tmp_path):
+    """tstr_predictions.csv is an arm's predictions.csv: the bootstrap reads it (arm = model, seed = replicate) and
+    its pooled point estimate of one run is the run's own score."""
+    result = _run(many_subjects, tmp_path / "vae.json")
+    predictions = pd.read_csv(tmp_path / "vae_predictions.csv", dtype={"subject": str})
+    assert list(predictions.columns) == ["path", "subject", "true", "pred", "prob_NoTumor", "prob_Tumor"]
+    assert len(predictions) == result["n_test"] == 32 and predictions["subject"].nunique() == 16
+    split = pd.read_csv(many_subjects[0])
+    assert set(predictions["path"]) == set(split.loc[split["partition"] == "test", "path"])
+    boot = _bootstrap(["vae"], tmp_path)
+    assert boot.arms == ["vae"] and boot.seeds() == [2] and boot.clusters[0][0] == 1  # replicate 2, fold 1
+    interval = boot.interval("vae", "balanced_accuracy")
+    assert interval.estimate == pytest.approx(result["balanced_accuracy"])
+    assert boot.point("vae", "auroc") == pytest.approx(result["auroc"])
+    # the fixture's synthetic images carry their class: the interval lies above chance
+    assert interval.low > 0.5, interval
+    frame = generator_quality_table(
+        [{"model": "vae", "class": c, "ssim": 0.5, "psnr": 20, "mse": 0.01, "fid": None, "kid": None,
+          "train_time_s": 1, "inference_ms_per_image": 1, "peak_memory_mb": 1, "device": "cpu", "fold": 1,
+          "replicate": 2} for c in CLASSES],
+        tstr=load_records([tmp_path / "vae.json"]), tstr_intervals=boot.intervals())
+    assert frame.loc[0, "TSTR balanced accuracy"] == interval
+    assert frame.loc[1, "TSTR AUROC"] == boot.interval("vae", "auroc")
+    assert "16 test subjects" in tstr_note(boot) and "generator replicates 2" in tstr_note(boot)
+
+
+def test_a_generator_without_class_signal_gets_a_balanced_accuracy_interval_at_chance(many_subjects, tmp_path):
+    """Both classes' synthetic images are the same pictures: the CNN learns nothing of the classes, predicts one
+    class for every real test image, and the balanced-accuracy interval (16 test subjects, two replicates pooled)
+    holds chance.
+
+    Balanced accuracy only: such a CNN's probabilities are near-constant, but their small variations still rank the
+    test images by whatever feature its initial weights happen to weigh, so its AUROC can lie anywhere in [0, 1]
+    with a narrow interval (near 0 or 1 for 7 of 8 seeds we tried on this fixture); the subject bootstrap holds
+    test-subject sampling, not that training randomness (README, TSTR).
+    """
+    _, manifests = many_subjects
+    mixed = pd.concat([read_manifest(manifests[c]) for c in CLASSES]).sample(frac=1, random_state=0)
+    mixed["index"] = range(len(mixed))
+    mixed["path"] = mixed.pop("abspath")
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    identical = _manifests(tmp_path, {cls: tmp_path / "mixed.csv" for cls in CLASSES})
+    for replicate in (0, 1):
+        _run(many_subjects, tmp_path / f"same{replicate}.json", manifests=identical, replicate=replicate,
+             seed=replicate)
+    boot = _bootstrap(["same0", "same1"], tmp_path)
+    assert boot.seeds() == [0, 1]
+    interval = boot.interval("vae", "balanced_accuracy")
+    assert interval.contains(0.5) and interval.high - interval.low < 0.2, interval
+
+
+def test_cli_writes_the_predictions_beside_the_json_unless_told(dataset, tmp_path):
+    split_csv, manifests = dataset
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"device": "cpu", "quality": {"tstr_images": 10}, "synthesis": {"targets": [8]},
+                                  "classifier": {"image_size": 32, "channels": 1, "epochs": 1, "batch_size": 4}}))
+    synthetic = str(Path(manifests["Tumor"]).parent.parent)
+    common = ["tstr", "--config", str(config), "--model", "vae", "--split", split_csv, "--synthetic", synthetic]
+    assert main([*common, "--out", str(tmp_path / "a" / "tstr.json")]) == 0
+    assert (tmp_path / "a" / "tstr_predictions.csv").is_file()
+    assert main([*common, "--out", str(tmp_path / "b" / "tstr.json"), "--predictions", str(tmp_path / "p.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == json.loads((tmp_path / "b" / "tstr.json").read_text())["n_test"]
+    assert not (tmp_path / "b" / "tstr_predictions.csv").exists()

@@ -94,7 +94,11 @@ def test_every_table_has_every_arm_class_and_seed(tiny_study, tiny_config):
     )
     assert len(quality) == len(tiny_config["generators"]["models"]) * len(classes)  # folds x replicates pooled
     assert quality["SSIM"].between(-1, 1).all() and (quality["MSE"] >= 0).all()
-    assert quality["TSTR balanced accuracy"].between(0, 1).all() and quality["SSIM std"].notna().all()
+    assert quality["SSIM std"].notna().all()
+    for column in ("TSTR balanced accuracy", "TSTR AUROC"):  # pooled over folds x replicates, subject-bootstrap CI
+        low, mid, high = quality[f"{column} CI low"], quality[column], quality[f"{column} CI high"]
+        assert mid.between(0, 1).all() and (low <= mid + 1e-12).all() and (mid <= high + 1e-12).all(), column
+    assert "cluster bootstrap over the" in (tables / "generator_quality.md").read_text()
     clf = pd.read_csv(tables / "classification.csv")
     arms = _arms(tiny_config)
     assert len(clf) == len(arms) * len(classes)
@@ -179,6 +183,9 @@ def test_synthetic_counts_match_targets_and_never_reach_test(tiny_study, tiny_co
                                   .read_text())
                 assert tstr["n_train"] == len(n_train) * tiny_config["quality"]["tstr_images"]
                 assert tstr["n_test"] == len(test) and 0 <= tstr["balanced_accuracy"] <= 1
+                predicted = pd.read_csv(results / "generators" / f"fold{fold}" / model / f"rep{rep}"
+                                        / "tstr_predictions.csv", dtype={"subject": str})
+                assert sorted(predicted["path"]) == sorted(test["path"])  # scored on exactly the fold's test images
         for model in tiny_config["generators"]["models"]:
             for target in targets:
                 for seed in tiny_config["seeds"]:

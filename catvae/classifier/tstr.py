@@ -8,6 +8,10 @@ let real images steer a score meant to say what the synthetic images carry on th
 classes would be rescued to chance by picking a degenerate epoch). The score is balanced accuracy, whose chance level is 1 / (number of classes)
 whatever the class mix, so a generator whose images carry nothing of their class scores about 0.5 on two classes.
 It needs no pretrained weights, unlike FID, and it asks the question the study cares about.
+
+The test predictions are written too, in the classifier arms' predictions.csv format, so the generator quality table
+can put a subject-bootstrap confidence interval on the score (one bare number of 81 slices of 9 subjects cannot say
+whether it beats chance).
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from sklearn.metrics import balanced_accuracy_score
 
 from catvae.classifier.arms import synthetic_rows
 from catvae.classifier.cnn import build_cnn
-from catvae.classifier.evaluate import predict, score
+from catvae.classifier.evaluate import predict, predictions_table, score
 from catvae.classifier.train import check_options, fit, load_table, selection_record
 from catvae.data.split import read_split
 from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.synthesis import tstr_count
-from catvae.io import write_json
+from catvae.io import write_csv, write_json
 
 log = logging.getLogger("catvae.classifier.tstr")
 
@@ -39,6 +43,7 @@ def run_tstr(
     split_csv: str,
     synthetic_manifests: dict[str, str],
     out_json: str | os.PathLike,
+    predictions_csv: str | os.PathLike,
     *,
     model: str,
     classes: list[str],
@@ -53,7 +58,9 @@ def run_tstr(
     threads: int = 1,
 ) -> dict:
     """Train the CNN on `model`'s synthetic images of every class (`synthetic_manifests`: class -> manifest) for the
-    fixed number of epochs, score it on the real test split; write `out_json` and return it."""
+    fixed number of epochs, score it on the real test split; write the test predictions to `predictions_csv`
+    (``path, subject, true, pred, prob_<class>...``, as an arm's predictions.csv: what the subject bootstrap reads)
+    and the scores to `out_json` (written last, so a run that stopped early leaves no tstr.json); return the scores."""
     options = check_options(options)
     set_threads(threads)
     dev = resolve_device(device)
@@ -95,6 +102,7 @@ def run_tstr(
               "balanced_accuracy": float(balanced_accuracy_score(true, probs.argmax(axis=1)))}
     result.update(score(true, probs, loss, classes))
     result.update(selection_record(history, chosen, "last", None))
+    write_csv(predictions_csv, predictions_table(parts["test"], probs, classes))
     write_json(out_json, result)
     log.info("TSTR %s fold %d replicate %d: balanced accuracy %.3f on %d real test images (epoch %d)", model, fold,
              replicate, result["balanced_accuracy"], result["n_test"], chosen)

@@ -214,9 +214,11 @@ class SubjectBootstrap:
 
     @classmethod
     def from_records(cls, metrics: Sequence[Mapping], predictions: Sequence[str | os.PathLike], *,
-                     resamples: int = 2000, ci: float = 0.95, seed: int = 0) -> "SubjectBootstrap":
+                     resamples: int = 2000, ci: float = 0.95, seed: int = 0, arm_key: str = "arm",
+                     seed_key: str = "seed") -> "SubjectBootstrap":
         """From metrics.json records and their predictions.csv files, paired by position (:func:`load_runs`);
-        the classes are the records' ``classes``, which must agree."""
+        the classes are the records' ``classes``, which must agree. `arm_key` / `seed_key` name the record keys
+        that say the arm and the seed (TSTR runs: ``model`` and ``replicate``)."""
         if not metrics:
             raise CatvaeError("bootstrap: no metrics records given")
         classes = list(metrics[0].get("classes") or [])
@@ -224,7 +226,8 @@ class SubjectBootstrap:
             if list(record.get("classes") or []) != classes:
                 where = record.get("_path", f"metrics of arm {record.get('arm')}")
                 raise CatvaeError(f"{where}: classes {record.get('classes')} differ from {classes} in other records")
-        return cls(load_runs(metrics, predictions), classes, resamples=resamples, ci=ci, seed=seed)
+        return cls(load_runs(metrics, predictions, arm_key=arm_key, seed_key=seed_key), classes,
+                   resamples=resamples, ci=ci, seed=seed)
 
     # ------------------------------------------------------------------------------- construction
 
@@ -386,21 +389,33 @@ class SubjectBootstrap:
             raise CatvaeError(f"bootstrap: unknown metric {metric!r} (have {', '.join(METRICS)})")
         return metric
 
-    def describe(self) -> str:
-        """How the intervals were made, for the line under a table."""
+    def describe(self, runs: str = "seeds") -> str:
+        """How the intervals were made, for the line under a table; `runs` names what a run's seed is (e.g.
+        ``"generator replicates"`` for TSTR runs)."""
         folds = f", within each of the {len(self.folds)} folds" if len(self.folds) > 1 else ""
-        pooled = "folds and seeds" if len(self.folds) > 1 else "seeds"
+        pooled = f"folds and {runs}" if len(self.folds) > 1 else runs
         return (f"metrics of the predictions pooled over {pooled} {', '.join(map(str, self.seeds()))}; "
                 f"[{self.ci:.0%} CI]: percentile interval of a cluster bootstrap over the {self.n_subjects} test "
                 f"subjects ({self.resamples} resamples, seed {self.seed}; a resample draws subjects with "
                 f"replacement{folds} and keeps all their slices). The CI holds test-subject sampling variance; "
-                "the spread between training seeds is not in it")
+                f"the spread between training {runs} is not in it")
 
 
 def interval_note(bootstrap: SubjectBootstrap) -> str:
     """The line under the classification table: what the ± and the [CI] hold."""
     return ("Precision, Recall, F1, Accuracy, Loss: mean ± sample std over the training seeds (their spread on "
             f"one test set). {', '.join(METRICS.values())}: {bootstrap.describe()}.")
+
+
+def tstr_note(bootstrap: SubjectBootstrap) -> str:
+    """The line under the generator quality table: what the TSTR [CI] holds, where chance lies, and what the
+    interval cannot rule out (training luck, which the subject bootstrap does not resample)."""
+    k = len(bootstrap.classes)
+    return (f"TSTR balanced accuracy, TSTR AUROC: {bootstrap.describe('generator replicates')}. Chance level: "
+            f"balanced accuracy 1/{k} = {1 / k:.3f} ({k} classes), AUROC 0.5. A CNN that learned nothing of the "
+            "classes mostly predicts one class (balanced accuracy at chance) but may still rank the test images by an "
+            "accidental feature, so an AUROC far from 0.5 alone does not show that the synthetic images carry the "
+            "classes.")
 
 
 def comparison_note(bootstrap: SubjectBootstrap, config_name: str, alpha: float) -> str:
@@ -422,22 +437,24 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
         raise CatvaeError(f"{path}: cannot read predictions ({exc})") from exc
 
 
-def load_runs(metrics: Sequence[Mapping], predictions: Sequence[str | os.PathLike]) -> list[Run]:
+def load_runs(metrics: Sequence[Mapping], predictions: Sequence[str | os.PathLike], *, arm_key: str = "arm",
+              seed_key: str = "seed") -> list[Run]:
     """Pair each metrics.json record (arm, seed, optional fold) with the predictions file at the same position.
 
     The workflow passes both lists in one order, whatever its folder layout; a record without ``fold`` is
-    fold 0 (the single held-out split).
+    fold 0 (the single held-out split). `arm_key` and `seed_key` name the keys that hold the arm and the seed:
+    a tstr.json record is one run of arm ``model``, its seed the generator ``replicate``.
     """
     if len(metrics) != len(predictions):
         raise CatvaeError(f"bootstrap: {len(metrics)} metrics records but {len(predictions)} predictions files")
     runs = []
     for record, path in zip(metrics, predictions):
-        where = record.get("_path", f"metrics of arm {record.get('arm')}")
-        missing = [k for k in ("arm", "seed") if k not in record]
+        where = record.get("_path", f"metrics of arm {record.get(arm_key)}")
+        missing = [k for k in (arm_key, seed_key) if k not in record]
         if missing:
             raise CatvaeError(f"{where}: missing key(s) {', '.join(missing)}")
-        runs.append(Run(arm=str(record["arm"]), predictions=read_predictions(path), fold=int(record.get("fold", 0)),
-                        seed=int(record["seed"]), source=os.fspath(path)))
+        runs.append(Run(arm=str(record[arm_key]), predictions=read_predictions(path),
+                        fold=int(record.get("fold", 0)), seed=int(record[seed_key]), source=os.fspath(path)))
     return runs
 
 

@@ -74,7 +74,10 @@ _QUALITY_FORMATS = {
     OWN_FEATURE_COLUMNS[0]: "{:.4f}", OWN_FEATURE_COLUMNS[1]: "{:.2f}", OWN_FEATURE_COLUMNS[2]: "{:.5f}",
     "Training time (s)": "{:.1f}", "Inference (ms/image)": "{:.2f}", "Peak memory (MB)": "{:.1f}",
     "Median NN SSIM": "{:.4f}", "Near-copy share": "{:.3f}", "TSTR balanced accuracy": "{:.3f}",
+    "TSTR AUROC": "{:.3f}",
 }
+#: The TSTR interval columns (with subject-bootstrap intervals) and the metric each shows.
+TSTR_INTERVAL_COLUMNS: dict[str, str] = {"TSTR balanced accuracy": "balanced_accuracy", "TSTR AUROC": "auroc"}
 _CLASSIFICATION_FORMATS = {
     "Total": "{:.0f}", "Real": "{:.0f}", "Synthetic": "{:.0f}",
     "Precision": "{:.3f}", "Recall": "{:.3f}", "F1": "{:.3f}", "Accuracy": "{:.3f}", "Loss": "{:.3f}",
@@ -187,7 +190,8 @@ def label(method: str) -> str:
 # --------------------------------------------------------------------------------- generator quality
 
 
-def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None) -> pd.DataFrame:
+def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None,
+                            tstr_intervals: Mapping[str, Mapping[str, Interval]] | None = None) -> pd.DataFrame:
     """One row per generator and class from quality.json records (models in first-seen order, then classes).
 
     A metric that is ``null`` shows its ``<metric>_note`` (for FID/KID also the shared ``fid_note``), so the
@@ -195,6 +199,10 @@ def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None)
     generator replicates of one (model, class) are pooled: every number becomes a :class:`MeanStd` over them.
     `tstr` (tstr.json records, one per model, fold and replicate) fills the TSTR column: the balanced accuracy of
     the CNN trained on that generator's synthetic images alone, on the real test images of the same fold.
+    `tstr_intervals` (model id -> metric id -> :class:`Interval`, e.g.
+    :meth:`catvae.report.statistics.SubjectBootstrap.intervals` over the TSTR runs, arm = model) replaces that
+    column by the model's pooled balanced accuracy with its interval and adds "TSTR AUROC" likewise, on every class
+    row of the model (TSTR scores a model, not a class); a bare number cannot say whether a score beats chance.
     The own-feature columns are empty ("-") for models whose decoder reads no encoder features.
     """
     if not quality:
@@ -256,10 +264,23 @@ def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None)
             "_rank": model_rank[record["model"]],
         })
     frame = _pool_runs(pd.DataFrame(rows))
-    frame = frame.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
+    frame = frame.sort_values("_rank", kind="stable").reset_index(drop=True)
+    columns = list(QUALITY_COLUMNS + QUALITY_EXTRA_COLUMNS)
+    if tstr_intervals is not None:
+        models = list(model_rank)
+        for column, metric in TSTR_INTERVAL_COLUMNS.items():
+            frame[column] = [_tstr_interval(tstr_intervals, models[rank], metric) for rank in frame["_rank"]]
+        columns += [c for c in TSTR_INTERVAL_COLUMNS if c not in columns]
+    frame = frame.drop(columns="_rank")
     frame["N recon"] = frame["N recon"].astype("Int64")
     frame.attrs["formats"] = dict(_QUALITY_FORMATS)
-    return frame[list(QUALITY_COLUMNS + QUALITY_EXTRA_COLUMNS)]
+    return frame[columns]
+
+
+def _tstr_interval(intervals: Mapping[str, Mapping[str, Interval]], model: str, metric: str) -> Interval:
+    if model not in intervals or metric not in intervals[model]:
+        raise CatvaeError(f"generator quality table: no TSTR interval of {metric} for model {model}")
+    return intervals[model][metric]
 
 
 def _pool_runs(rows: pd.DataFrame) -> pd.DataFrame:

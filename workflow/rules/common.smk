@@ -207,13 +207,20 @@ def quality_files(wildcards=None):
     ]
 
 
-def tstr_files():
-    return [
-        f"{R}/generators/fold{f}/{m}/rep{r}/tstr.json"
+def tstr_inputs(wildcards=None):
+    """tstr.json and tstr_predictions.csv of every TSTR run, in the same order (one list of runs makes both): the
+    subject bootstrap of the generator table pairs them by position and reads model, fold, replicate from the JSON.
+    """
+    runs = [
+        f"{R}/generators/fold{f}/{m}/rep{r}"
         for f in FOLDS
         for m in MODELS
         for r in REPLICATES
     ]
+    return {
+        "tstr": [f"{run}/tstr.json" for run in runs],
+        "tstr_predictions": [f"{run}/tstr_predictions.csv" for run in runs],
+    }
 
 
 def metrics_files(name):
@@ -244,7 +251,7 @@ TABLE_PARAMS = dict(
 )
 
 # The subject bootstrap of the classification table, the comparisons table and the forest plot (one seed,
-# so all three show the same resamples).
+# so all three show the same resamples), and of the TSTR columns of the generator quality table.
 BOOTSTRAP = dict(
     resamples=config["evaluation"]["bootstrap"],
     ci=config["evaluation"]["ci"],

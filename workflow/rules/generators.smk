@@ -101,7 +101,8 @@ rule tstr:
         unpack(generator_manifests),
         split=SPLIT,
     output:
-        f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/tstr.json",
+        json=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/tstr.json",
+        predictions=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/tstr_predictions.csv",
     log:
         f"{R}/logs/tstr/fold{{fold}}_{{model}}_rep{{rep}}.log",
     benchmark:

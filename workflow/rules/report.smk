@@ -17,8 +17,8 @@ localrules:
 
 rule generator_quality_table:
     input:
+        unpack(tstr_inputs),
         quality=quality_files(),
-        tstr=tstr_files(),
     output:
         csv=report(
             f"{R}/tables/generator_quality.csv",
@@ -44,6 +44,7 @@ rule generator_quality_table:
         },
         kind="generator_quality",
         # Generator replicate r is trained with seed synthesis.seed + r; the classifier seeds do not apply here.
+        bootstrap=BOOTSTRAP,
     script:
         "../scripts/tables.py"
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from catvae.report.statistics import SubjectBootstrap, compare_arms, comparison_note, interval_note
+from catvae.report.statistics import SubjectBootstrap, compare_arms, comparison_note, interval_note, tstr_note
 from catvae.report.tables import (
     classification_table,
     comparisons_table,
@@ -17,8 +17,10 @@ CAPTIONS = {
     "generator_quality": (
         "Generator quality per model and class on held-out real images: SSIM/PSNR/MSE reconstruct through the latent"
         " code (see 'Reconstructed from'); the CAT-VAE's own-feature reconstructions bypass it and compare with no"
-        " other model; TSTR: balanced accuracy of the CNN trained on the generator's synthetic images only, on the"
-        " real test images"
+        " other model; TSTR: balanced accuracy and AUROC of the CNN trained on the generator's synthetic images"
+        " only, on the real test images, each with its confidence interval for test-subject sampling (cluster"
+        " bootstrap over test subjects, predictions pooled over folds and generator replicates); chance level:"
+        " balanced accuracy 1/(number of classes), 0.5 with two, and AUROC 0.5"
     ),
     "classification": "Classification on the held-out real test set (protocol: held-out subjects)",
     "paper_protocol": "Classification under the reference's protocol (random 80/20 split of the mixed real + synthetic pool)",
@@ -30,9 +32,14 @@ def build():
     kind, params = snakemake.params.kind, snakemake.params
     caption, note = CAPTIONS[kind], None
     if kind == "generator_quality":
-        frame = generator_quality_table(load_records(snakemake.input.quality), tstr=load_records(snakemake.input.tstr))
+        tstr = load_records(snakemake.input.tstr)
+        bootstrap = SubjectBootstrap.from_records(tstr, snakemake.input.tstr_predictions, arm_key="model",
+                                                  seed_key="replicate", **params.bootstrap)
+        frame = generator_quality_table(load_records(snakemake.input.quality), tstr=tstr,
+                                        tstr_intervals=bootstrap.intervals())
+        note = tstr_note(bootstrap)
         if params.folds * len(params.seeds) > 1:
-            caption += f"; mean ± std over {params.folds} fold(s) x {len(params.seeds)} replicate(s)"
+            caption += f"; other numbers: mean ± std over {params.folds} fold(s) x {len(params.seeds)} replicate(s)"
     elif kind == "paper_protocol":
         frame = classification_table(load_records(snakemake.input), method_order=list(params.method_order))
         caption += "; " + spread_note(len(params.seeds), params.folds, params.replicates)

@@ -1,5 +1,5 @@
 """Snakemake adapter: train the CNN on one generator replicate's synthetic images only, score it on the fold's
-real test images (TSTR)."""
+real test images (TSTR); the rule names tstr.json and the test predictions."""
 
 from catvae.classifier.tstr import run_tstr
 from catvae.generators.train import replicate_seed
@@ -10,7 +10,8 @@ run_step(
     lambda: run_tstr(
         snakemake.input.split,
         {cls: snakemake.input[cls] for cls in snakemake.params.classes},
-        snakemake.output[0],
+        snakemake.output.json,
+        snakemake.output.predictions,
         model=snakemake.wildcards.model,
         classes=list(snakemake.params.classes),
         tstr_images=snakemake.params.tstr_images,
