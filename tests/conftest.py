@@ -81,3 +81,21 @@ def tiny_study(tmp_path_factory, tiny_config) -> Path:
         pytest.fail(f"tiny study failed:\n{proc.stderr[-6000:]}\n{logs}")
     return workdir
 
+
+
+# The end-to-end files, longest first. `scripts/test.sh` runs pytest-xdist with `--dist loadfile` (one file per
+# worker at a time, in collection order): started first, the long files overlap each other and the many short unit
+# files fill the gaps, instead of one long file starting last and running alone. Without xdist only the order changes.
+LONG_FILES_FIRST = (
+    "test_workflow.py",
+    "test_dataset_kinds_workflow.py",
+    "test_readme_changes.py",
+    "test_slurm_study.py",
+    "test_command_line_config.py",
+    "test_workflow_kill.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
