@@ -6,7 +6,8 @@ in each attention mode (``faithful``: this project's blockwise kernel with weigh
 with ``dropout_p`` on CUDA; ``fused``: SDPA without weight dropout; ``faithful-sdpa``: SDPA with
 ``dropout_p`` everywhere, PyTorch's unfused path on a CPU; ``explicit``: the float32 softmax(QK^T)V
 written out), as ratios to ``fused`` and to ``explicit``; peak training memory (process RSS peak on a CPU,
-CUDA max allocated on a GPU); and generation ms/image (one shared class context, as synthesis uses it).
+CUDA max allocated on a GPU); and generation ms/image (batches of ``--gen-batch`` images, by default
+``synthesis.batch_size``, with one class context expanded to the batch, exactly as synthesis passes it).
 
 Speed: one process builds every variant of a preset and times their training steps (and generation
 batches) in turn, round after round, so that every variant sees the same machine: on a computer shared
@@ -57,7 +58,7 @@ class _Run:
         channels, size = PRESETS[preset]
         name, mode = VARIANTS[variant]
         options = {"latent_dim": 100} | ({"attention": mode} if mode else {})
-        self.device, self.batch = device, args.batch
+        self.device, self.batch, self.gen_batch = device, args.batch, args.gen_batch
         self.model = build_generator(name, image_size=size, channels=channels, options=options).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.x = torch.rand(args.batch, channels, size, size, device=device)
@@ -95,7 +96,8 @@ class _Run:
         gen = torch.Generator().manual_seed(0)  # latents are drawn on the CPU (GenerativeModel.draw_latents)
         _sync(self.device)
         start = time.perf_counter()
-        self.model.generate(self.batch, context=self.context, generator=gen)  # float32, as synthesis runs
+        context = None if self.context is None else self.context.expand(self.gen_batch, -1, -1, -1)
+        self.model.generate(self.gen_batch, context=context, generator=gen)  # float32, as synthesis runs
         _sync(self.device)
         return time.perf_counter() - start
 
@@ -123,7 +125,7 @@ def measure_speed(preset: str, variants: list[str], args: argparse.Namespace) ->
     return [{"preset": preset, "variant": v, "device": str(device), "parameters": count_parameters(runs[v].model),
              "images_per_s": args.batch / statistics.median(steps[v]),
              "step_s": steps[v],
-             "gen_ms_per_image": 1000 * min(gens[v]) / args.batch} for v in variants]
+             "gen_ms_per_image": 1000 * min(gens[v]) / args.gen_batch} for v in variants]
 
 
 def measure_memory(preset: str, variant: str, args: argparse.Namespace) -> dict:
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per variant (interleaved)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--gen-batch", type=int, default=None,
+                        help="images per generation batch (default: synthesis.batch_size's default, 256)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--presets", default="paper,demo", help=f"comma list of {', '.join(PRESETS)}")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
@@ -193,6 +197,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
+    if args.gen_batch is None:
+        from catvae.config import defaults
+
+        args.gen_batch = int(defaults("synthesis")["batch_size"])
     if args._worker:
         kind, preset, *variant = args._worker.split(":")
         result = measure_speed(preset, variants, args) if kind == "speed" else measure_memory(preset, variant[0], args)
@@ -212,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"steps {[round(t, 3) for t in row['step_s']]} s, "
                   f"peak {row['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
         rows.extend(speed)
-    print(f"device {rows[0]['device']}, batch {args.batch}, img/s from the median of {args.steps} interleaved steps "
+    print(f"device {rows[0]['device']}, batch {args.batch} (generation {args.gen_batch}), img/s from the median of "
+          f"{args.steps} interleaved steps "
           f"after {args.warmup} warm-up, speed ratios the median of the rounds' step-time ratios; threads "
           f"{args.threads}; amp {args.amp}; peak = {rows[0]['peak_kind']} (training only); ratios relative to "
           f"{' and '.join(BASELINES)}")

@@ -8,7 +8,10 @@ Why each choice:
 - **Never autocast on a CPU.** CPU runs are bitwise reproducible today and CPU bf16 is slower than float32 on most
   CPUs; `amp: true` on a CPU is logged and ignored.
 - **channels_last only with AMP on CUDA.** Tensor-core convolutions run NHWC natively; NCHW inputs cost a transpose
-  per layer there. On a CPU, and in float32, the layout would change kernels (and numbers) for no measured gain.
+  per layer there. On a CPU, and in float32, training keeps NCHW: its backward pass in another layout rounds
+  differently, and checkpoints must not change with it. (Generation on a CPU is decided in the models:
+  `VAE.generate` decodes NHWC there, because oneDNN's transposed convolutions are faster so and gave the same
+  numbers bit for bit.)
 - **Pinned memory + non-blocking copies** for the copies that repeat every batch or epoch (index permutations,
   evaluation batches): the copy overlaps with GPU work instead of stalling the host. One-off uploads of a whole
   data set use a plain copy (pinning would first duplicate it in host memory).
@@ -62,7 +65,7 @@ def grad_scaler(dtype: torch.dtype | None) -> torch.amp.GradScaler:
 
 
 def use_channels_last(device: torch.device, dtype: torch.dtype | None) -> bool:
-    """Whether convolutions should run NHWC: on CUDA under autocast (tensor cores), never on a CPU."""
+    """Whether training's convolutions should run NHWC: on CUDA under autocast (tensor cores), never on a CPU."""
     return device.type == "cuda" and dtype is not None
 
 

@@ -220,12 +220,90 @@ def test_a_shared_context_is_the_same_as_a_repeated_one(mode):
     repeated = model.generate(5, context=context.expand(5, -1, -1, -1).contiguous(),
                               generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(shared, repeated, rtol=1e-5, atol=1e-5)
+    # synthesis passes the class context expanded to the batch (stride 0): it is shared, projected once
+    batches = []
+    hook = model.decoder.cross_attention.attention.k_proj.register_forward_hook(
+        lambda module, args, out: batches.append(args[0].shape[0]))
+    expanded = model.generate(5, context=context.expand(5, -1, -1, -1), generator=torch.Generator().manual_seed(3))
+    hook.remove()
+    assert batches and set(batches) == {1}
+    torch.testing.assert_close(expanded, shared, rtol=0, atol=0)
     block = model.decoder.cross_attention.attention.train()
     query = torch.randn(3, 16, 64)
     torch.manual_seed(4)                                                          # training: no folding, the
     one = block(query, context.flatten(2).transpose(1, 2))                        # same draws as n copies
     torch.manual_seed(4)
     torch.testing.assert_close(one, block(query, context.flatten(2).transpose(1, 2).expand(3, -1, -1)))
+
+
+def _decode_in_one_batch(model, z: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    """What generate() computed before it decoded in chunks: one NCHW decode of the whole batch."""
+    with torch.no_grad():
+        return torch.sigmoid(model.eval().decoder(z, *([] if context is None else [context])))
+
+
+@pytest.mark.parametrize("name,mode", [("vae", None), ("catvae", "fused"), ("catvae", "explicit")])
+def test_generation_in_chunks_and_nhwc_equals_one_batch(name, mode, monkeypatch):
+    """On a CPU generate() decodes CPU_DECODE_CHUNK images at a time with NHWC convolutions: the same
+    images, in order, for shared and for per-image contexts, as one NCHW decode of the batch."""
+    torch.manual_seed(0)
+    model = _build(name, attention=mode)
+    monkeypatch.setattr(type(model), "CPU_DECODE_CHUNK", 2)
+    z = torch.randn(5, model.latent_dim)
+    contexts = [None]
+    if name == "catvae":
+        feats = model.context_features(torch.rand(5, 1, 32, 32))
+        contexts = [feats.mean(0, keepdim=True), feats]                     # shared, one per image
+    for context in contexts:
+        images = model.generate(5, context=context, latents=z)
+        assert images.is_contiguous() and images.shape == (5, 1, 32, 32)
+        torch.testing.assert_close(images, _decode_in_one_batch(model, z, context), rtol=0, atol=1e-6)
+
+
+def test_all_attention_modes_generate_the_same_images():
+    """Eval mode has no dropout: every mode computes one function, whichever kernel (fused, or the explicit
+    maths in blocks without gradients) generation uses."""
+    torch.manual_seed(0)
+    model = _build("catvae", attention="fused")
+    context = model.context_features(torch.rand(3, 1, 32, 32))
+    for shared in (context.mean(0, keepdim=True), context):
+        z = torch.randn(3, model.latent_dim)
+        reference = _decode_in_one_batch(model, z, shared)
+        for mode in ATTENTION_MODES:
+            model.attention = mode
+            torch.testing.assert_close(model.generate(3, context=shared, latents=z), reference,
+                                       rtol=1e-5, atol=1e-5, msg=mode)
+        model.attention = "fused"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_explicit_attention_in_blocks_is_the_written_out_maths(threads, monkeypatch):
+    """Without gradients explicit_attention runs in blocks (several per head; or several images per block):
+    the same numbers as the whole expression, for a shared (batch-1) and for a per-image key/value set."""
+    import catvae.models.attention as attention
+
+    calls = []
+    real_run_blocks = attention.run_blocks
+    monkeypatch.setattr(attention, "run_blocks", lambda body, blocks, workers: (
+        calls.append(len(blocks)), real_run_blocks(body, blocks, workers))[1])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        for block, kv_batch in ((64 * 5, 1), (64 * 5, 3), (64 * 40, 3)):   # 5 rows; 5 rows; 2 images per block
+            monkeypatch.setattr(attention, "EXPLICIT_BLOCK", block)
+            q = torch.randn(3, 2, 16, 8)
+            k, v = torch.randn(kv_batch, 2, 64, 8), torch.randn(kv_batch, 2, 64, 8)
+            whole = explicit_attention(q, k, v)                             # grad mode on: one expression
+            with torch.no_grad():
+                blocked = explicit_attention(q, k, v)
+            torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-6)
+            torch.testing.assert_close(blocked, F.scaled_dot_product_attention(q, k.expand(3, -1, -1, -1),
+                                                                               v.expand(3, -1, -1, -1)),
+                                       rtol=1e-5, atol=1e-5)
+        assert calls == [3 * 2 * 4, 3 * 2 * 4, 2 * 2]
+    finally:
+        torch.set_num_threads(previous)
 
 
 # -- Keras layer semantics ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -57,9 +57,9 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _run_blocks(body: Callable[..., None], blocks: list[tuple[int, ...]], workers: int,
-                make_buffers: Callable[[], list[Tensor]]) -> None:
-    """Call ``body(*block, buffers)`` for every block.
+def run_blocks(body: Callable[..., None], blocks: Sequence[tuple], workers: int,
+               make_buffers: Callable[[], list[Tensor]] = list) -> None:
+    """Call ``body(*block, buffers)`` for every block (also the blockwise ``explicit`` attention at inference).
 
     With ``workers > 1`` the blocks are shared among that many threads, each with its own buffers and
     single-threaded torch ops (torch and NumPy release the GIL). A block's ops are small, and an OpenMP
@@ -177,7 +177,7 @@ class _DropoutAttention(torch.autograd.Function):
                 w.mul_(masks.draw(first, keep, packed[first: first + h1 - h0]))
             torch.baddbmm(out[i, h0:h1], w, v[i, h0:h1], beta=0.0, alpha=1.0 / (1.0 - p), out=out[i, h0:h1])
 
-        _run_blocks(block, _blocks(batch, heads, chunk), workers, lambda: _buffers(q, min(chunk, heads), lq, lk, 2))
+        run_blocks(block, _blocks(batch, heads, chunk), workers, lambda: _buffers(q, min(chunk, heads), lq, lk, 2))
         ctx.save_for_backward(qs, k, v, out, packed)
         ctx.p, ctx.chunk, ctx.workers, ctx.scale = p, chunk, workers, scale
         return out
@@ -210,7 +210,7 @@ class _DropoutAttention(torch.autograd.Function):
             torch.baddbmm(dq[i, h0:h1], ds, k_, beta=0.0, alpha=scale, out=dq[i, h0:h1])
             torch.bmm(ds.transpose(1, 2), q_, out=dk[i, h0:h1])
 
-        _run_blocks(block, _blocks(batch, heads, ctx.chunk), ctx.workers,
+        run_blocks(block, _blocks(batch, heads, ctx.chunk), ctx.workers,
                     lambda: _buffers(qs, min(ctx.chunk, heads), lq, lk, 3))
         return dq, dk, dv, None, None, None, None
 
