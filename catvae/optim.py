@@ -11,6 +11,12 @@ and ``epsilon=1e-7``. Two differences from ``torch.optim.Adam`` (eps 1e-8) chang
   before every step, so the update is Keras' exactly (up to floating-point rounding).
 
 The conditional VAE's reference is PyTorch code, so it keeps ``torch.optim.Adam`` and its defaults.
+
+Both run PyTorch's *fused* Adam kernel where the parameters' device supports it (``build_adam``): the same update
+in one pass over the parameters instead of one pass per operation. Why: at the demo's VAE step (batch 16,
+64 x 64, 4.7 M parameters, 2 threads) the per-operation CPU implementation took 14.4 ms of a 35 ms step and the
+fused kernel 2.8 ms (CAT-VAE: 15.2 vs 2.2 ms of 66 ms). The results differ from the per-operation kernel only by
+floating-point rounding.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ class KerasAdam(torch.optim.Adam):
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, weight_decay: float = 0.0,
-                 epsilon: float = KERAS_ADAM_EPSILON) -> None:
-        super().__init__(params, lr=lr, betas=(0.9, 0.999), eps=epsilon, weight_decay=weight_decay)
+                 epsilon: float = KERAS_ADAM_EPSILON, fused: bool | None = None) -> None:
+        super().__init__(params, lr=lr, betas=(0.9, 0.999), eps=epsilon, weight_decay=weight_decay, fused=fused)
         for group in self.param_groups:
             group["keras_epsilon"] = epsilon
 
@@ -48,3 +54,17 @@ class KerasAdam(torch.optim.Adam):
             t = self._next_step(group)
             group["eps"] = group["keras_epsilon"] / math.sqrt(1.0 - group["betas"][1] ** t)
         return super().step(closure)
+
+
+def build_adam(params: Iterable[Any], *, lr: float, weight_decay: float = 0.0, keras: bool = True) -> torch.optim.Adam:
+    """``KerasAdam`` (``keras=True``) or ``torch.optim.Adam`` with its defaults, fused where the device allows.
+
+    PyTorch refuses ``fused=True`` for parameters on a device without the fused kernel (its error is a
+    RuntimeError); those get the per-operation implementation, which computes the same update.
+    """
+    params = list(params)
+    kind = KerasAdam if keras else torch.optim.Adam
+    try:
+        return kind(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except RuntimeError:
+        return kind(params, lr=lr, weight_decay=weight_decay)

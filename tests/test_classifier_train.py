@@ -12,7 +12,7 @@ from test_arms import CLASSES, make_dataset
 from torch.utils.data import DataLoader, TensorDataset
 
 from catvae.classifier.arms import build_training_set
-from catvae.optim import KerasAdam
+from catvae.optim import build_adam
 from catvae.classifier.cnn import build_cnn, loss_function, loss_targets
 from catvae.classifier.evaluate import check_no_leakage, predict
 from catvae.classifier.train import (
@@ -164,7 +164,7 @@ def _dataloader_fit(model, train, val, n_classes, options, device, seed):
     a DataLoader collating uint8 batches on the host, one copy and four host reads per step."""
     loader = DataLoader(TensorDataset(*train), batch_size=options["batch_size"], shuffle=True,
                         generator=torch.Generator().manual_seed(int(seed)))
-    optimiser = KerasAdam(model.parameters(), lr=options["lr"])
+    optimiser = build_adam(model.parameters(), lr=options["lr"])
     criterion = loss_function(n_classes)
     rows = []
     for epoch in range(1, options["epochs"] + 1):

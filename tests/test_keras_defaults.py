@@ -9,7 +9,7 @@ import torch
 
 from catvae.classifier.cnn import build_cnn
 from catvae.models import count_parameters
-from catvae.optim import KERAS_ADAM_EPSILON, KerasAdam
+from catvae.optim import KERAS_ADAM_EPSILON, KerasAdam, build_adam
 
 
 def _keras_adam_reference(w: torch.Tensor, grads: list[torch.Tensor], lr: float, eps: float) -> torch.Tensor:
@@ -78,3 +78,38 @@ def test_cnn_starts_glorot_uniform_with_zero_biases_and_keeps_its_size():
         assert w.abs().max() <= limit and w.abs().max() > 0.95 * limit    # uniform on [-limit, limit]
         assert abs(w.std().item() - limit / math.sqrt(3)) < 0.05 * limit   # std of U(-a, a) is a / sqrt(3)
         assert torch.count_nonzero(layer.bias) == 0
+
+
+@pytest.mark.parametrize("keras", [True, False])
+def test_build_adam_fuses_on_a_cpu_and_computes_the_same_update(keras):
+    """The fused kernel is an implementation choice: its steps equal the per-operation Adam's up to rounding."""
+    torch.manual_seed(0)
+    grads = [torch.randn(64) * 1e-3 for _ in range(20)]
+    fused = torch.nn.Parameter(torch.randn(64))
+    loop = torch.nn.Parameter(fused.detach().clone())
+    fast = build_adam([fused], lr=0.01, weight_decay=1e-4, keras=keras)
+    slow = (KerasAdam if keras else torch.optim.Adam)([loop], lr=0.01, weight_decay=1e-4)
+    assert fast.defaults["fused"] is True and not slow.defaults["fused"]
+    assert isinstance(fast, KerasAdam) == keras
+    for g in grads:
+        fused.grad, loop.grad = g.clone(), g.clone()
+        fast.step()
+        slow.step()
+    torch.testing.assert_close(fused.detach(), loop.detach(), rtol=1e-6, atol=1e-7)
+    assert not torch.equal(fused.detach(), torch.zeros(64))
+
+
+def test_build_adam_falls_back_where_the_fused_kernel_is_refused(monkeypatch):
+    """A device without the fused kernel makes PyTorch raise RuntimeError for fused=True: the per-operation
+    optimiser is returned instead of an error."""
+    import catvae.optim as optim
+
+    class Refusing(KerasAdam):
+        def __init__(self, *args, fused=None, **kwargs):
+            if fused:
+                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(optim, "KerasAdam", Refusing)
+    opt = optim.build_adam([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+    assert isinstance(opt, Refusing) and not opt.defaults["fused"]

@@ -43,7 +43,7 @@ from catvae.device import device_name, resolve_device, seed_everything, set_thre
 from catvae.errors import CatvaeError
 from catvae.io import JobFiles, atomic_path, write_csv, write_json
 from catvae.models import count_parameters
-from catvae.optim import KerasAdam
+from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
 
@@ -187,7 +187,7 @@ def fit(
     images, labels = train[0].to(device), train[1].to(device)
     val_on_device = (val[0].to(device), val[1].to(device))
     batches = epoch_batches(len(labels), options["batch_size"], seed)
-    optimiser = KerasAdam(model.parameters(), lr=options["lr"])  # the reference's Keras 'adam' (epsilon 1e-7)
+    optimiser = build_adam(model.parameters(), lr=options["lr"])  # the reference's Keras 'adam' (epsilon 1e-7)
     scaler = grad_scaler(amp_dtype)
     channels_last = use_channels_last(device, amp_dtype)
     criterion = loss_function(n_classes, class_weights).to(device)

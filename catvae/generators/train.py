@@ -13,7 +13,8 @@ and best-model selection), the loss is also computed each epoch on the real *val
 the final objective rather than on a training loss that rises by design while beta warms up. The scheduler
 steps on it, and `checkpoint.pt` then holds the weights of the epoch with the lowest validation loss.
 
-Optimiser: the Keras-ported VAE and CAT-VAE train with Keras' Adam (`catvae.optim.KerasAdam`, epsilon 1e-7
+Optimiser (`catvae.optim.build_adam`, fused where the device allows): the Keras-ported VAE and CAT-VAE train
+with Keras' Adam (`catvae.optim.KerasAdam`, epsilon 1e-7
 applied as Keras does); the conditional VAE, whose reference is PyTorch, with `torch.optim.Adam`.
 """
 
@@ -46,7 +47,7 @@ from catvae.generators.checkpoint import (
 )
 from catvae.generators.latents import ACTIVE_THRESHOLD, active_dims, encode_means
 from catvae.io import JobFiles, write_csv, write_json
-from catvae.optim import KerasAdam
+from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
 from catvae.registry import ALL_CLASSES, generator
@@ -204,8 +205,7 @@ def train_generator(
     if conditional:  # once per data set, on the host; each step's codes are slices of these
         model.check_conditions(torch.from_numpy(labels_np), torch.from_numpy(mods_np))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = (KerasAdam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"]) if generator(model_name).keras
-                 else torch.optim.Adam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"]))
+    optimizer = build_adam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"], keras=generator(model_name).keras)
     scheduler = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", patience=hp["plateau"]["patience"], factor=hp["plateau"]["factor"]
