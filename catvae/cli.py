@@ -163,6 +163,7 @@ def cmd_tstr(args: argparse.Namespace) -> None:
         options=cfg["classifier"],
         seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
         config_name=cfg["config_name"],
+        select=cfg["quality"]["tstr_select"],
         fold=args.fold,
         replicate=args.replicate,
         device=cfg["device"],

@@ -55,13 +55,14 @@ def _bootstrap(results, tmp_path):
 
 
 def test_tstr_trains_on_synthetic_images_and_scores_the_real_test_set(dataset, tmp_path):
-    result = _run(dataset, tmp_path / "tstr.json")
+    result = _run(dataset, tmp_path / "tstr.json", select="last")
     on_disk = json.loads((tmp_path / "tstr.json").read_text())
     assert on_disk == result
     assert result["n_per_class"] == 10 and result["n_train"] == 20 and result["n_test"] == 6
     assert result["fold"] == 1 and result["replicate"] == 2 and result["protocol"] == "train-synthetic-test-real"
     assert 0 <= result["balanced_accuracy"] <= 1
     assert result["select"] == "last" and result["selected_epoch"] == result["epochs_run"] == OPTIONS["epochs"]
+    assert len(result["val_balanced_accuracy_by_epoch"]) == OPTIONS["epochs"]
     # the synthetic images of this fixture carry their class (Tumor: a bright square): well above chance
     assert result["balanced_accuracy"] > 0.5
 
@@ -76,8 +77,27 @@ def test_swapped_synthetic_labels_score_below_chance(dataset, tmp_path):
     """The score follows what the synthetic images show: a generator whose classes are swapped fails the real test."""
     _, manifests = dataset
     swapped = _manifests(tmp_path, {cls: manifests[other] for cls, other in zip(CLASSES, reversed(CLASSES))})
-    result = _run(dataset, tmp_path / "swapped.json", manifests=swapped)
+    result = _run(dataset, tmp_path / "swapped.json", manifests=swapped, select="last")
     assert result["balanced_accuracy"] < 0.5 and result["selected_epoch"] == OPTIONS["epochs"]
+
+
+def test_tstr_best_val_scores_the_epoch_with_the_best_real_validation_score(dataset, tmp_path):
+    """best_val (the default) scores the weights of the epoch the real validation curve picks, the arms' rule; the
+    last epoch's training runs the same, so the two selections differ only in which weights are scored."""
+    best = _run(dataset, tmp_path / "best.json")
+    last = _run(dataset, tmp_path / "last.json", select="last")
+    curve = best["val_balanced_accuracy_by_epoch"]
+    assert curve == last["val_balanced_accuracy_by_epoch"]   # same seed, same training
+    assert best["select"] == "best_val" and best["epochs_run"] == OPTIONS["epochs"]
+    assert curve[best["selected_epoch"] - 1] == best["selected_val_balanced_accuracy"] == max(curve)
+    if best["selected_epoch"] == OPTIONS["epochs"]:
+        assert best["balanced_accuracy"] == last["balanced_accuracy"]
+
+
+def test_tstr_refuses_an_unknown_epoch_rule(dataset, tmp_path):
+    with pytest.raises(CatvaeError, match="quality.tstr_select"):
+        _run(dataset, tmp_path / "bad.json", select="best")
+    assert not (tmp_path / "bad.json").exists()
 
 
 def test_tstr_refuses_too_few_or_missing_synthetic_images(dataset, tmp_path):

@@ -118,6 +118,7 @@ rule tstr:
         options=classifier_options(),
         classes=CLASSES,
         tstr_images=TSTR_IMAGES,
+        select=config["quality"]["tstr_select"],
         targets=config["synthesis"]["targets"],
         seed=config["synthesis"]["seed"],
         config_name=config["config_name"],

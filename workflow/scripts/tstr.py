@@ -19,6 +19,7 @@ run_step(
         options=dict(snakemake.params.options),
         seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.rep)),
         config_name=snakemake.params.config_name,
+        select=snakemake.params.select,
         fold=int(snakemake.wildcards.fold),
         replicate=int(snakemake.wildcards.rep),
         device=snakemake.params.device,
