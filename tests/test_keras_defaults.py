@@ -99,6 +99,12 @@ def test_build_adam_fuses_on_a_cpu_and_computes_the_same_update(keras):
     assert not torch.equal(fused.detach(), torch.zeros(64))
 
 
+def test_build_adam_fuses_only_on_a_cpu():
+    """A parameter off the CPU keeps PyTorch's default implementation (the meta device stands in for a GPU)."""
+    on_meta = torch.nn.Parameter(torch.empty(4, device="meta"))
+    assert not build_adam([on_meta], lr=0.1).defaults["fused"]
+
+
 def test_build_adam_falls_back_where_the_fused_kernel_is_refused(monkeypatch):
     """A device without the fused kernel makes PyTorch raise RuntimeError for fused=True: the per-operation
     optimiser is returned instead of an error."""
