@@ -52,6 +52,7 @@ class _Run:
 
         from catvae.device import seed_everything
         from catvae.models import build_generator
+        from catvae.optim import build_adam
         from catvae.precision import amp_dtype, grad_scaler, use_channels_last
 
         seed_everything(0)
@@ -60,7 +61,8 @@ class _Run:
         options = {"latent_dim": 100} | ({"attention": mode} if mode else {})
         self.device, self.batch, self.gen_batch = device, args.batch, args.gen_batch
         self.model = build_generator(name, image_size=size, channels=channels, options=options).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        # the study's optimiser (Keras Adam, fused on a CPU), as train_generator builds it
+        self.opt = build_adam(self.model.parameters(), lr=1e-3)
         self.x = torch.rand(args.batch, channels, size, size, device=device)
         self.context = None
         # --amp: what `generators.<model>.amp: true` does in training (catvae.precision; no-op on a CPU)
