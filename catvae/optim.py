@@ -12,11 +12,10 @@ and ``epsilon=1e-7``. Two differences from ``torch.optim.Adam`` (eps 1e-8) chang
 
 The conditional VAE's reference is PyTorch code, so it keeps ``torch.optim.Adam`` and its defaults.
 
-On a CPU both run PyTorch's *fused* Adam kernel (``build_adam``): the same update in one pass over the
-parameters instead of one pass per operation. Why: at the demo's VAE step (batch 16,
-64 x 64, 4.7 M parameters, 2 threads) the per-operation CPU implementation took 14.4 ms of a 35 ms step and the
-fused kernel 2.8 ms (CAT-VAE: 15.2 vs 2.2 ms of 66 ms). The results differ from the per-operation kernel only by
-floating-point rounding.
+On a CPU both run PyTorch's *fused* Adam kernel (``build_adam``): the same update in one pass over the parameters
+instead of one pass per operation. Why: at the demo's VAE step (batch 16, 64 x 64, 4.7 M parameters, 2 threads) the
+per-operation CPU implementation took 14.4 ms of a 35 ms step and the fused kernel 2.8 ms (CAT-VAE: 15.2 vs 2.2 ms
+of 66 ms). The results differ from the per-operation kernel only by floating-point rounding.
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ prefix rule the arms use; N = `quality.tstr_images`, by default the largest synt
 * ``best_val`` (default): the epoch with the best balanced accuracy on the fold's real *validation* subjects, the
   rule every classification arm follows (`classifier.select: best_val`), so the score reads as what an arm's CNN
   reaches with synthetic images alone. Why not the last epoch: on the demo the CNN fits the synthetic images to
-  ~99% training accuracy within 5 epochs, and its real-validation balanced accuracy peaks at epoch 2 and then falls
-  (a demo CAT-VAE of 120 epochs: 0.78 at epoch 2, 0.50 at epoch 5), so the last epoch measures how far the CNN
-  has learnt the synthetic images' own texture as much as what they carry of the classes. The test subjects never steer the
-  choice, so a generator whose images carry nothing still scores about chance on them; the cost is that a
-  generator with swapped classes scores near chance rather than below it.
+  98-99% training accuracy within 5 epochs, and its real-validation balanced accuracy peaks at epoch 2 and then
+  falls (a demo CAT-VAE of 120 epochs: 0.78 at epoch 2, 0.50 at epoch 5), so the last epoch measures how far the
+  CNN has learnt the synthetic images' own texture as much as what they carry of the classes. The test subjects
+  never steer the choice, so a generator whose images carry nothing still scores about chance on them; the cost
+  is that a generator with swapped classes scores near chance rather than below it.
 * ``last``: no real image steers the score.
 
 The real validation curve is recorded either way (``val_balanced_accuracy_by_epoch``).
@@ -38,7 +38,7 @@ from sklearn.metrics import balanced_accuracy_score
 from catvae.classifier.arms import synthetic_rows
 from catvae.classifier.cnn import build_cnn
 from catvae.classifier.evaluate import predict, predictions_table, score
-from catvae.classifier.train import check_options, fit, load_table, selection_record
+from catvae.classifier.train import SELECT_MODES, check_options, fit, load_table, selection_record
 from catvae.data.split import read_split
 from catvae.device import resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
@@ -48,8 +48,6 @@ from catvae.io import write_csv, write_json
 log = logging.getLogger("catvae.classifier.tstr")
 
 PROTOCOL = "train-synthetic-test-real"
-#: Values of `quality.tstr_select`.
-TSTR_SELECT = ("best_val", "last")
 
 
 def run_tstr(
@@ -77,8 +75,8 @@ def run_tstr(
     (``path, subject, true, pred, prob_<class>...``, as an arm's predictions.csv: what the subject bootstrap reads)
     and the scores to `out_json` (written last, so a run that stopped early leaves no tstr.json); return the scores."""
     options = check_options(options)
-    if select not in TSTR_SELECT:
-        raise CatvaeError(f"config key 'quality.tstr_select' must be one of {list(TSTR_SELECT)}, got {select!r}")
+    if select not in SELECT_MODES:  # the arms' epoch rules, under TSTR's own config key
+        raise CatvaeError(f"config key 'quality.tstr_select' must be one of {list(SELECT_MODES)}, got {select!r}")
     set_threads(threads)
     dev = resolve_device(device)
     split = read_split(split_csv, classes)

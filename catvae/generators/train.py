@@ -13,9 +13,9 @@ and best-model selection), the loss is also computed each epoch on the real *val
 the final objective rather than on a training loss that rises by design while beta warms up. The scheduler
 steps on it, and `checkpoint.pt` then holds the weights of the epoch with the lowest validation loss.
 
-Optimiser (`catvae.optim.build_adam`, fused on a CPU): the Keras-ported VAE and CAT-VAE train
-with Keras' Adam (`catvae.optim.KerasAdam`, epsilon 1e-7
-applied as Keras does); the conditional VAE, whose reference is PyTorch, with `torch.optim.Adam`.
+Optimiser (`catvae.optim.build_adam`, fused on a CPU): the Keras-ported VAE and CAT-VAE train with Keras' Adam
+(`catvae.optim.KerasAdam`, epsilon 1e-7 applied as Keras does); the conditional VAE, whose reference is PyTorch,
+with `torch.optim.Adam`.
 """
 
 from __future__ import annotations
