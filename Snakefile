@@ -11,7 +11,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo config is the default only when no --configfile is given. Were it loaded always, Snakemake would merge
+# the given file over it, and every key that file leaves out would keep the demo's value instead of the schema's
+# default (a config/paper.yaml run sampled the conditional VAE from the demo's Gaussian mixture). The path is read
+# in the working directory, so `snakemake --directory .test` runs the tiny test study in .test/config/config.yaml.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -26,10 +26,13 @@ def _config(args: argparse.Namespace) -> dict:
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
-    import yaml
+    from catvae.config import dump_config
 
     cfg = _config(args)
-    print(yaml.safe_dump(cfg, sort_keys=False) if args.show else f"{args.config}: valid")
+    if args.show:
+        print(dump_config(cfg, [args.config]), end="")
+    else:
+        print(f"{args.config}: valid")
 
 
 def cmd_phantom(args: argparse.Namespace) -> None:

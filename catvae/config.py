@@ -361,6 +361,16 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
     return validate_config(raw)
 
 
+def dump_config(cfg: Mapping[str, Any], config_files: Iterable[str | os.PathLike] = ()) -> str:
+    """The validated config as YAML in the schema's key order, headed by the files it came from.
+
+    One format for `catvae validate-config --show` and a run's `config.resolved.yaml`, so the two can be compared
+    line for line: what a file means is what the workflow runs.
+    """
+    header = "".join(f"# from {os.fspath(p)}\n" for p in config_files)
+    return header + yaml.safe_dump(dict(cfg), sort_keys=False)
+
+
 def deep_update(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict:
     """Recursively merge `changes` into a copy of `base` (used for overrides and test configs)."""
     out = copy.deepcopy(dict(base))

@@ -14,8 +14,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
-# The tiny test study (.test/config.yaml, the Snakemake catalog's convention): see the comments there.
-TINY_CONFIG: dict = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+# The tiny test study (.test/config/config.yaml, the Snakemake catalog's convention): see the comments there.
+TINY_CONFIG: dict = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
 
 
 def write_config(folder: Path, config: dict) -> Path:

@@ -226,4 +226,4 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
     with pytest.raises(CatvaeError, match="'evaluation' is given twice"):
         check_config_files([path])
     shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "busi.yaml", "medmnist_cvae.yaml")]
-    check_config_files([*shipped, REPO / ".test" / "config.yaml"])
+    check_config_files([*shipped, REPO / ".test" / "config" / "config.yaml"])

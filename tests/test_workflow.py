@@ -313,7 +313,7 @@ def test_local_profile_runs_one_gpu_job_at_a_time():
     assert "set-resources" not in yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
 
 
-@pytest.mark.parametrize("config_file", ["config/config.yaml", ".test/config.yaml"])
+@pytest.mark.parametrize("config_file", ["config/config.yaml", ".test/config/config.yaml"])
 def test_snakemake_lint_is_clean(tmp_path, config_file):
     """The demo and the test study lint clean (the catalog lints its `.test` config too)."""
     import subprocess

@@ -13,6 +13,7 @@ localrules:
     samples_figure,
     latent_figure,
     provenance,
+    resolved_config,
 
 
 rule generator_quality_table:
@@ -292,3 +293,25 @@ rule provenance:
         config_files=[str(f) for f in workflow.configfiles],
     script:
         "../scripts/provenance.py"
+
+
+# On demand, not part of the study: `snakemake --configfile F results/<name>/config.resolved.yaml` writes the
+# settings a run of F uses, in the format of `catvae validate-config --config F --show`.
+rule resolved_config:
+    output:
+        f"{R}/config.resolved.yaml",
+    log:
+        f"{R}/logs/resolved_config.log",
+    benchmark:
+        f"{R}/benchmarks/resolved_config.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=config,
+        config_files=[str(f) for f in workflow.configfiles],
+    script:
+        "../scripts/resolved_config.py"
