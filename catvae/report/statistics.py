@@ -198,8 +198,9 @@ class _ArmStatistics:
     """One arm's runs (sorted by fold, seed), its pooled point values and its run weights ``[B, R]``."""
 
     runs: list[_RunStatistics]
-    pooled: dict[str, float]  # scikit-learn on the predictions of all runs pooled (labelled extra columns)
+    tables: list[pd.DataFrame]  # the runs' coded predictions, for the pooled values (computed when asked)
     run_weights: np.ndarray
+    pooled: dict[str, float] = field(default_factory=dict)  # scikit-learn on all runs' predictions pooled
 
 
 def _pair_counts(scores: np.ndarray, positive: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -361,10 +362,7 @@ class SubjectBootstrap:
     def _arm_statistics(self, arm: str, group: list[tuple[Run, pd.DataFrame]]) -> _ArmStatistics:
         group = sorted(group, key=lambda item: (item[0].fold, item[0].seed))
         runs = [self._run_statistics(run, table) for run, table in group]
-        pooled = pd.concat([table for _, table in group], ignore_index=True)
-        point = _point_metrics(pooled["true"].to_numpy(), pooled["pred"].to_numpy(),
-                               pooled[[f"prob_{c}" for c in self.classes]].to_numpy(), self.classes)
-        return _ArmStatistics(runs, {m: point[m] for m in POOLED}, self._run_weights(arm, runs))
+        return _ArmStatistics(runs, [table for _, table in group], self._run_weights(arm, runs))
 
     def _run_statistics(self, run: Run, table: pd.DataFrame) -> _RunStatistics:
         members = self._members(run.fold)
@@ -433,7 +431,12 @@ class SubjectBootstrap:
         """The metric of the predictions of all the arm's runs pooled (scikit-learn), for :data:`POOLED`."""
         if metric not in POOLED:
             raise CatvaeError(f"bootstrap: no pooled variant of {metric!r} (have {', '.join(POOLED)})")
-        return self._stats(arm).pooled[metric]
+        stats = self._stats(arm)
+        if not stats.pooled:
+            pooled = pd.concat(stats.tables, ignore_index=True)
+            stats.pooled.update(_point_metrics(pooled["true"].to_numpy(), pooled["pred"].to_numpy(),
+                                               pooled[[f"prob_{c}" for c in self.classes]].to_numpy(), self.classes))
+        return stats.pooled[metric]
 
     def run_replicates(self, arm: str, metric: str) -> np.ndarray:
         """``[B, R]``: each run's metric on each resample's subjects (runs sorted by fold, seed)."""
