@@ -109,6 +109,7 @@ def _comparisons():
         ("oversample@437", "real only", "none", 0.25, 0.10, 0.40, 0.01),
         ("vae@437", "random oversampling", "oversample@437", -0.15, -0.30, 0.01, 0.20),
         ("catvae@437", "random oversampling", "oversample@437", 0.05, -0.08, 0.18, 0.90),
+        ("catvae@437", "VAE", "vae@437", 0.20, 0.02, 0.35, 0.04),  # the CAT-VAE paper's claim: its own panel
     ):
         for metric in ("balanced_accuracy", "macro_f1"):
             rows.append({"arm": arm, "reference": reference, "versus": versus, "metric": metric,
@@ -121,6 +122,8 @@ def test_effects_forest(tmp_path):
                          method_order=["vae", "catvae", "oversample"], note="95% CI: cluster bootstrap")
     width, height = _png_size(out)
     assert width > 800 and height > 200
+    two_panels = effects_forest(_comparisons().query("versus != 'VAE'"), tmp_path / "two.png", alpha=0.05)
+    assert width > 1.3 * _png_size(two_panels)[0]  # one panel per reference: the VAE panel is drawn
 
 
 def test_effects_forest_rejects_bad_input(tmp_path):

@@ -124,6 +124,11 @@ def test_classification_with_bootstrap_intervals(tmp_path):
     assert csv.loc[0, "Balanced accuracy"] == 0.625 and csv.loc[0, "Balanced accuracy CI low"] == 0.5
     assert csv.loc[0, "Macro-F1 CI high"] == 0.7 and math.isnan(csv.loc[0, "AUROC"])
     assert "Balanced accuracy std" not in csv.columns
+    pooled = {"none": {**intervals["none"], "auroc_pooled": Interval(0.7, math.nan, math.nan),
+                       "macro_f1_pooled": Interval(0.61, math.nan, math.nan)}}
+    extra = classification_table(records, intervals=pooled)  # the pooled variants: labelled extra columns
+    assert list(extra.columns) == [*CLASSIFICATION_COLUMNS, "Macro-F1 (pooled)", "AUROC (pooled)"]
+    assert extra.loc[0, "AUROC (pooled)"].format() == "0.700"  # a point value: no interval
     with pytest.raises(CatvaeError, match="no bootstrap intervals of arm none"):
         classification_table(records, intervals={})
     with pytest.raises(CatvaeError, match="missing key.*balanced_accuracy"):

@@ -248,8 +248,9 @@ def latent_space(latents_npz: str | os.PathLike, out_png: str | os.PathLike) -> 
 
 def effects_forest(comparisons: pd.DataFrame, out_png: str | os.PathLike, *, metric: str = "balanced_accuracy",
                    alpha: float = 0.05, method_order: Sequence[str] | None = None, note: str = "") -> Path:
-    """Each arm's paired difference in `metric` with its CI: one panel against real only, one against random
-    oversampling at the same target; a line at zero; a filled marker and ``*`` where Holm's p <= `alpha`.
+    """Each arm's paired difference in `metric` with its CI: one panel per reference kind, in the order of the
+    comparisons (real only, random oversampling and the VAE at the same target by default); a line at zero; a
+    filled marker and ``*`` where Holm's p <= `alpha` (only the primary metric has Holm p-values).
 
     `comparisons` is :func:`catvae.report.statistics.compare_arms`'s long table; `note` (how the intervals
     were made) goes under the panels.
@@ -262,10 +263,10 @@ def effects_forest(comparisons: pd.DataFrame, out_png: str | os.PathLike, *, met
     if rows.empty:
         raise CatvaeError(f"{out_png}: no comparisons of {metric} to draw")
     arms = order_arms([arm_fields(a) for a in rows["arm"]], method_order)
-    panels = list(REFERENCES.values())
-    # one x scale for both panels, so effect sizes compare across them
-    fig, axes = plt.subplots(1, len(panels), figsize=(11, 1.2 + 0.38 * len(arms)), sharex=True, sharey=True,
-                             squeeze=False)
+    panels = list(dict.fromkeys(rows["versus"]))
+    # one x scale for every panel, so effect sizes compare across them
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 1.2 + 0.38 * len(arms)), sharex=True,
+                             sharey=True, squeeze=False)
     for ax, versus in zip(axes[0], panels):
         mine = rows[rows["versus"] == versus].set_index("arm")
         ax.axvline(0.0, color="0.35", lw=1, ls="--", zorder=1)
@@ -273,7 +274,7 @@ def effects_forest(comparisons: pd.DataFrame, out_png: str | os.PathLike, *, met
             if arm not in mine.index:
                 continue
             r = mine.loc[arm]
-            significant = bool(r["p_holm"] <= alpha)
+            significant = bool(r["p_holm"] <= alpha)  # NaN (an exploratory metric): never
             colour = "tab:blue" if r["difference"] >= 0 else "tab:red"
             ax.errorbar(r["difference"], y, xerr=[[r["difference"] - r["low"]], [r["high"] - r["difference"]]],
                         fmt="o", color=colour, mfc=colour if significant else "white", ms=6, capsize=3, lw=1.4,

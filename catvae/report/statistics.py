@@ -1,50 +1,78 @@
-"""Uncertainty of the classification results: a cluster bootstrap over test subjects, paired arm comparisons, Holm.
+"""Uncertainty of the classification results: a two-level bootstrap over test subjects and training runs,
+paired arm comparisons, Holm over one declared primary metric, minimum detectable effects.
 
-Why subjects: the slices of one brain are strongly correlated, so a bootstrap that resamples slices treats
-81 slices of 9 brains as 81 independent patients and gives intervals that are far too narrow. Here a
-resample draws test *subjects* with replacement and takes all of their slices (a cluster bootstrap).
+Two sources of chance make a study's number, and an interval that holds only one of them is too narrow:
 
-What is pooled: the input is a list of :class:`Run` records (arm, fold, seed, test predictions), one per
-trained classifier, read from wherever the workflow keeps them. An arm's predictions of all its seeds (and
-folds) are pooled: the point estimate is the metric of the pooled predictions (scikit-learn, via
-:func:`catvae.metrics.classification.classification_metrics`), and each bootstrap replicate recomputes the
-metric on the pooled predictions of the drawn subjects, every seed included. With k-fold cross-validation the
-draw is stratified by fold: each fold's test subjects are resampled within that fold, so each fold keeps its
-size. The cluster is (fold, subject).
+- **Test subjects.** The slices of one brain are strongly correlated, so a bootstrap that resamples slices
+  treats 81 slices of 9 brains as 81 independent patients. A resample draws test *subjects* with replacement
+  and takes all of their slices (a cluster bootstrap); with k-fold cross-validation each fold's test subjects
+  are resampled within that fold, so each fold keeps its size. The cluster is (fold, subject).
+- **Training.** Two classifier seeds (or generator replicates) of one arm differ by as much as two arms do. In
+  the default ``two_level`` interval each resample also draws, per arm and fold, that arm's R training runs
+  with replacement. Resampling R values underestimates the variance of their mean by the factor (R - 1) / R,
+  so the drawn runs' deviation from the arm's mean is rescaled by sqrt(R / (R - 1)) (the rescaling bootstrap of
+  survey sampling, Rao and Wu 1988): a run's weight is ``1 + sqrt(R/(R-1)) (n_r - 1)`` where ``n_r`` is how
+  often it was drawn. With one run per arm and fold the training variance cannot be estimated; the weight is
+  then 1 and the captions say so. ``subjects`` keeps every run's weight at 1 (test-subject variance only).
+  Subjects and runs are crossed (every run tests the same subjects), and resampling both factors
+  independently is the "pigeonhole" bootstrap (Owen 2007), mildly conservative in the subject x run
+  interaction; ``docs/STATISTICS.md`` gives the simulated error rates.
 
-What the interval holds: test-sample variance (which subjects happened to be tested). The models are fixed,
-so the spread between training seeds is not in it (the tables' ``±`` over seeds shows that).
+What is estimated: a model's quality. Each metric is computed per trained network on its own test
+predictions (scikit-learn, via :func:`catvae.metrics.classification.classification_metrics`) and averaged
+over the arm's runs; each bootstrap replicate recomputes every run's metric on the drawn subjects and averages
+with the run weights. Pooling the predictions of different networks before an AUROC ranks one seed's
+probabilities against another's, which is not any model's AUROC; the pooled values stay available as
+labelled extra columns (:data:`POOLED`).
 
 Paired comparisons use the *same* subject resamples for every arm, so the difference arm − reference is
-computed on the same patients in every replicate; see :meth:`SubjectBootstrap.compare` for the p-value.
+computed on the same patients in every replicate; the runs are drawn per arm (different networks). See
+:meth:`SubjectBootstrap.compare` for the p-value and :func:`compare_arms` for the families.
 
-Speed: a replicate is a weight (multiplicity) per subject, so instead of re-slicing predictions the
-bootstrap sums per-subject sufficient statistics: confusion matrices (balanced accuracy, macro-F1) and
-pairwise rank counts (AUROC as the Mann-Whitney statistic). These are the same formulas scikit-learn uses;
-the tests check equality with scikit-learn on explicitly rebuilt resamples.
+Speed: a replicate is a weight (multiplicity) per subject and per run, so instead of re-slicing predictions
+the bootstrap sums per-subject sufficient statistics of each run: confusion matrices (balanced accuracy,
+macro-F1) and pairwise rank counts (AUROC as the Mann-Whitney statistic). These are the same formulas
+scikit-learn uses; the tests check equality with scikit-learn on explicitly rebuilt resamples.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from catvae.errors import CatvaeError
+from catvae.registry import GENERATORS
 
 log = logging.getLogger("catvae.report.statistics")
 
-#: Metrics with bootstrap intervals, in table order, with their printed names.
+#: Metrics with bootstrap intervals (per trained network, averaged over the arm's runs), in table order.
 METRICS: dict[str, str] = {"balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro-F1", "auroc": "AUROC"}
-#: Metrics compared between arms.
+#: The same metrics on the predictions of all runs pooled (point values, labelled extra columns). Balanced
+#: accuracy is left out: on one test set per fold its pooled value is the runs' mean anyway.
+POOLED: dict[str, str] = {"macro_f1": "Macro-F1 (pooled)", "auroc": "AUROC (pooled)"}
+#: Metrics compared between arms; the declared primary one (``evaluation.primary``) goes first.
 COMPARED: tuple[str, ...] = ("balanced_accuracy", "macro_f1")
-#: Reference arms of the paired comparisons: the key is the reference's method.
-REFERENCES: dict[str, str] = {"none": "real only", "oversample": "random oversampling"}
+#: Interval kinds (``evaluation.interval``): which sources of variance a resample redraws.
+INTERVALS: dict[str, str] = {"two_level": "test subjects and training runs", "subjects": "test subjects only"}
+#: Power at which the minimum detectable effect is stated.
+POWER = 0.8
+#: Reference methods of the paired comparisons (``evaluation.compare``) and how the tables name them.
+REFERENCES: dict[str, str] = {
+    "none": "real only",
+    "oversample": "random oversampling",
+    "classic": "classical augmentation",
+    **{name: spec.label for name, spec in GENERATORS.items()},
+}
 
 
 @dataclass(frozen=True)
@@ -153,15 +181,26 @@ def macro_f1_from_confusion(confusion: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _ArmStatistics:
-    """Per-subject sufficient statistics of one arm, pooled over its runs (subjects in bootstrap order)."""
+class _RunStatistics:
+    """Per-subject sufficient statistics of one trained network on its fold's test subjects (in fold order)."""
 
-    confusion: np.ndarray  # [S, K, K] counts
-    pair_counts: list[np.ndarray]  # per scored class c: [S, S] Mann-Whitney counts, positives of s vs negatives of t
-    positives: list[np.ndarray]  # per scored class: [S] count of rows with true == c
-    negatives: list[np.ndarray]  # per scored class: [S] count of rows with true != c
-    point: dict[str, float]  # scikit-learn on the pooled predictions
-    runs: list[Run]
+    run: Run
+    members: np.ndarray  # [S_f] indices of the fold's subjects in SubjectBootstrap.clusters
+    confusion: np.ndarray  # [S_f, K, K] counts
+    pair_counts: list[np.ndarray]  # per scored class c: [S_f, S_f] Mann-Whitney counts, positives of s vs negatives of t
+    positives: list[np.ndarray]  # per scored class: [S_f] count of rows with true == c
+    negatives: list[np.ndarray]  # per scored class: [S_f] count of rows with true != c
+    point: dict[str, float]  # scikit-learn on this run's predictions
+
+
+@dataclass
+class _ArmStatistics:
+    """One arm's runs (sorted by fold, seed), its pooled point values and its run weights ``[B, R]``."""
+
+    runs: list[_RunStatistics]
+    tables: list[pd.DataFrame]  # the runs' coded predictions, for the pooled values (computed when asked)
+    run_weights: np.ndarray
+    pooled: dict[str, float] = field(default_factory=dict)  # scikit-learn on all runs' predictions pooled
 
 
 def _pair_counts(scores: np.ndarray, positive: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -178,44 +217,58 @@ def _pair_counts(scores: np.ndarray, positive: np.ndarray, cluster: np.ndarray, 
     return counts
 
 
+def _point_metrics(true: np.ndarray, pred: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    # Imported here: the `catvae.metrics` package imports torch, which the table builders never need.
+    from catvae.metrics.classification import classification_metrics
+
+    metrics = classification_metrics(true, probs, classes, pred=pred)
+    return {name: math.nan if metrics[name] is None else float(metrics[name]) for name in METRICS}
+
+
 class SubjectBootstrap:
-    """Cluster bootstrap over test subjects, pooled over folds and seeds, shared by every arm (paired).
+    """Two-level bootstrap over test subjects and training runs (or subjects only), shared by every arm (paired).
 
     `runs` are all runs of all arms; every run of one fold must have tested the same subjects (else the
     arms are not paired and a comparison would mix patients). `resamples` replicates are drawn once, with
-    ``numpy.random.default_rng(seed)``, fold by fold in sorted order over subjects sorted by name, so the
-    result does not depend on the order of `runs`.
+    ``numpy.random.default_rng(seed)``, fold by fold in sorted order over subjects sorted by name; each arm's
+    run draws come from ``default_rng([seed, crc32(arm)])``, fold by fold over its runs sorted by seed, so
+    the result depends neither on the order of `runs` nor on which other arms are present. `interval` is
+    ``"two_level"`` (subjects and runs redrawn) or ``"subjects"`` (runs fixed), see :data:`INTERVALS`.
     """
 
-    def __init__(self, runs: Sequence[Run], classes: Sequence[str], *, resamples: int = 2000,
-                 ci: float = 0.95, seed: int = 0) -> None:
+    def __init__(self, runs: Sequence[Run], classes: Sequence[str], *, resamples: int = 9999,
+                 ci: float = 0.95, seed: int = 0, interval: str = "two_level") -> None:
         if not runs:
             raise CatvaeError("bootstrap: no classifier runs given")
         if int(resamples) < 1:
             raise CatvaeError(f"config key 'evaluation.bootstrap' must be >= 1, got {resamples}")
         if not 0 < float(ci) < 1:
             raise CatvaeError(f"config key 'evaluation.ci' must lie in (0, 1), got {ci}")
+        if interval not in INTERVALS:
+            raise CatvaeError(f"config key 'evaluation.interval' must be one of {', '.join(INTERVALS)}, "
+                              f"got {interval!r}")
         self.classes = list(classes)
-        self.resamples, self.ci, self.seed = int(resamples), float(ci), int(seed)
+        self.resamples, self.ci, self.seed, self.interval_kind = int(resamples), float(ci), int(seed), interval
         tables = [self._check(run) for run in runs]
         self.clusters = self._clusters(runs, tables)
         self.folds = sorted({fold for fold, _ in self.clusters})
-        index = {c: i for i, c in enumerate(self.clusters)}
         self.weights = self._draw()
+        self._fold_weights = {fold: np.ascontiguousarray(self.weights[:, self._members(fold)]) for fold in self.folds}
         by_arm: dict[str, list[tuple[Run, pd.DataFrame]]] = {}
         for run, table in zip(runs, tables):
             group = by_arm.setdefault(run.arm, [])
             if any(r.fold == run.fold and r.seed == run.seed for r, _ in group):
                 raise CatvaeError(f"{run.source or run.arm}: arm {run.arm} fold {run.fold} seed {run.seed} given twice")
             group.append((run, table))
-        self._arms = {arm: self._arm_statistics(group, index) for arm, group in by_arm.items()}
-        log.info("subject bootstrap: %d arm(s), %d subject(s) in %d fold(s), %d resamples, seed %d",
+        self._arms = {arm: self._arm_statistics(arm, group) for arm, group in by_arm.items()}
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+        log.info("%s bootstrap: %d arm(s), %d subject(s) in %d fold(s), %d resamples, seed %d", interval,
                  len(self._arms), len(self.clusters), len(self.folds), self.resamples, self.seed)
 
     @classmethod
     def from_records(cls, metrics: Sequence[Mapping], predictions: Sequence[str | os.PathLike], *,
-                     resamples: int = 2000, ci: float = 0.95, seed: int = 0, arm_key: str = "arm",
-                     seed_key: str = "seed") -> "SubjectBootstrap":
+                     resamples: int = 9999, ci: float = 0.95, seed: int = 0, interval: str = "two_level",
+                     arm_key: str = "arm", seed_key: str = "seed") -> "SubjectBootstrap":
         """From metrics.json records and their predictions.csv files, paired by position (:func:`load_runs`);
         the classes are the records' ``classes``, which must agree. `arm_key` / `seed_key` name the record keys
         that say the arm and the seed (TSTR runs: ``model`` and ``replicate``)."""
@@ -227,7 +280,7 @@ class SubjectBootstrap:
                 where = record.get("_path", f"metrics of arm {record.get('arm')}")
                 raise CatvaeError(f"{where}: classes {record.get('classes')} differ from {classes} in other records")
         return cls(load_runs(metrics, predictions, arm_key=arm_key, seed_key=seed_key), classes,
-                   resamples=resamples, ci=ci, seed=seed)
+                   resamples=resamples, ci=ci, seed=seed, interval=interval)
 
     # ------------------------------------------------------------------------------- construction
 
@@ -278,41 +331,73 @@ class SubjectBootstrap:
                                   f"(e.g. {diff}); paired comparisons need one test set per fold")
         return sorted((fold, subject) for fold, (subjects, _) in per_fold.items() for subject in subjects)
 
+    def _members(self, fold: int) -> np.ndarray:
+        return np.array([i for i, (f, _) in enumerate(self.clusters) if f == fold])
+
     def _draw(self) -> np.ndarray:
         """``[B, S]`` multiplicities: each fold's subjects drawn with replacement, as many as the fold has."""
         rng = np.random.default_rng(self.seed)
         weights = np.zeros((self.resamples, len(self.clusters)))
         for fold in self.folds:
-            members = np.array([i for i, (f, _) in enumerate(self.clusters) if f == fold])
-            n = members.size
-            draws = rng.integers(0, n, size=(self.resamples, n)) + n * np.arange(self.resamples)[:, None]
-            weights[:, members] = np.bincount(draws.ravel(), minlength=self.resamples * n).reshape(self.resamples, n)
+            members = self._members(fold)
+            weights[:, members] = _multiplicities(rng, self.resamples, members.size)
         return weights
 
-    def _arm_statistics(self, group: list[tuple[Run, pd.DataFrame]], index: Mapping[tuple[int, str], int]
-                        ) -> _ArmStatistics:
-        pooled = pd.concat(
-            [table.assign(_cluster=[index[(run.fold, s)] for s in table["subject"]]) for run, table in group],
-            ignore_index=True)
-        k, n_clusters = len(self.classes), len(self.clusters)
-        cluster = pooled["_cluster"].to_numpy()
-        true, pred = pooled["true"].to_numpy(), pooled["pred"].to_numpy()
-        probs = pooled[[f"prob_{c}" for c in self.classes]].to_numpy()
-        confusion = np.zeros((n_clusters, k, k))
+    def _run_weights(self, arm: str, runs: Sequence[_RunStatistics]) -> np.ndarray:
+        """``[B, R]`` weights of the arm's runs: 1 everywhere for ``subjects``; for ``two_level`` each fold's R
+        runs drawn with replacement (multiplicity n) and rescaled, ``1 + sqrt(R / (R - 1)) (n - 1)``, so the
+        weighted mean's resampling variance is the unbiased s^2 / R rather than (R - 1) / R of it; a fold with
+        a single run keeps weight 1 (no training variance can be estimated from one run)."""
+        weights = np.ones((self.resamples, len(runs)))
+        if self.interval_kind == "subjects":
+            return weights
+        rng = np.random.default_rng([self.seed, zlib.crc32(arm.encode())])
+        for fold in self.folds:
+            members = np.array([i for i, r in enumerate(runs) if r.run.fold == fold])
+            if members.size < 2:
+                continue
+            scale = math.sqrt(members.size / (members.size - 1))
+            weights[:, members] = 1 + scale * (_multiplicities(rng, self.resamples, members.size) - 1)
+        return weights
+
+    def _arm_statistics(self, arm: str, group: list[tuple[Run, pd.DataFrame]]) -> _ArmStatistics:
+        group = sorted(group, key=lambda item: (item[0].fold, item[0].seed))
+        runs = [self._run_statistics(run, table) for run, table in group]
+        return _ArmStatistics(runs, [table for _, table in group], self._run_weights(arm, runs))
+
+    def _run_statistics(self, run: Run, table: pd.DataFrame) -> _RunStatistics:
+        members = self._members(run.fold)
+        local = {self.clusters[i][1]: j for j, i in enumerate(members)}
+        k, n = len(self.classes), members.size
+        cluster = table["subject"].map(local).to_numpy()
+        true, pred = table["true"].to_numpy(), table["pred"].to_numpy()
+        probs = table[[f"prob_{c}" for c in self.classes]].to_numpy()
+        confusion = np.zeros((n, k, k))
         np.add.at(confusion, (cluster, true, pred), 1)
         scored = [1] if k == 2 else list(range(k))  # binary: the positive (second) class only
         pair_counts, positives, negatives = [], [], []
         for c in scored:
             positive = true == c
-            pair_counts.append(_pair_counts(probs[:, c], positive, cluster, n_clusters))
-            positives.append(np.bincount(cluster[positive], minlength=n_clusters).astype(float))
-            negatives.append(np.bincount(cluster[~positive], minlength=n_clusters).astype(float))
-        # Imported here: the `catvae.metrics` package imports torch, which the table builders never need.
-        from catvae.metrics.classification import classification_metrics
+            pair_counts.append(_pair_counts(probs[:, c], positive, cluster, n))
+            positives.append(np.bincount(cluster[positive], minlength=n).astype(float))
+            negatives.append(np.bincount(cluster[~positive], minlength=n).astype(float))
+        stats = _RunStatistics(run, members, confusion, pair_counts, positives, negatives, {})
+        # The run's own metrics: its statistics with every subject once (the formulas scikit-learn uses; tested).
+        ones = np.ones((1, n))
+        stats.point.update({metric: float(self._fold_runs([stats], metric, ones)[0, 0]) for metric in METRICS})
+        return stats
 
-        metrics = classification_metrics(true, probs, self.classes, pred=pred)
-        point = {name: math.nan if metrics[name] is None else float(metrics[name]) for name in METRICS}
-        return _ArmStatistics(confusion, pair_counts, positives, negatives, point, [run for run, _ in group])
+    def with_interval(self, interval: str) -> "SubjectBootstrap":
+        """The same subject resamples and run statistics with another interval kind (:data:`INTERVALS`), e.g.
+        the subjects-only interval beside the two-level one without rebuilding anything."""
+        if interval not in INTERVALS:
+            raise CatvaeError(f"config key 'evaluation.interval' must be one of {', '.join(INTERVALS)}, "
+                              f"got {interval!r}")
+        other = copy.copy(self)
+        other.interval_kind, other._cache = interval, {}
+        other._arms = {arm: dataclasses.replace(stats, run_weights=other._run_weights(arm, stats.runs))
+                       for arm, stats in self._arms.items()}
+        return other
 
     # ------------------------------------------------------------------------------------ results
 
@@ -327,7 +412,12 @@ class SubjectBootstrap:
     def seeds(self, arm: str | None = None) -> list[int]:
         """Distinct seeds of one arm (or of all runs)."""
         arms = [self._stats(arm)] if arm else list(self._arms.values())
-        return sorted({run.seed for stats in arms for run in stats.runs})
+        return sorted({r.run.seed for stats in arms for r in stats.runs})
+
+    def runs_per_fold(self, arm: str) -> list[int]:
+        """How many training runs the arm has in each fold (sorted folds)."""
+        runs = self._stats(arm).runs
+        return [sum(r.run.fold == fold for r in runs) for fold in self.folds]
 
     def _stats(self, arm: str) -> _ArmStatistics:
         if arm not in self._arms:
@@ -335,42 +425,87 @@ class SubjectBootstrap:
         return self._arms[arm]
 
     def point(self, arm: str, metric: str) -> float:
-        """The metric of the arm's pooled predictions (scikit-learn); NaN where undefined."""
-        return self._stats(arm).point[self._metric(metric)]
+        """The metric per trained network averaged over the arm's runs; NaN where undefined."""
+        return float(np.mean([r.point[self._metric(metric)] for r in self._stats(arm).runs]))
 
-    def replicates(self, arm: str, metric: str) -> np.ndarray:
-        """``[B]`` bootstrap replicates of the metric (NaN where a resample leaves it undefined)."""
-        stats, metric = self._stats(arm), self._metric(metric)
+    def pooled(self, arm: str, metric: str) -> float:
+        """The metric of the predictions of all the arm's runs pooled (scikit-learn), for :data:`POOLED`."""
+        if metric not in POOLED:
+            raise CatvaeError(f"bootstrap: no pooled variant of {metric!r} (have {', '.join(POOLED)})")
+        stats = self._stats(arm)
+        if not stats.pooled:
+            pooled = pd.concat(stats.tables, ignore_index=True)
+            stats.pooled.update(_point_metrics(pooled["true"].to_numpy(), pooled["pred"].to_numpy(),
+                                               pooled[[f"prob_{c}" for c in self.classes]].to_numpy(), self.classes))
+        return stats.pooled[metric]
+
+    def run_replicates(self, arm: str, metric: str) -> np.ndarray:
+        """``[B, R]``: each run's metric on each resample's subjects (runs sorted by fold, seed)."""
+        metric, runs = self._metric(metric), self._stats(arm).runs
+        return np.concatenate([self._fold_runs([r for r in runs if r.run.fold == fold], metric,
+                                               self._fold_weights[fold]) for fold in self.folds], axis=1)
+
+    def _fold_runs(self, runs: Sequence[_RunStatistics], metric: str, weights: np.ndarray) -> np.ndarray:
+        """``[B, R_f]``: the metric of runs of one fold with subject multiplicities `weights` ``[B, S_f]``. The
+        runs' statistics sit side by side so that one matrix product serves them all (BLAS is far faster on
+        one wide product than on many narrow ones)."""
+        if not runs:
+            return np.zeros((weights.shape[0], 0))
+        b, r, n, k = weights.shape[0], len(runs), weights.shape[1], len(self.classes)
         if metric in ("balanced_accuracy", "macro_f1"):
-            k = len(self.classes)
-            confusion = (self.weights @ stats.confusion.reshape(len(self.clusters), k * k)).reshape(-1, k, k)
+            stacked = np.concatenate([run.confusion.reshape(n, k * k) for run in runs], axis=1)
+            confusion = (weights @ stacked).reshape(b, r, k, k)
             fn = balanced_accuracy_from_confusion if metric == "balanced_accuracy" else macro_f1_from_confusion
             return fn(confusion)
         per_class = []
-        for pairs, pos, neg in zip(stats.pair_counts, stats.positives, stats.negatives):
-            numerator = ((self.weights @ pairs) * self.weights).sum(axis=1)  # w_b' A w_b, through BLAS
-            denominator = (self.weights @ pos) * (self.weights @ neg)
+        for c in range(len(runs[0].pair_counts)):
+            pairs = np.concatenate([run.pair_counts[c] for run in runs], axis=1)  # [S_f, R_f S_f]
+            # w_b' A_r w_b for every run r at once, through BLAS
+            numerator = np.einsum("brs,bs->br", (weights @ pairs).reshape(b, r, n), weights)
+            pos = weights @ np.stack([run.positives[c] for run in runs], axis=1)
+            neg = weights @ np.stack([run.negatives[c] for run in runs], axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                per_class.append(np.where(denominator > 0, numerator / denominator, np.nan))
+                per_class.append(np.where(pos * neg > 0, numerator / (pos * neg), np.nan))
         return np.mean(per_class, axis=0)  # NaN when any class is undefined, as for the point estimate
+
+    def replicates(self, arm: str, metric: str) -> np.ndarray:
+        """``[B]`` bootstrap replicates of the arm's metric: the run-weighted mean of :meth:`run_replicates`
+        (NaN where a resample leaves a run's metric undefined)."""
+        key = (arm, self._metric(metric))
+        if key not in self._cache:
+            weights = self._stats(arm).run_weights
+            self._cache[key] = (weights * self.run_replicates(arm, metric)).sum(axis=1) / weights.shape[1]
+        return self._cache[key]
 
     def interval(self, arm: str, metric: str) -> Interval:
         """Point estimate and equal-tailed percentile interval of level `ci`."""
         return self._interval(self.point(arm, metric), self.replicates(arm, metric), f"{arm} {metric}")
 
     def intervals(self) -> dict[str, dict[str, Interval]]:
-        """arm -> metric id -> :class:`Interval`, for every arm and every metric of :data:`METRICS`."""
-        return {arm: {metric: self.interval(arm, metric) for metric in METRICS} for arm in self.arms}
+        """arm -> metric id -> :class:`Interval`, for every arm and metric of :data:`METRICS`, plus the
+        :data:`POOLED` values under ``<metric>_pooled`` (point only: no interval)."""
+        return {arm: {**{metric: self.interval(arm, metric) for metric in METRICS},
+                      **{f"{m}_pooled": Interval(self.pooled(arm, m), math.nan, math.nan) for m in POOLED}}
+                for arm in self.arms}
 
-    def compare(self, arm: str, reference: str, metric: str) -> tuple[Interval, float]:
-        """Paired difference arm − reference: point, percentile CI, and its two-sided bootstrap p-value.
+    def compare(self, arm: str, reference: str, metric: str) -> tuple[Interval, float, float]:
+        """Paired difference arm − reference: point, percentile CI, two-sided bootstrap p-value, and the
+        standard error (std of the resampled differences).
 
         Both arms' metrics are recomputed on the same subject resamples, so each replicate of the difference
-        is taken on the same patients; the p-value is :func:`bootstrap_p_value` of those replicates.
+        is taken on the same patients; the runs are drawn per arm. The p-value is :func:`bootstrap_p_value`.
         """
         differences = self.replicates(arm, metric) - self.replicates(reference, metric)
         point = self.point(arm, metric) - self.point(reference, metric)
-        return self._interval(point, differences, f"{arm} - {reference} {metric}"), bootstrap_p_value(differences)
+        finite = differences[~np.isnan(differences)]
+        se = float(np.std(finite, ddof=1)) if finite.size > 1 else math.nan
+        return (self._interval(point, differences, f"{arm} - {reference} {metric}"), bootstrap_p_value(differences),
+                se)
+
+    @property
+    def p_floor(self) -> float:
+        """The smallest two-sided p-value B resamples can give, 2 / (B + 1)."""
+        return 2 / (self.resamples + 1)
 
     def _interval(self, point: float, replicates: np.ndarray, what: str) -> Interval:
         finite = replicates[~np.isnan(replicates)]
@@ -389,27 +524,58 @@ class SubjectBootstrap:
             raise CatvaeError(f"bootstrap: unknown metric {metric!r} (have {', '.join(METRICS)})")
         return metric
 
+    def run_counts(self, runs: str = "seeds") -> str:
+        """How many training runs each arm had per fold, and what that lets the interval hold."""
+        counts: dict[int, list[str]] = {}
+        for arm in self.arms:
+            counts.setdefault(min(self.runs_per_fold(arm)), []).append(arm)
+        per = " per fold" if len(self.folds) > 1 else ""
+        if len(counts) == 1:
+            (n,) = counts
+            text = f"{n} run(s) per arm{per} ({runs} {', '.join(map(str, self.seeds()))})"
+        else:
+            text = "; ".join(f"{n} run(s){per}: {', '.join(arms)}" for n, arms in sorted(counts.items()))
+        if 1 in counts and self.interval_kind == "two_level":
+            which = "every arm" if len(counts) == 1 else ", ".join(counts[1])
+            text += (f". With one run{per}, training variance could not be estimated for {which}: "
+                     "its interval holds test-subject variance only")
+        return text
+
     def describe(self, runs: str = "seeds") -> str:
-        """How the intervals were made, for the line under a table; `runs` names what a run's seed is (e.g.
-        ``"generator replicates"`` for TSTR runs)."""
+        """How the intervals were made, for the line under a table: the variance sources held and the run
+        counts; `runs` names what a run's seed is (e.g. ``"generator replicates"`` for TSTR runs)."""
         folds = f", within each of the {len(self.folds)} folds" if len(self.folds) > 1 else ""
-        pooled = f"folds and {runs}" if len(self.folds) > 1 else runs
-        return (f"metrics of the predictions pooled over {pooled} {', '.join(map(str, self.seeds()))}; "
-                f"[{self.ci:.0%} CI]: percentile interval of a cluster bootstrap over the {self.n_subjects} test "
-                f"subjects ({self.resamples} resamples, seed {self.seed}; a resample draws subjects with "
-                f"replacement{folds} and keeps all their slices). The CI holds test-subject sampling variance; "
-                f"the spread between training {runs} is not in it")
+        metric = f"each metric computed per trained network and averaged over the arm's {runs}"
+        if self.interval_kind == "two_level":
+            how = (f"two-level bootstrap ({self.resamples} resamples, seed {self.seed}): a resample draws the "
+                   f"{self.n_subjects} test subjects with replacement{folds} (all their slices) and, per arm and "
+                   f"fold, the arm's training runs with replacement (rescaled by sqrt(R/(R-1))). The CI holds "
+                   f"test-subject sampling variance and training variance between {runs}")
+        else:
+            how = (f"cluster bootstrap over the {self.n_subjects} test subjects ({self.resamples} resamples, seed "
+                   f"{self.seed}; a resample draws subjects with replacement{folds} and keeps all their slices). "
+                   f"The CI holds test-subject sampling variance only; the spread between training {runs} is not "
+                   "in it")
+        return f"{metric}; [{self.ci:.0%} CI]: percentile interval of a {how}; {self.run_counts(runs)}"
+
+
+def _multiplicities(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
+    """``[B, n]``: how often each of n items is drawn in each of B draws of n with replacement."""
+    draws = rng.integers(0, n, size=(resamples, n)) + n * np.arange(resamples)[:, None]
+    return np.bincount(draws.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
 
 
 def interval_note(bootstrap: SubjectBootstrap) -> str:
     """The line under the classification table: what the ± and the [CI] hold."""
+    pooled = ", ".join(POOLED.values())
     return ("Precision, Recall, F1, Accuracy, Loss: mean ± sample std over the training seeds (their spread on "
-            f"one test set). {', '.join(METRICS.values())}: {bootstrap.describe()}.")
+            f"one test set). {', '.join(METRICS.values())}: {bootstrap.describe()}. {pooled}: the metric of all "
+            "runs' predictions pooled (ranks one network's probabilities against another's; not a model's "
+            "quality), point value only.")
 
 
 def tstr_note(bootstrap: SubjectBootstrap) -> str:
-    """The line under the generator quality table: what the TSTR [CI] holds, where chance lies, and what the
-    interval cannot rule out (training luck, which the subject bootstrap does not resample)."""
+    """The line under the generator quality table: what the TSTR [CI] holds and where chance lies."""
     k = len(bootstrap.classes)
     return (f"TSTR balanced accuracy, TSTR AUROC: {bootstrap.describe('generator replicates')}. Chance level: "
             f"balanced accuracy 1/{k} = {1 / k:.3f} ({k} classes), AUROC 0.5. A CNN that learned nothing of the "
@@ -418,13 +584,30 @@ def tstr_note(bootstrap: SubjectBootstrap) -> str:
             "classes.")
 
 
-def comparison_note(bootstrap: SubjectBootstrap, config_name: str, alpha: float) -> str:
-    """The line under the comparisons table: the method, the Holm family, the config and seeds."""
-    return (f"Δ = arm − reference (positive: the arm does better), {bootstrap.describe()}. Paired: every arm is "
+def comparison_note(bootstrap: SubjectBootstrap, config_name: str, alpha: float, primary: str,
+                    families: Mapping[str, int]) -> str:
+    """The line under the comparisons table: the method, the primary metric and its Holm families, the
+    resolution of the p-values, the minimum detectable effect, the config and seeds."""
+    floor = bootstrap.p_floor
+    sizes = ", ".join(f"vs {versus}: m = {m}" for versus, m in families.items())
+    return (f"Δ = arm − reference (positive: the arm does better); {bootstrap.describe()}. Paired: both arms are "
             "recomputed on the same subject resamples. p: two-sided bootstrap p-value, "
-            "2 min((1 + #{Δ* ≤ 0}) / (B + 1), (1 + #{Δ* ≥ 0}) / (B + 1)) over the B resampled differences Δ*. "
-            "Holm p: Holm's step-down correction across the arms compared with the same reference on the same "
-            f"metric; * Holm p ≤ {alpha:g}. Config `{config_name}`, seeds {', '.join(map(str, bootstrap.seeds()))}.")
+            "2 min((1 + #{Δ* ≤ 0}) / (B + 1), (1 + #{Δ* ≥ 0}) / (B + 1)) over the B resampled differences Δ*; "
+            f"with B = {bootstrap.resamples} the smallest it can be is 2/(B+1) = {floor:.2g}, printed "
+            f"'< {floor:.2g}' (the true p is at most that), and a Holm-adjusted one at that floor '≤ m x {floor:.2g}'. "
+            f"Primary metric: {METRICS[primary].lower()}; Holm p: Holm's step-down correction across the arms "
+            f"compared with one reference on the primary metric ({sizes}); * Holm p ≤ {alpha:g}. Other metrics: "
+            f"exploratory, p unadjusted, no *. MDE: minimum detectable effect, the |Δ| a two-sided test at "
+            f"alpha {alpha:g} (unadjusted) detects with {POWER:.0%} power, (z_(1-alpha/2) + z_{POWER:g}) x SE, SE the "
+            "std of the resampled differences; a non-significant Δ with an MDE above the effect of interest is "
+            f"inconclusive, not evidence of no effect. Config `{config_name}`, seeds "
+            f"{', '.join(map(str, bootstrap.seeds()))}.")
+
+
+def minimum_detectable_effect(se: float, alpha: float, power: float = POWER) -> float:
+    """The smallest true |difference| a two-sided level-`alpha` test detects with probability `power`, under a
+    normal approximation with standard error `se`: ``(z_{1 - alpha/2} + z_power) se``."""
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
 
 
 def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
@@ -467,45 +650,80 @@ def split_arm(arm: str) -> tuple[str, str | None]:
     return method, (target or None)
 
 
-def comparison_pairs(arms: Iterable[str]) -> list[tuple[str, str]]:
-    """(arm, reference) pairs: every arm against ``none``, and every arm with a target other than random
-    oversampling against ``oversample@<same target>``; a reference that was not run is skipped."""
+#: The default of ``evaluation.compare``: real only, random oversampling, and the VAE (the CAT-VAE paper's claim).
+DEFAULT_COMPARE: tuple[str, ...] = ("none", "oversample", "vae")
+
+
+def comparison_pairs(arms: Iterable[str], references: Sequence[str] = DEFAULT_COMPARE) -> list[tuple[str, str]]:
+    """(arm, reference) pairs, grouped by reference in the order of `references` (``evaluation.compare``).
+
+    ``none``: every other arm against real only. A baseline method (``oversample``, ``classic``): every arm
+    with a target and another method against ``<method>@<same target>``. A generator (``vae``): every *other
+    generator* arm against it at the same target (CAT-VAE vs VAE is the CAT-VAE paper's claim). A reference
+    that was not run is skipped.
+    """
     arms = list(arms)
+    unknown = [r for r in references if r not in REFERENCES]
+    if unknown:
+        raise CatvaeError(f"config key 'evaluation.compare': unknown reference(s) {unknown} "
+                          f"(have {', '.join(REFERENCES)})")
     pairs = []
-    for arm in arms:
-        method, target = split_arm(arm)
-        if arm != "none" and "none" in arms:
-            pairs.append((arm, "none"))
-        reference = f"oversample@{target}"
-        if target is not None and method != "oversample" and reference in arms:
-            pairs.append((arm, reference))
+    for reference in references:
+        for arm in arms:
+            method, target = split_arm(arm)
+            if reference == "none":
+                if arm != "none" and "none" in arms:
+                    pairs.append((arm, "none"))
+                continue
+            if target is None or method == reference or f"{reference}@{target}" not in arms:
+                continue
+            if reference in GENERATORS and method not in GENERATORS:
+                continue
+            pairs.append((arm, f"{reference}@{target}"))
     return pairs
 
 
-def compare_arms(bootstrap: SubjectBootstrap, arms: Sequence[str] | None = None,
-                 metrics: Sequence[str] = COMPARED) -> pd.DataFrame:
-    """Long table of paired comparisons, one row per (arm, reference, metric), Holm-adjusted.
+COMPARISON_COLUMNS: list[str] = ["arm", "method", "target", "reference", "versus", "metric", "role", "difference",
+                                 "low", "high", "se", "mde", "p", "p_holm", "m"]
 
-    Columns: ``arm, method, target, reference, versus, metric, difference, low, high, p, p_holm``.
-    The Holm family is one reference kind (real only, or random oversampling) and one metric: the m arms
-    compared in that column of the table.
+
+def compare_arms(bootstrap: SubjectBootstrap, arms: Sequence[str] | None = None,
+                 references: Sequence[str] = DEFAULT_COMPARE, primary: str = "balanced_accuracy",
+                 alpha: float | None = None) -> pd.DataFrame:
+    """Long table of paired comparisons, one row per (arm, reference, metric).
+
+    Columns :data:`COMPARISON_COLUMNS`: ``role`` is ``primary`` for the declared primary metric and
+    ``exploratory`` for the others (:data:`COMPARED`); ``se`` the std of the resampled differences, ``mde`` the
+    minimum detectable effect at `alpha` (default 1 - ci) and 80% power. Only the primary metric is
+    Holm-adjusted (``p_holm``), one family per reference kind (real only, oversampling, VAE): the ``m`` arms
+    compared with it. Exploratory rows keep ``p_holm`` and ``m`` empty.
     """
+    if primary not in METRICS:
+        raise CatvaeError(f"config key 'evaluation.primary': unknown metric {primary!r} (have {', '.join(METRICS)})")
+    alpha = 1 - bootstrap.ci if alpha is None else alpha
+    metrics = [primary, *(m for m in COMPARED if m != primary)]
     arms = list(arms if arms is not None else bootstrap.arms)
     rows = []
-    for arm, reference in comparison_pairs(arms):
+    for arm, reference in comparison_pairs(arms, references):
         method, target = split_arm(arm)
         for metric in metrics:
-            difference, p = bootstrap.compare(arm, reference, metric)
+            difference, p, se = bootstrap.compare(arm, reference, metric)
             rows.append({"arm": arm, "method": method, "target": target, "reference": reference,
                          "versus": REFERENCES[split_arm(reference)[0]], "metric": metric,
+                         "role": "primary" if metric == primary else "exploratory",
                          "difference": difference.estimate, "low": difference.low, "high": difference.high,
-                         "p": p})
-    columns = ["arm", "method", "target", "reference", "versus", "metric", "difference", "low", "high", "p",
-               "p_holm"]
+                         "se": se, "mde": minimum_detectable_effect(se, alpha), "p": p})
     if not rows:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
     frame = pd.DataFrame(rows)
-    frame["p_holm"] = np.nan
-    for _, members in frame.groupby(["versus", "metric"], sort=False).groups.items():
+    frame["p_holm"], frame["m"] = np.nan, np.nan
+    for _, members in frame[frame["role"] == "primary"].groupby("versus", sort=False).groups.items():
         frame.loc[members, "p_holm"] = holm(frame.loc[members, "p"].to_numpy())
-    return frame[columns]
+        frame.loc[members, "m"] = len(members)
+    return frame[COMPARISON_COLUMNS]
+
+
+def holm_families(comparisons: pd.DataFrame) -> dict[str, int]:
+    """Reference label -> size m of its Holm family (the primary-metric comparisons with that reference)."""
+    primary = comparisons[comparisons["role"] == "primary"]
+    return {str(versus): int(len(rows)) for versus, rows in primary.groupby("versus", sort=False)}

@@ -33,7 +33,7 @@ import pandas as pd
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path, read_json
 from catvae.registry import GENERATORS
-from catvae.report.statistics import METRICS, Interval, split_arm
+from catvae.report.statistics import METRICS, POOLED, Interval, split_arm
 
 log = logging.getLogger("catvae.report.tables")
 
@@ -68,6 +68,8 @@ CLASSIFICATION_COLUMNS: tuple[str, ...] = (
     "Method", "Target", "Class", "Total", "Real", "Synthetic", "Precision", "Recall", "F1", "Accuracy", "Loss",
     *METRICS.values(), "Seeds",
 )
+#: Extra classification columns with the predictions of an arm's runs pooled (only with bootstrap intervals).
+POOLED_COLUMNS: tuple[str, ...] = tuple(POOLED.values())
 
 _QUALITY_FORMATS = {
     "SSIM": "{:.4f}", "PSNR": "{:.2f}", "FID": "{:.2f}", "KID": "{:.4f}", "MSE": "{:.5f}",
@@ -81,7 +83,7 @@ TSTR_INTERVAL_COLUMNS: dict[str, str] = {"TSTR balanced accuracy": "balanced_acc
 _CLASSIFICATION_FORMATS = {
     "Total": "{:.0f}", "Real": "{:.0f}", "Synthetic": "{:.0f}",
     "Precision": "{:.3f}", "Recall": "{:.3f}", "F1": "{:.3f}", "Accuracy": "{:.3f}", "Loss": "{:.3f}",
-    **{name: "{:.3f}" for name in METRICS.values()},
+    **{name: "{:.3f}" for name in (*METRICS.values(), *POOLED.values())},
 }
 _DEFAULT_FORMAT = "{:.4g}"
 
@@ -117,15 +119,28 @@ class MeanStd:
 
 @dataclass(frozen=True)
 class PValue:
-    """A p-value; the rendered table marks it with ``*`` when it is at most ``alpha`` (the CSV keeps the number)."""
+    """A p-value; the rendered table marks it with ``*`` when it is at most ``alpha`` (the CSV keeps the number).
+
+    ``floor`` is the smallest value the test can give (a bootstrap's 2 / (B + 1), times m after Holm): a p-value at
+    it is a bound, not a measurement, and prints as ``< floor`` (raw) or ``≤ floor`` (``adjusted``), never as a
+    point value; the CSV carries the floor in ``<col> floor``.
+    """
 
     value: float
     alpha: float | None = None
+    floor: float | None = None
+    adjusted: bool = False
+
+    def at_floor(self) -> bool:
+        return self.floor is not None and not math.isnan(self.value) and self.value <= self.floor * (1 + 1e-9)
 
     def format(self, fmt: str = "{:.3f}") -> str:
         if math.isnan(self.value):
             return "n/a"
-        text = "<0.001" if self.value < 0.001 else fmt.format(self.value)
+        if self.at_floor():
+            text = f"{'≤' if self.adjusted else '<'} {self.floor:.2g}"
+        else:
+            text = "<0.001" if self.value < 0.001 else fmt.format(self.value)
         return f"{text}*" if self.alpha is not None and self.value <= self.alpha else text
 
     def __str__(self) -> str:
@@ -139,7 +154,7 @@ def _parts(cell: Any) -> list[tuple[str, float]] | None:
     if isinstance(cell, Interval):
         return [("", cell.estimate), (" CI low", cell.low), (" CI high", cell.high)]
     if isinstance(cell, PValue):
-        return [("", cell.value)]
+        return [("", cell.value)] + ([(" floor", cell.floor)] if cell.floor is not None else [])
     return None
 
 
@@ -402,6 +417,8 @@ def classification_table(metrics: list[dict], method_order: Sequence[str] | None
             if arm not in intervals or any(m not in intervals[arm] for m in METRICS):
                 raise CatvaeError(f"classification table: no bootstrap intervals of arm {arm}")
             pooled: dict[str, Any] = {name: intervals[arm][m] for m, name in METRICS.items()}
+            pooled.update({name: intervals[arm][f"{m}_pooled"] for m, name in POOLED.items()
+                           if f"{m}_pooled" in intervals[arm]})
         else:
             pooled = {name: MeanStd.of([_number(r[m], m, _where(r, where)) for r in runs])
                       for m, name in METRICS.items()}
@@ -424,7 +441,8 @@ def classification_table(metrics: list[dict], method_order: Sequence[str] | None
             row["Accuracy"], row["Loss"], row["Seeds"] = accuracy, loss, seeds
             row.update(pooled)
             rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(CLASSIFICATION_COLUMNS))
+    extra = [c for c in POOLED_COLUMNS if rows and c in rows[0]]
+    frame = pd.DataFrame(rows, columns=list(CLASSIFICATION_COLUMNS) + extra)
     _integer_targets(frame)
     frame.attrs["formats"] = dict(_CLASSIFICATION_FORMATS)
     frame.attrs["protocol"] = protocol
@@ -440,49 +458,66 @@ def _integer_targets(frame: pd.DataFrame) -> None:
 
 # ---------------------------------------------------------------------------------------- comparisons
 
-COMPARISON_LABELS: dict[str, str] = {"balanced_accuracy": "BA", "macro_f1": "macro-F1"}
+COMPARISON_LABELS: dict[str, str] = {"balanced_accuracy": "BA", "macro_f1": "macro-F1", "auroc": "AUROC"}
 
 
 def comparisons_table(comparisons: pd.DataFrame, method_order: Sequence[str] | None = None,
-                      alpha: float = 0.05) -> pd.DataFrame:
+                      alpha: float = 0.05, resamples: int | None = None) -> pd.DataFrame:
     """One row per (arm, reference) from :func:`catvae.report.statistics.compare_arms`'s long table.
 
-    Per compared metric three columns: ``Δ <metric>`` (an :class:`Interval`: the paired difference arm −
-    reference with its CI), ``p (<short>)`` and ``Holm p (<short>)`` (a :class:`PValue`, marked at `alpha`).
-    Rows follow the classification table's arm order, each arm's comparison with real only first.
+    Rows are grouped by reference kind (real only, oversampling, VAE: the order of ``evaluation.compare``), arms
+    in the classification table's order within each. Per compared metric: ``Δ <metric>`` (an :class:`Interval`:
+    the paired difference arm − reference with its CI), ``p (<short>)`` and ``MDE (<short>)`` (the minimum
+    detectable effect); the primary metric also ``Holm p (<short>)`` (a :class:`PValue`, marked at `alpha`),
+    the other metrics are labelled exploratory and carry no mark. With `resamples` (B) a p-value at the floor
+    2/(B+1) prints as a bound (``< floor``; after Holm ``≤ m x floor``).
     """
-    needed = ["arm", "method", "target", "reference", "versus", "metric", "difference", "low", "high", "p",
-              "p_holm"]
+    needed = ["arm", "method", "target", "reference", "versus", "metric", "role", "difference", "low", "high",
+              "mde", "p", "p_holm", "m"]
     missing = [c for c in needed if c not in comparisons.columns]
     if missing:
         raise CatvaeError(f"comparisons table: missing column(s) {', '.join(missing)}")
     if comparisons.empty:
-        raise CatvaeError("comparisons table: no comparisons (is there a `none` arm, or an oversampling arm?)")
+        raise CatvaeError("comparisons table: no comparisons (is there a `none` arm, an oversampling arm, "
+                          "or a VAE arm?)")
     metrics = list(dict.fromkeys(comparisons["metric"]))
     unknown = [m for m in metrics if m not in COMPARISON_LABELS]
     if unknown:
         raise CatvaeError(f"comparisons table: unknown metric(s) {unknown}")
-    records = [arm_fields(a) for a in comparisons["arm"]]
+    primary = set(comparisons.loc[comparisons["role"] == "primary", "metric"])
+    if len(primary) != 1:
+        raise CatvaeError(f"comparisons table: expected one primary metric, got {sorted(primary)}")
+    floor = None if resamples is None else 2 / (int(resamples) + 1)
+    order = order_arms([arm_fields(a) for a in comparisons["arm"]], method_order)
     rows = []
-    for arm in order_arms(records, method_order):
-        mine = comparisons[comparisons["arm"] == arm]
-        for reference in sorted(dict.fromkeys(mine["reference"]), key=lambda r: r != "none"):
-            pair = mine[mine["reference"] == reference].set_index("metric")
+    for versus in dict.fromkeys(comparisons["versus"]):
+        mine = comparisons[comparisons["versus"] == versus]
+        for arm in [a for a in order if a in set(mine["arm"])]:
+            pair = mine[mine["arm"] == arm].set_index("metric")
             method, target = split_arm(arm)
             row: dict[str, Any] = {"Method": label(method), "Target": _parse_target(target),
-                                   "Versus": arm_label(reference)}
+                                   "Versus": arm_label(str(pair["reference"].iloc[0]))}
             for metric in metrics:
-                short = COMPARISON_LABELS[metric]
                 if metric not in pair.index:
-                    raise CatvaeError(f"comparisons table: {arm} vs {reference} lacks metric {metric}")
+                    raise CatvaeError(f"comparisons table: {arm} vs {versus} lacks metric {metric}")
                 r = pair.loc[metric]
-                row[f"Δ {METRICS[metric]}"] = Interval(float(r["difference"]), float(r["low"]), float(r["high"]))
-                row[f"p ({short})"] = PValue(float(r["p"]))
-                row[f"Holm p ({short})"] = PValue(float(r["p_holm"]), alpha)
+                short = COMPARISON_LABELS[metric]
+                if r["role"] == "primary":
+                    row[f"Δ {METRICS[metric]}"] = Interval(float(r["difference"]), float(r["low"]), float(r["high"]))
+                    row[f"p ({short})"] = PValue(float(r["p"]), floor=floor)
+                    row[f"Holm p ({short})"] = PValue(float(r["p_holm"]), alpha,
+                                                      None if floor is None else floor * int(r["m"]), adjusted=True)
+                    row[f"MDE ({short})"] = float(r["mde"])
+                else:
+                    tag = f"{short}, exploratory"
+                    row[f"Δ {METRICS[metric]} (exploratory)"] = Interval(float(r["difference"]), float(r["low"]),
+                                                                         float(r["high"]))
+                    row[f"p ({tag})"] = PValue(float(r["p"]), floor=floor)
+                    row[f"MDE ({tag})"] = float(r["mde"])
             rows.append(row)
     frame = pd.DataFrame(rows)
     _integer_targets(frame)
-    formats = {c: "{:.3f}" for c in frame.columns if c.startswith(("Δ", "p (", "Holm p"))}
+    formats = {c: "{:.3f}" for c in frame.columns if c.startswith(("Δ", "p (", "Holm p", "MDE"))}
     frame.attrs["formats"] = formats
     return frame
 

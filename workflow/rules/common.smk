@@ -250,10 +250,17 @@ TABLE_PARAMS = dict(
     method_order=MODELS + list(config["classifier"]["baselines"]),
 )
 
-# The subject bootstrap of the classification table, the comparisons table and the forest plot (one seed,
-# so all three show the same resamples), and of the TSTR columns of the generator quality table.
+# The bootstrap (two-level by default: test subjects and training runs) of the classification table, the
+# comparisons table and the forest plot (one seed, so all three show the same resamples), and of the TSTR columns
+# of the generator quality table.
 BOOTSTRAP = dict(
     resamples=config["evaluation"]["bootstrap"],
     ci=config["evaluation"]["ci"],
     seed=config["evaluation"]["bootstrap_seed"],
+    interval=config["evaluation"]["interval"],
+)
+# Which comparisons the comparisons table and the forest plot make, and the metric Holm's correction covers.
+COMPARE = dict(
+    references=list(config["evaluation"]["compare"]),
+    primary=config["evaluation"]["primary"],
 )

@@ -104,6 +104,7 @@ rule comparisons_table:
         **TABLE_PARAMS,
         kind="comparisons",
         bootstrap=BOOTSTRAP,
+        compare=COMPARE,
     script:
         "../scripts/tables.py"
 
@@ -181,6 +182,7 @@ rule effects_figure:
     params:
         method_order=TABLE_PARAMS["method_order"],
         bootstrap=BOOTSTRAP,
+        compare=COMPARE,
     script:
         "../scripts/figure_effects.py"
 

@@ -1,4 +1,4 @@
-"""Snakemake adapter: forest plot of each arm's paired balanced-accuracy difference (figures/effects.png)."""
+"""Snakemake adapter: forest plot of each arm's paired difference in the primary metric (figures/effects.png)."""
 
 from catvae.report.figures import effects_forest
 from catvae.report.statistics import SubjectBootstrap, compare_arms
@@ -10,7 +10,9 @@ def draw():
     params = snakemake.params
     records = load_records(snakemake.input.metrics)
     bootstrap = SubjectBootstrap.from_records(records, snakemake.input.predictions, **params.bootstrap)
-    return effects_forest(compare_arms(bootstrap), snakemake.output[0], alpha=1 - bootstrap.ci,
+    primary = params.compare["primary"]
+    comparisons = compare_arms(bootstrap, references=params.compare["references"], primary=primary)
+    return effects_forest(comparisons, snakemake.output[0], metric=primary, alpha=1 - bootstrap.ci,
                           method_order=list(params.method_order), note=bootstrap.describe())
 
 

@@ -2,7 +2,15 @@
 
 from pathlib import Path
 
-from catvae.report.statistics import SubjectBootstrap, compare_arms, comparison_note, interval_note, tstr_note
+from catvae.report.statistics import (
+    INTERVALS,
+    SubjectBootstrap,
+    compare_arms,
+    comparison_note,
+    holm_families,
+    interval_note,
+    tstr_note,
+)
 from catvae.report.tables import (
     classification_table,
     comparisons_table,
@@ -18,19 +26,23 @@ CAPTIONS = {
         "Generator quality per model and class on held-out real images: SSIM/PSNR/MSE reconstruct through the latent"
         " code (see 'Reconstructed from'); the CAT-VAE's own-feature reconstructions bypass it and compare with no"
         " other model; TSTR: balanced accuracy and AUROC of the CNN trained on the generator's synthetic images"
-        " only, on the real test images, each with its confidence interval for test-subject sampling (cluster"
-        " bootstrap over test subjects, predictions pooled over folds and generator replicates); chance level:"
+        " only, on the real test images, each with its confidence interval (the note under the table says which"
+        " sources of variance it holds and how many generator replicates each model had); chance level:"
         " balanced accuracy 1/(number of classes), 0.5 with two, and AUROC 0.5"
     ),
     "classification": "Classification on the held-out real test set (protocol: held-out subjects)",
     "paper_protocol": "Classification under the reference's protocol (random 80/20 split of the mixed real + synthetic pool)",
-    "comparisons": "Paired differences against real only and against random oversampling at the same target (held-out test subjects)",
+    "comparisons": (
+        "Paired differences against each reference of evaluation.compare (real only; random oversampling and the"
+        " VAE at the same target), held-out test subjects; the note says which sources of variance the intervals"
+        " hold, the run counts, the primary metric and the Holm families"
+    ),
 }
 
 
 def build():
     kind, params = snakemake.params.kind, snakemake.params
-    caption, note = CAPTIONS[kind], None
+    caption, note, bootstrap = CAPTIONS[kind], None, None
     if kind == "generator_quality":
         tstr = load_records(snakemake.input.tstr)
         bootstrap = SubjectBootstrap.from_records(tstr, snakemake.input.tstr_predictions, arm_key="model",
@@ -51,9 +63,14 @@ def build():
             caption += "; " + spread_note(len(params.seeds), params.folds, params.replicates)
             note = interval_note(bootstrap)
         else:
-            alpha = 1 - bootstrap.ci
-            frame = comparisons_table(compare_arms(bootstrap), list(params.method_order), alpha=alpha)
-            note = comparison_note(bootstrap, params.config_name, alpha)
+            alpha, primary = 1 - bootstrap.ci, params.compare["primary"]
+            comparisons = compare_arms(bootstrap, references=params.compare["references"], primary=primary)
+            frame = comparisons_table(comparisons, list(params.method_order), alpha=alpha,
+                                      resamples=bootstrap.resamples)
+            note = comparison_note(bootstrap, params.config_name, alpha, primary, holm_families(comparisons))
+    if bootstrap is not None:
+        runs = "generator replicates" if kind == "generator_quality" else "seeds"
+        caption += f"; CIs hold {INTERVALS[bootstrap.interval_kind]}: {bootstrap.run_counts(runs)}"
     return write_table(
         frame,
         Path(snakemake.output.csv).with_suffix(""),
