@@ -181,7 +181,8 @@ def protocol_inflation_figure(frame: pd.DataFrame, out_png: str | os.PathLike, *
     if not methods or base.empty:
         raise CatvaeError(f"{out_png}: needs the real-only arm and at least one arm with a target")
     base = base.iloc[0]
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(methods), figsize=(max(6.5, 4.5 * len(methods)), 4.6), sharey=True,
+                             squeeze=False)
     for ax, method in zip(axes[0], methods):
         group = frame[frame["_method"] == method].sort_values("_rank")
         rows = [base] + [r for _, r in group.iterrows()]
@@ -199,16 +200,16 @@ def protocol_inflation_figure(frame: pd.DataFrame, out_png: str | os.PathLike, *
         table7 = [paper_value(method, None if r["_method"] == "none" else int(r["_rank"])) for r in rows]
         if any(not math.isnan(v) for v in table7[1:]):
             ax.plot(x, table7, "D--", color="0.3", label="paper's Table 7 (accuracy)")
-        ticks = ["real only"] + [f"{r['Target']}\n(pool {r['Pool target']}; paper {PAPER_TARGETS[int(r['_rank'])]})"
+        ticks = ["real only"] + [f"{r['Target']}\npool {r['Pool target']}\npaper {PAPER_TARGETS[int(r['_rank'])]}"
                                  if int(r["_rank"]) < len(PAPER_TARGETS) else str(r["Target"]) for r in rows[1:]]
         ax.set_xticks(x, ticks, fontsize=8)
         ax.set_title(label(method), fontsize=10)
         ax.set_xlabel("target per class (real images counted in the pool)", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("score")
-    axes[0, 0].legend(fontsize=7, loc="lower right")
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.32), ncol=1, frameon=False)
     fig.suptitle("Protocol inflation: the reference's mixed 80/20 split vs held-out subjects", fontsize=10)
     if note:
-        fig.text(0.01, -0.02, textwrap.fill(note, 40 * len(methods) + 40), fontsize=7, ha="left", va="top")
+        fig.text(0.01, -0.1, textwrap.fill(note, 60 * len(methods) + 40), fontsize=7, ha="left", va="top")
     fig.tight_layout()
     return _save(fig, out_png)
