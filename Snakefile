@@ -4,7 +4,8 @@
 #   snakemake --cores 8 --configfile config/paper.yaml   # the paper's settings
 #   snakemake --profile profiles/slurm ...               # the same DAG on a SLURM cluster
 #
-# Stages, one rule file each: data -> generators -> classifier -> report. Outputs go to results/<dataset.name>/.
+# Stages, one rule file each: data -> generators -> classifier -> report; paper_protocol.smk is the reference's
+# protocol apart (classifier.paper_protocol). Outputs go to results/<dataset.name>/.
 
 from snakemake.utils import min_version
 
@@ -25,6 +26,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/generators.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/paper_protocol.smk"
 
 
 rule all:

@@ -137,8 +137,6 @@ def cmd_classify(args: argparse.Namespace) -> None:
         synthetic_manifests=synthetic,
         options=clf,
         config_name=cfg["config_name"],
-        paper_protocol=clf["paper_protocol"],
-        paper_seed=clf["paper_protocol_seed"],
         fold=args.fold,
         device=cfg["device"],
         threads=args.threads,

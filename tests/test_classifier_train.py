@@ -16,13 +16,10 @@ from catvae.optim import build_adam
 from catvae.classifier.cnn import build_cnn, loss_function, loss_targets
 from catvae.classifier.evaluate import check_no_leakage, predict
 from catvae.classifier.train import (
-    PAPER_PROTOCOL,
     ClassifierFiles,
     check_options,
     epoch_batches,
     fit,
-    keras_validation_split,
-    paper_pool,
     run_arm,
     select_epoch,
 )
@@ -46,8 +43,8 @@ def _run(dataset, out_dir, arm="vae@8", seed=0, **kwargs):
 
 
 def test_run_arm_writes_every_file_with_sane_metrics(dataset, tmp_path):
-    metrics = _run(dataset, tmp_path, arm="classic@8", paper_protocol=True)
-    for name in FILES + ["metrics_paper_protocol.json", "training_set.csv"]:
+    metrics = _run(dataset, tmp_path, arm="classic@8")
+    for name in FILES + ["training_set.csv"]:
         assert (tmp_path / name).is_file(), name
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
@@ -86,17 +83,6 @@ def test_run_arm_writes_every_file_with_sane_metrics(dataset, tmp_path):
     assert on_disk["auroc"] == pytest.approx(roc_auc_score(predictions["true"] == CLASSES[1],
                                                            predictions[f"prob_{CLASSES[1]}"]))
     assert on_disk["auroc_note"] is None
-
-    paper = json.loads((tmp_path / "metrics_paper_protocol.json").read_text())
-    assert paper["protocol"] == PAPER_PROTOCOL == "paper-mixed-80/20" and "NOT a held-out" in paper["note"]
-    assert set(on_disk) - {"train_seconds", "epoch_images_per_s", "parameters", "paper_protocol_accuracy",
-                           "class_weights"} <= set(paper)
-    # the pool: all 21 real images of the study (train 9, val 4, test 6... of every partition) + the 7 extras
-    n_real = len(pd.read_csv(dataset[0]))
-    assert paper["n_pool_real"] == n_real and paper["n_pool"] == n_real + 7
-    assert paper["n_train"] + paper["n_test"] == paper["n_pool"] and paper["n_test"] == int(0.2 * paper["n_pool"])
-    assert paper["split_seed"] == 42 and paper["select"] == "last" and paper["selected_epoch"] == 2
-    assert np.array(paper["confusion"]).sum() == paper["n_test"]
 
 
 def test_same_seed_gives_the_same_metrics(dataset, tmp_path):
@@ -398,40 +384,6 @@ def test_class_weighted_losses_weigh_each_class():
         inverse_frequency_weights([0, 0], 2)
 
 
-# ------------------------------------------------------------------------------- paper protocol
-
-
-def test_paper_protocol_pools_every_real_image_and_splits_with_a_fixed_seed(dataset):
-    split_csv, manifests = dataset
-    split = read_manifest(split_csv)
-    training = build_training_set(split, "vae@8", CLASSES, manifests, seed=0)
-    pool = paper_pool(split, training)
-    assert len(pool) == len(split) + len(training.extra)
-    assert set(split["abspath"]) <= set(pool["abspath"])  # test subjects included, as the reference did
-    assert set(pool.loc[pool["source"] == "real", "subject"]) == set(split["subject"])
-    fit_idx, score_idx = keras_validation_split(len(pool), 42)
-    assert len(score_idx) == int(0.2 * len(pool)) and not set(fit_idx) & set(score_idx)
-    assert sorted([*fit_idx, *score_idx]) == list(range(len(pool)))
-    order = np.arange(len(pool))
-    np.random.RandomState(42).shuffle(order)
-    assert set(score_idx) == set(order[-len(score_idx):])  # Keras: the last 20% of the seeded shuffle validate
-    again = keras_validation_split(len(pool), 42)
-    assert all((a == b).all() for a, b in zip(again, (fit_idx, score_idx)))
-    assert set(keras_validation_split(len(pool), 7)[1]) != set(score_idx)
-
-
-def test_paper_protocol_split_does_not_move_with_the_classifier_seed(dataset, tmp_path):
-    split_csv, manifests = dataset
-    scored = []
-    for seed in (0, 1):
-        run_arm(split_csv, str(tmp_path / str(seed)), arm="oversample@8", seed=seed, classes=CLASSES,
-                synthetic_manifests=manifests, options=OPTIONS, config_name="test", device="cpu",
-                paper_protocol=True, paper_seed=42)
-        paper = json.loads((tmp_path / str(seed) / "metrics_paper_protocol.json").read_text())
-        scored.append((paper["n_test"], paper["n_test_synthetic"], paper["counts"]))
-    assert scored[0] == scored[1]
-
-
 def test_outputs_can_be_named_one_by_one(dataset, tmp_path):
     split_csv, _ = dataset
     names = {"metrics": "m.json", "history": "h.csv", "predictions": "p.csv", "confusion": "c.csv",
@@ -443,6 +395,3 @@ def test_outputs_can_be_named_one_by_one(dataset, tmp_path):
     assert json.loads((tmp_path / "x" / "m.json").read_text())["fold"] == 3
     with pytest.raises(CatvaeError, match="unknown ClassifierFiles output"):
         ClassifierFiles.of({**names, "extra": "e.json"})
-    with pytest.raises(CatvaeError, match="paper protocol"):
-        run_arm(split_csv, files, arm="none", seed=0, classes=CLASSES, synthetic_manifests={}, options=OPTIONS,
-                config_name="test", device="cpu", paper_protocol=True)

@@ -19,7 +19,7 @@ def test_shipped_configs_validate():
     assert paper["dataset"]["image_size"] == 128 and paper["dataset"]["channels"] == 3
     assert paper["generators"]["catvae"]["epochs"] == 500
     assert paper["classifier"]["image_size"] == 224 and paper["classifier"]["paper_protocol"] is True
-    assert paper["synthesis"]["targets"] == [437, 1000, 2000]
+    assert paper["synthesis"]["targets"] == ["balance", 1000, 2000]  # Table 7 (tests/test_paper_protocol.py)
 
 
 def test_empty_config_gets_every_default():
@@ -225,5 +225,6 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
         load_config(path)
     with pytest.raises(CatvaeError, match="'evaluation' is given twice"):
         check_config_files([path])
-    shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "busi.yaml", "medmnist_cvae.yaml")]
+    shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "busi.yaml", "medmnist_cvae.yaml",
+                                                            "table7_phantom.yaml")]
     check_config_files([*shipped, REPO / ".test" / "config" / "config.yaml"])

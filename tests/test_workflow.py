@@ -245,11 +245,30 @@ def test_paper_preset_dry_run_lists_the_full_study(tmp_path):
     assert jobs["train_classifier"] == arms * 3 * 5  # three seeds, five folds
     assert jobs["train_generator"] == 5 * 3 * 5  # (vae, catvae per class, one cvae) x 3 replicates x 5 folds
     assert jobs["tstr"] == 3 * 3 * 5 and jobs["evaluate_generator"] == 3 * 2 * 3 * 5
-    assert jobs["paper_protocol_table"] == 1
+    assert jobs["paper_protocol_table"] == 1 and jobs["protocol_inflation"] == 1
+    # the reference's protocol apart: one table of every image, generators trained on all of it (vae, catvae per
+    # class, one cvae; no folds, no replicates), one classifier per arm and seed
+    assert jobs["paper_protocol_split"] == 1 and jobs["train_paper_generator"] == 5
+    assert jobs["synthesise_paper"] == 3 * 2 and jobs["paper_protocol_classifier"] == arms * 3
+    plan = run_snakemake(tmp_path, REPO / "config" / "paper.yaml", "-n", "--config", "dataset={root: BraTS2020}")
+    text = plan.stdout + plan.stderr
+    for arm in ("catvae@balance", "catvae@1000", "catvae@2000", "vae@balance"):  # Table 7's 830 / 1000 / 2000
+        assert f"classifier/paper_protocol/{arm}/seed0/metrics_paper_protocol.json" in text, arm
+        assert f"classifier/fold0/{arm}/seed0/metrics.json" in text, arm
+    assert "@437" not in text  # Table 6's target belongs to config/busi.yaml
+    assert "generators/paper_protocol/catvae/Tumor/checkpoint.pt" in text
+    # no held-out job reads a paper-protocol file, no paper-protocol job a held-out generator's
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", text)
+    held_out = [b for b in blocks if re.match(r"(local)?rule (train_classifier|train_generator|synthesise|tstr):", b)]
+    paper = [b for b in blocks if re.match(r"(local)?rule (paper_protocol_classifier|synthesise_paper):", b)]
+    assert held_out and paper
+    assert not [b for b in held_out if "paper_protocol" in b.split("output:")[0]]
+    assert not [b for b in paper if "/fold" in b.split("output:")[0]]
 
 
 # The rules that run a torch model on config `device`; they, and only they, ask for a GPU (README, "On a cluster").
-GPU_RULES = {"train_generator", "synthesise", "evaluate_generator", "export_latents", "train_classifier", "tstr"}
+GPU_RULES = {"train_generator", "synthesise", "evaluate_generator", "export_latents", "train_classifier", "tstr",
+             "train_paper_generator", "synthesise_paper", "paper_protocol_classifier"}
 SLURM_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "slurm"
 
 
@@ -278,7 +297,8 @@ def _gpu_requests(plan: dict[str, list[dict[str, str]]]) -> dict[str, set[int]]:
 def test_dry_run_gpu_requests_follow_device_rule_by_rule(tmp_path, tiny_config, profile):
     """One GPU for each job of the five model rules unless `device` is cpu, none for any other rule; the SLURM
     profile adds no GPU request of its own (it used to give training one even with `device: cpu`)."""
-    config_path = write_config(tmp_path, tiny_config)
+    config_path = write_config(tmp_path, {**tiny_config, "classifier": {**tiny_config["classifier"],
+                                                                        "paper_protocol": True}})
     extra = ("--profile", str(SLURM_PROFILE)) if profile == "slurm" else ()
     for device in ("cpu", "cuda", "auto"):
         requests = _gpu_requests(_planned_resources(tmp_path, config_path, "--config", f"device={device}", *extra))
@@ -296,7 +316,8 @@ def test_dry_run_of_the_readme_partition_recipe_sends_exactly_the_gpu_jobs_to_th
     assert len(recipes) == 1, recipes
     recipe = recipes[0]
     assert {item.split(":")[0] for item in recipe.split()[1:]} == GPU_RULES
-    config_path = write_config(tmp_path, {**tiny_config, "device": "auto"})
+    config_path = write_config(tmp_path, {**tiny_config, "device": "auto",
+                                          "classifier": {**tiny_config["classifier"], "paper_protocol": True}})
     plan = _planned_resources(tmp_path, config_path, "--profile", str(SLURM_PROFILE), *recipe.split())
     for rule, jobs in plan.items():
         for job in jobs:

@@ -1,4 +1,5 @@
-"""The classifier stage: the paper's CNN, the training-set arms, training and held-out evaluation.
+"""The classifier stage: the reference's CNN, the training-set arms, training and held-out evaluation;
+the reference's own protocol is `catvae.classifier.paper_protocol`.
 
 The public entry points are re-exported here so the CLI and Snakemake scripts import one place.
 """

@@ -1,4 +1,5 @@
-"""The reference CNN classifier, ported layer for layer from the paper's Keras model.
+"""The reference CNN classifier, ported layer for layer from the authors' Keras notebooks (the paper's text does
+not describe it).
 
 Keras `Conv2D` defaults to 'valid' padding, so the feature map shrinks by 2 per conv and halves (floor) per
 pool; matching that is what makes the parameter count (11,169,347 at 3x224x224 with 3 classes) agree exactly.

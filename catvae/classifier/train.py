@@ -1,9 +1,9 @@
-"""Training one classifier arm and scoring it once on the held-out real test set (and, if asked, the
-reference's mixed-pool 80/20 protocol, in a separate, clearly labelled file).
+"""Training one classifier arm and scoring it once on the held-out real test set (the reference's mixed-pool
+80/20 protocol is its own job: catvae.classifier.paper_protocol).
 
 Model selection uses the real validation subjects only (`classifier.select`): `best_val` keeps the weights of the
 epoch with the highest validation balanced accuracy (ties: the lower validation loss, then the earlier epoch), with
-optional early stopping (`classifier.patience`); `last` keeps the final epoch, as the paper did. The test images are
+optional early stopping (`classifier.patience`); `last` keeps the final epoch (the reference scored its last epoch, epoch 20). The test images are
 loaded only after training and selection are over, and `select_epoch` sees nothing but the validation history, so
 the test set cannot influence which weights are scored. Balanced accuracy, not accuracy, chooses: on imbalanced
 classes a model that predicts only the majority class has high accuracy and chance-level balanced accuracy.
@@ -54,14 +54,6 @@ OPTION_KEYS = ("image_size", "channels", "epochs", "batch_size", "lr")
 SELECT_MODES = ("best_val", "last")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc", "seconds"]
 HELD_OUT = "held-out"
-PAPER_PROTOCOL = "paper-mixed-80/20"
-PAPER_VALIDATION_FRACTION = 0.2
-PAPER_NOTE = (
-    "Reference protocol, NOT a held-out estimate: every real image of the study (test subjects included) and the "
-    "arm's synthetic/augmented extras were pooled and split 80/20 at random with a fixed seed, so synthetic images "
-    "are scored as if they were patients and slices of one subject fall on both sides; fixed epochs, last epoch "
-    "scored."
-)
 
 
 def check_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +105,7 @@ def select_epoch(history: pd.DataFrame, mode: str) -> int:
 
 @dataclass(frozen=True)
 class ClassifierFiles(JobFiles):
-    """Every file one arm run writes (see `JobFiles`); `paper` only with the paper protocol."""
+    """Every file one arm run writes (see `JobFiles`)."""
 
     metrics: Path
     history: Path
@@ -122,11 +114,10 @@ class ClassifierFiles(JobFiles):
     confusion_png: Path
     checkpoint: Path
     training_set: Path
-    paper: Path | None = None
 
     DEFAULT_NAMES = {"metrics": "metrics.json", "history": "history.csv", "predictions": "predictions.csv",
                      "confusion": "confusion.csv", "confusion_png": "confusion.png", "checkpoint": "checkpoint.pt",
-                     "training_set": "training_set.csv", "paper": "metrics_paper_protocol.json"}
+                     "training_set": "training_set.csv"}
 
 
 def load_table(
@@ -253,7 +244,7 @@ def build_model(options: dict[str, Any], n_classes: int, device: torch.device,
     return model
 
 
-def _portable(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
+def portable_table(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """The training table with `path`/`origin` relative to `folder`, the manifests' convention (movable results)."""
     def rel(p: str) -> str:
         return os.path.relpath(p, folder) if p and os.path.isabs(p) else p
@@ -264,18 +255,10 @@ def _portable(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
     return frame
 
 
-def _composition(sources: pd.Series, classes_col: pd.Series, classes: list[str]) -> dict[str, dict[str, int]]:
-    real = sources == "real"
-    return {
-        c: {"total": int((classes_col == c).sum()), "real": int(((classes_col == c) & real).sum()),
-            "synthetic": int(((classes_col == c) & ~real).sum())}
-        for c in classes
-    }
-
-
-def _header(training: TrainingSet, seed: int, protocol: str, config_name: str, device: torch.device,
-            options: dict[str, Any], fold: int, replicate: int | None,
-            amp_dtype: torch.dtype | None) -> dict[str, Any]:
+def run_header(training: TrainingSet, seed: int, protocol: str, config_name: str, device: torch.device,
+               options: dict[str, Any], fold: int, replicate: int | None,
+               amp_dtype: torch.dtype | None) -> dict[str, Any]:
+    """The fields every metrics file opens with: which arm, seed, fold, protocol, classes and device."""
     return {"arm": training.arm, "method": training.method, "target": training.target,
             "target_count": training.target_count, "seed": int(seed), "fold": int(fold),
             "replicate": None if replicate is None else int(replicate), "protocol": protocol,
@@ -305,8 +288,6 @@ def run_arm(
     synthetic_manifests: dict[str, str],
     options: dict,
     config_name: str,
-    paper_protocol: bool = False,
-    paper_seed: int = 42,
     fold: int = 0,
     replicate: int | None = None,
     device: str = "auto",
@@ -317,15 +298,12 @@ def run_arm(
 
     `outputs` names every file (`ClassifierFiles`; a folder gives the default names): the checkpoint (the selected
     epoch's weights), history, predictions, confusion matrix (CSV, PNG), the training set (every training image with
-    its source and augmentation recipe), optionally the paper-protocol metrics, and the metrics last; each file
+    its source and augmentation recipe), and the metrics last; each file
     atomically. `fold` and `replicate` (the generator replicate a generator arm drew from) are recorded in the
     metrics. Returns the metrics dict.
     """
     options = check_options(options)
-    files = (outputs if isinstance(outputs, ClassifierFiles)
-             else ClassifierFiles.in_folder(outputs, omit=() if paper_protocol else ("paper",)))
-    if paper_protocol and files.paper is None:
-        raise CatvaeError("the paper protocol is on but no output path was given for its metrics")
+    files = outputs if isinstance(outputs, ClassifierFiles) else ClassifierFiles.in_folder(outputs)
     set_threads(threads)
     dev = resolve_device(device)  # on CUDA also switches on deterministic kernels (catvae.device)
     amp = resolve_amp_dtype(options["amp"], dev, key="classifier.amp")
@@ -357,7 +335,7 @@ def run_arm(
     test_data = load_table(parts["test"], classes, size, channels)
     probs, test_loss = predict(model, *test_data, n_classes, options["batch_size"], dev, amp)
 
-    metrics = _header(training, seed, HELD_OUT, config_name, dev, options, fold, replicate, amp)
+    metrics = run_header(training, seed, HELD_OUT, config_name, dev, options, fold, replicate, amp)
     metrics.update(score(test_data[1].numpy(), probs, test_loss, classes))
     metrics.update(selection_record(history, chosen, options["select"], options["patience"]))
     metrics.update({"counts": training.counts, "n_train": len(table), "parameters": count_parameters(model),
@@ -371,74 +349,11 @@ def run_arm(
                     "n_classes": n_classes}, tmp)
     write_csv(files.history, history)
     write_csv(files.predictions, predictions_table(parts["test"], probs, classes))
-    write_csv(files.training_set, _portable(table, files.training_set.parent))
+    write_csv(files.training_set, portable_table(table, files.training_set.parent))
     write_confusion(files.confusion, files.confusion_png, metrics["confusion"], classes,
                     title=f"{arm} seed {seed} fold {fold} (held-out test, n={metrics['n_test']})")
-    if paper_protocol:
-        paper = _paper_protocol(training, split, classes, options, dev, seed, paper_seed, config_name, fold,
-                                replicate, amp)
-        write_json(files.paper, paper)
-        metrics["paper_protocol_accuracy"] = paper["accuracy"]
     write_json(files.metrics, metrics)
     log.info("arm %s seed %d fold %d: held-out accuracy %.3f, loss %.4f (n_test=%d, epoch %d)", arm, seed, fold,
              metrics["accuracy"], metrics["loss"], metrics["n_test"], chosen)
     return metrics
 
-
-def paper_pool(split: pd.DataFrame, training: TrainingSet) -> pd.DataFrame:
-    """The reference's pool: every real image of the study (all partitions, in split order) and the arm's extras.
-
-    The reference put its synthetic images beside the real class folders and let Keras split the lot, so the pool
-    holds the test subjects' images too; that is what the paper-protocol table measures, and why it is not a
-    held-out estimate.
-    """
-    real = pd.DataFrame({"class": split["class"].astype(str).to_numpy(), "abspath": split["abspath"].to_numpy(),
-                         "source": "real", "origin": "", "subject": split["subject"].astype(str).to_numpy(),
-                         "recipe": ""})
-    return pd.concat([real, training.extra[real.columns]], ignore_index=True)
-
-
-def keras_validation_split(n: int, seed: int, fraction: float = PAPER_VALIDATION_FRACTION) -> tuple[np.ndarray,
-                                                                                                    np.ndarray]:
-    """Indices (fit, score) as Keras' `image_dataset_from_directory(validation_split=fraction, seed=seed)` splits
-    a list of `n` files: shuffle with `np.random.RandomState(seed)`, the last `int(fraction * n)` validate.
-
-    The rule and the seed are the reference's; the files it shuffles are not in the same order (Keras lists class
-    folders alphabetically and the pools differ), so the images drawn are not the reference's.
-    """
-    order = np.arange(n)
-    np.random.RandomState(int(seed)).shuffle(order)
-    n_score = int(fraction * n)
-    if n_score < 1 or n_score >= n:
-        raise CatvaeError(f"paper protocol: cannot split {n} pooled images {1 - fraction:.0%}/{fraction:.0%}")
-    return np.sort(order[:-n_score]), np.sort(order[-n_score:])
-
-
-def _paper_protocol(training: TrainingSet, split: pd.DataFrame, classes: list[str], options: dict[str, Any],
-                    dev: torch.device, seed: int, paper_seed: int, config_name: str, fold: int,
-                    replicate: int | None, amp: torch.dtype | None = None) -> dict[str, Any]:
-    """The reference's protocol: the pool of `paper_pool`, split 80/20 by `keras_validation_split` with the fixed
-    `paper_seed` (not the classifier seed: the reference's split did not move with its runs), trained for the fixed
-    number of epochs and scored at the last one on the 20% (the reference validated on it and reported that)."""
-    pool = paper_pool(split, training)
-    fit_idx, score_idx = keras_validation_split(len(pool), paper_seed)
-    images, labels = load_table(pool, classes, options["image_size"], options["channels"])
-    fit_data, score_data = (images[fit_idx], labels[fit_idx]), (images[score_idx], labels[score_idx])
-    seed_everything(seed)
-    model = build_model(options, len(classes), dev, amp)
-    fixed = {**options, "select": "last", "patience": None}
-    history, chosen = fit(model, fit_data, score_data, len(classes), fixed, dev, seed,
-                          label=f"{training.arm} seed{seed} [paper protocol]", amp_dtype=amp,
-                          class_weights=arm_class_weights(training.method, fit_data[1], len(classes)))
-    probs, loss = predict(model, *score_data, len(classes), options["batch_size"], dev, amp)
-    result = _header(training, seed, PAPER_PROTOCOL, config_name, dev, options, fold, replicate, amp)
-    result.update(score(score_data[1].numpy(), probs, loss, classes))
-    result.update(selection_record(history, chosen, "last", None))
-    fitted = pool.iloc[fit_idx]
-    result.update({"counts": _composition(fitted["source"], fitted["class"], classes), "n_train": len(fit_idx),
-                   "n_pool": len(pool), "n_pool_real": int((pool["source"] == "real").sum()),
-                   "split_seed": int(paper_seed),
-                   "n_test_synthetic": int((pool.iloc[score_idx]["source"] != "real").sum()), "note": PAPER_NOTE})
-    log.info("arm %s seed %d [paper protocol]: accuracy %.3f on %d pooled images (%d of them not real)",
-             training.arm, seed, result["accuracy"], result["n_test"], result["n_test_synthetic"])
-    return result

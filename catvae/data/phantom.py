@@ -264,7 +264,7 @@ def central_slice_flags(seg: np.ndarray) -> dict[str, bool]:
 
 
 def central_slice_tumor_fraction(cohort_dir: str | os.PathLike) -> float:
-    """Share of central slices (3 per subject, the paper's rule) that are `Tumor`; BraTS 2020 gives 0.75."""
+    """Share of central slices (3 per subject: our reading of the paper's 1,107 = 3 x 369) that are `Tumor`; BraTS 2020 gives 0.75."""
     segs = sorted(Path(cohort_dir).glob("*/*_seg.nii.gz"))
     if not segs:
         raise CatvaeError(f"no '*/*_seg.nii.gz' files under phantom cohort folder {cohort_dir}")

@@ -3,8 +3,9 @@
 Axis convention (BraTS arrays as nibabel returns them, RAS-like): sagittal = axis 0, coronal = axis 1,
 axial = axis 2. Selection modes (config `dataset.selection: {mode, k, stride}`):
 
-- ``center``: `k` slices per plane around the centre of the volume, `stride` slices apart. ``k: 1`` is the
-  paper's rule: one slice per plane, 3 per subject for 3 planes (3 x 369 = 1,107 on BraTS 2020).
+- ``center``: `k` slices per plane around the centre of the volume, `stride` slices apart. ``k: 1`` is our
+  reading of the paper: one slice per plane, 3 per subject for 3 planes, from its 1,107 images = 3 x 369 BraTS 2020
+  subjects (the paper gives neither the rule nor a subject count).
 - ``stride``: every `stride`-th slice, on a grid through the centre slice (so it contains ``center``'s k=1 pick).
 - ``all``: every slice.
 

@@ -220,7 +220,9 @@ class ContextSampler:
     """Cross-attention context for CAT-VAE generation, batch by batch.
 
     The reference is not consistent here, so all three of its variants are offered and recorded:
-    `zero` = all-zero features (what its notebook fed the decoder for the BraTS images its classifier used);
+    `zero` = all-zero features (what one notebook cell fed the decoder for BraTS images, written into a folder its
+    1000/2000-image classifiers read; another cell copies other images into the same folder, so which images those
+    classifiers saw cannot be settled: docs/DEPARTURES.md, CAT-VAE row 9);
     `mean` = the mean encoder features of the class's training images (its paper's text; its notebook averaged
     the first 100 training images, this code all of them); `sample` = the features of one training image drawn
     at random (seeded) per synthetic image, encoded per batch so memory stays one batch of features.

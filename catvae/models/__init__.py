@@ -1,4 +1,5 @@
-"""Generative models: the paper's VAE and CAT-VAE (Keras reference, ported exactly) and the conditional VAE."""
+"""Generative models: the paper's VAE and CAT-VAE (ported layer by layer from the Keras notebooks;
+docs/DEPARTURES.md lists what differs) and the conditional VAE."""
 
 from catvae.models.attention import ATTENTION_MODES, CrossAttentionBlock, MultiHeadCrossAttention, explicit_attention
 from catvae.models.cvae import ConditionalVAE

@@ -8,7 +8,7 @@ rule train_classifier:
         unpack(arm_synthetic),
         split=SPLIT,
     output:
-        **classifier_outputs(config["classifier"]["paper_protocol"]),
+        **classifier_outputs(),
     log:
         f"{R}/logs/train_classifier/fold{{fold}}_{{arm}}_seed{{seed}}.log",
     benchmark:
@@ -23,8 +23,6 @@ rule train_classifier:
     params:
         options=classifier_options(),
         classes=CLASSES,
-        paper_protocol=config["classifier"]["paper_protocol"],
-        paper_seed=config["classifier"]["paper_protocol_seed"],
         config_name=config["config_name"],
         device=config["device"],
         synthetic_classes=lambda w: list(arm_synthetic(w)),

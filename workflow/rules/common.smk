@@ -114,7 +114,11 @@ def study_targets():
     if "cvae" in MODELS:
         targets.append(f"{R}/figures/cvae_latent_space.png")
     if config["classifier"]["paper_protocol"]:
-        targets.append(f"{R}/tables/classification_paper_protocol.csv")
+        targets += [
+            f"{R}/tables/classification_paper_protocol.csv",
+            f"{R}/tables/protocol_inflation.csv",
+            f"{R}/figures/protocol_inflation.png",
+        ]
     return targets
 
 
@@ -181,9 +185,9 @@ def arm_synthetic(wildcards):
     }
 
 
-def classifier_outputs(paper_protocol):
+def classifier_outputs():
     folder = f"{R}/classifier/fold{{fold}}/{{arm}}/seed{{seed}}"
-    out = {
+    return {
         "metrics": f"{folder}/metrics.json",
         "history": f"{folder}/history.csv",
         "predictions": f"{folder}/predictions.csv",
@@ -192,9 +196,6 @@ def classifier_outputs(paper_protocol):
         "checkpoint": f"{folder}/checkpoint.pt",
         "training_set": f"{folder}/training_set.csv",
     }
-    if paper_protocol:
-        out["paper"] = f"{folder}/metrics_paper_protocol.json"
-    return out
 
 
 def quality_files(wildcards=None):
@@ -240,6 +241,34 @@ def prediction_inputs(wildcards=None):
         "metrics": metrics_files("metrics.json"),
         "predictions": metrics_files("predictions.csv"),
     }
+
+
+# The reference's protocol (workflow/rules/paper_protocol.smk): its own folders, one table of every image.
+PP = "paper_protocol"
+PAPER_SPLIT = f"{R}/data/{PP}/split.csv"
+
+
+def paper_generator_checkpoint(wildcards):
+    group = generator_group(wildcards.model, wildcards.cls)
+    return f"{R}/generators/{PP}/{wildcards.model}/{group}/checkpoint.pt"
+
+
+def paper_arm_synthetic(wildcards):
+    """The paper-protocol generator's synthetic manifests an arm draws from (one per class), or nothing."""
+    model = arm_generator(wildcards.arm)
+    if model is None:
+        return {}
+    return {cls: f"{R}/synthetic/{PP}/{model}/{cls}/manifest.csv" for cls in CLASSES}
+
+
+def paper_metrics_files(name="metrics_paper_protocol.json"):
+    return [f"{R}/classifier/{PP}/{a}/seed{s}/{name}" for a in arms() for s in SEEDS]
+
+
+def paper_generator_options(model):
+    """The model's training keys; with no validation images (every image trains) it keeps its last epoch and no
+    plateau schedule, which need them (docs/DEPARTURES.md)."""
+    return {**training_options(model), "selection": "last", "plateau": None}
 
 
 TABLE_PARAMS = dict(

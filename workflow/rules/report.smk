@@ -6,7 +6,6 @@ localrules:
     generator_quality_table,
     classification_table,
     comparisons_table,
-    paper_protocol_table,
     confusion_figure,
     effects_figure,
     learning_curves_figure,
@@ -105,34 +104,6 @@ rule comparisons_table:
         kind="comparisons",
         bootstrap=BOOTSTRAP,
         compare=COMPARE,
-    script:
-        "../scripts/tables.py"
-
-
-rule paper_protocol_table:
-    input:
-        metrics_files("metrics_paper_protocol.json"),
-    output:
-        csv=report(
-            f"{R}/tables/classification_paper_protocol.csv",
-            caption="../report/paper_protocol.rst",
-            category="Tables",
-        ),
-        md=f"{R}/tables/classification_paper_protocol.md",
-        tex=f"{R}/tables/classification_paper_protocol.tex",
-    log:
-        f"{R}/logs/tables/paper_protocol.log",
-    benchmark:
-        f"{R}/benchmarks/tables/paper_protocol.tsv"
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    params:
-        **TABLE_PARAMS,
-        kind="paper_protocol",
     script:
         "../scripts/tables.py"
 

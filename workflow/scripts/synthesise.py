@@ -16,7 +16,8 @@ run_step(
         tstr_images=snakemake.params.tstr_images,
         context_mode=snakemake.params.context,
         sampling=dict(snakemake.params.sampling),
-        seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.rep)),
+        # a paper-protocol generator has no replicate wildcard: it is the one generator, replicate 0's seed
+        seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.get("rep", 0))),
         device=snakemake.params.device,
         batch_size=snakemake.params.batch_size,
         threads=snakemake.threads,

@@ -14,8 +14,6 @@ run_step(
         synthetic_manifests={cls: snakemake.input[cls] for cls in snakemake.params.synthetic_classes},
         options=dict(snakemake.params.options),
         config_name=snakemake.params.config_name,
-        paper_protocol=snakemake.params.paper_protocol,
-        paper_seed=snakemake.params.paper_seed,
         fold=int(snakemake.wildcards.fold),
         replicate=snakemake.params.replicate,
         device=snakemake.params.device,

@@ -16,7 +16,8 @@ run_step(
         options=dict(snakemake.params.options),
         classes=list(snakemake.params.classes),
         modalities=list(snakemake.params.modalities),
-        seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.rep)),
+        # a paper-protocol generator has no replicate wildcard: it is the one generator, replicate 0's seed
+        seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.get("rep", 0))),
         device=snakemake.params.device,
         threads=snakemake.threads,
     ),
