@@ -27,19 +27,21 @@ def _config(args: argparse.Namespace) -> dict:
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
     """The workflow's own checks, in its order: the schema and cross-key rules, then the pre-flight (dataset
-    folder, folds against subjects, disk space), so a config this calls valid is one `snakemake -n` accepts."""
+    folder, folds against subjects, disk space with the checkpoints), so a config this calls valid is one that
+    `snakemake` starts."""
     from catvae.config import check_dataset_root, dump_config
     from catvae.data.classes import dataset_classes, dataset_modalities
-    from catvae.preflight import check_study, checkpoint_summary
+    from catvae.preflight import check_outputs_fit, check_study, checkpoint_text
 
     cfg = _config(args)
     check_dataset_root(cfg["dataset"])
     classes = dataset_classes(cfg["dataset"])
     preflight = check_study(cfg, classes)
+    checkpoints = check_outputs_fit(cfg, classes, dataset_modalities(cfg["dataset"]))
     if args.show:
         print(dump_config(cfg, [args.config]), end="")
         print(preflight.summary(), file=sys.stderr)
-        print(checkpoint_summary(cfg, preflight, dataset_modalities(cfg["dataset"])), file=sys.stderr)
+        print(checkpoint_text(checkpoints), file=sys.stderr)
     else:
         print(f"{args.config}: valid")
 

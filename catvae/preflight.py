@@ -145,7 +145,7 @@ class Preflight:
             f"  synthetic images per generator and class, in each fold and replicate: {n} ({self.synthetic_source})",
             f"  extracted slices: {slices}",
             f"  disk estimate: {size_text(self.disk_bytes)} under {self.results}/ (synthetic and extracted PNGs, each "
-            "at its uncompressed size; checkpoints, logs and tables not included)",
+            "at its uncompressed size; checkpoints are added when a run starts, logs and tables not counted)",
         ])
 
 
@@ -208,21 +208,6 @@ def checkpoint_bytes(cfg: Mapping[str, Any], classes: Sequence[str], modalities:
     return {"generators": generators, "classifiers": cnn * job_counts(cfg, classes)["train_classifier"]}
 
 
-def checkpoint_summary(
-    cfg: Mapping[str, Any], preflight: Preflight, modalities: Sequence[str],
-    free_space: Callable[[Path], int] | None = None,
-) -> str:
-    """The checkpoint line of `validate-config --show`, with a warning when PNGs and checkpoints exceed the disk."""
-    sizes = checkpoint_bytes(cfg, preflight.classes, modalities)
-    lines = [f"  checkpoints: {size_text(sum(sizes.values()))} (generators {size_text(sizes['generators'])} with "
-             f"their Adam state, classifiers {size_text(sizes['classifiers'])}; not in the disk check)"]
-    total, free = preflight.disk_bytes + sum(sizes.values()), (free_space or free_bytes)(preflight.results)
-    if total > free:
-        lines.append(f"  warning: with the checkpoints the estimate ({size_text(total)}) exceeds the "
-                     f"{size_text(free)} free under {preflight.results}/")
-    return "\n".join(lines)
-
-
 def free_bytes(path: str | os.PathLike) -> int:
     """Free bytes on the file system that holds `path` (its nearest existing folder: results/ may not exist yet)."""
     folder = Path(path).absolute()
@@ -238,14 +223,43 @@ def _written_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+def disk_problems(
+    cfg: Mapping[str, Any], preflight: Preflight, checkpoints: Mapping[str, int] | None = None,
+    free_space: Callable[[Path], int] = free_bytes,
+) -> list[str]:
+    """The disk check: the PNG estimate (plus `checkpoints` when given) and `preflight.reserve_gb` against the free
+    space under `results`, plus what a previous run of the same dataset name already wrote there (a resumed run
+    re-uses it). Off when `preflight.check_disk` is false."""
+    options = cfg["preflight"]
+    if not options["check_disk"]:
+        return []
+    pngs, saved = preflight.disk_bytes, sum((checkpoints or {}).values())
+    need = pngs + saved + int(options["reserve_gb"] * 1e9)
+    free = free_space(preflight.results)
+    if need <= free or need <= free + _written_bytes(preflight.results / cfg["dataset"]["name"]):
+        return []
+    what = (f"{size_text(pngs)} of PNGs ({preflight.synthetic_per_class or 0:,} synthetic images per generator and "
+            f"class in each fold and replicate and {preflight.slices or 0:,} extracted slices, at most "
+            f"{size_text(png_bytes(cfg['dataset']['image_size']))} each)")
+    if checkpoints is not None:
+        what += f" and {size_text(saved)} of checkpoints"
+    key = "synthesis.targets" if pngs >= saved else "evaluation.folds"
+    return [
+        f"config key '{key}': the study needs an estimated {what}, plus preflight.reserve_gb "
+        f"{options['reserve_gb']:g} GB, but only {size_text(free)} is free under {preflight.results.absolute()}/; "
+        "lower synthesis.targets or quality.tstr_images (PNGs), seeds, evaluation.folds or generators.replicates "
+        "(PNGs and checkpoints), free space, or set preflight.check_disk: false"
+    ]
+
+
 def check_study(
     cfg: Mapping[str, Any], classes: Sequence[str], *, free_space: Callable[[Path], int] = free_bytes
 ) -> Preflight:
-    """Refuse, in one message, a study that cannot run as configured; return its pre-flight plan otherwise.
+    """The checks made when the workflow is read: refuse, in one message, a study that cannot run as configured;
+    return its pre-flight plan otherwise.
 
-    Refused: `evaluation.folds` above the subjects known before extraction, and (unless `preflight.check_disk` is
-    false) a disk estimate above the free space under `results` (plus what a previous run of the same dataset name
-    already wrote there). `free_space` is the probe, replaceable in tests.
+    Refused: a missing dataset folder, `evaluation.folds` above the subjects known before extraction, and the PNGs'
+    disk estimate above the free space (`disk_problems`). `free_space` is the probe, replaceable in tests.
     """
     check_dataset_root(cfg["dataset"])
     problems = []
@@ -256,20 +270,28 @@ def check_study(
         problems.append(f"config key 'evaluation.folds' is {folds} but there are only {subjects} subjects "
                         f"({where}) to deal into test folds")
     preflight = plan(cfg, classes)
-    if cfg["preflight"]["check_disk"]:
-        free = free_space(preflight.results)
-        if preflight.disk_bytes > free and preflight.disk_bytes > free + _written_bytes(
-                preflight.results / cfg["dataset"]["name"]):
-            problems.append(
-                f"config key 'synthesis.targets': the study's PNGs need an estimated {size_text(preflight.disk_bytes)} "
-                f"({preflight.synthetic_per_class or 0:,} synthetic images per generator and class in each fold and "
-                f"replicate, plus {preflight.slices or 0:,} extracted slices, at most "
-                f"{size_text(png_bytes(cfg['dataset']['image_size']))} each) but only {size_text(free)} is free under "
-                f"{preflight.results.absolute()}/; lower synthesis.targets or quality.tstr_images (or "
-                "evaluation.folds, generators.replicates), free space, or set preflight.check_disk: false"
-            )
-    raise_problems(problems)
+    raise_problems(problems + disk_problems(cfg, preflight, free_space=free_space))
     return preflight
+
+
+def check_outputs_fit(
+    cfg: Mapping[str, Any], classes: Sequence[str], modalities: Sequence[str], *,
+    free_space: Callable[[Path], int] = free_bytes,
+) -> dict[str, int]:
+    """The disk check with the checkpoints counted too; returns their sizes (see `checkpoint_bytes`).
+
+    It imports torch (seconds), so the workflow runs it when a run starts (`onstart`, not in a dry run) and
+    `catvae validate-config` always: both before any job.
+    """
+    sizes = checkpoint_bytes(cfg, classes, modalities)
+    raise_problems(disk_problems(cfg, plan(cfg, classes), sizes, free_space))
+    return sizes
+
+
+def checkpoint_text(sizes: Mapping[str, int]) -> str:
+    """The checkpoint line of `validate-config --show`."""
+    return (f"  checkpoints: {size_text(sum(sizes.values()))} (generators {size_text(sizes['generators'])} with "
+            f"their Adam state, classifiers {size_text(sizes['classifiers'])})")
 
 
 def size_text(n: float) -> str:

@@ -182,7 +182,7 @@ def test_preflight_summary_counts_the_jobs_snakemake_plans(study):
     [
         ({"seeds": [0, 1, 0]}, "config key 'seeds': 0 is given more than once in [0, 1, 0]"),
         ({"evaluation": {"folds": 9}}, "config key 'evaluation.folds' is 9 but there are only 8 subjects"),
-        ({"synthesis": {"targets": [10**12]}}, "config key 'synthesis.targets': the study's PNGs need an estimated"),
+        ({"synthesis": {"targets": [10**12]}}, "config key 'synthesis.targets': the study needs an estimated"),
     ],
 )
 def test_settings_that_would_skew_or_overflow_a_study_are_refused_when_the_workflow_is_read(study, change, message):
@@ -192,3 +192,27 @@ def test_settings_that_would_skew_or_overflow_a_study_are_refused_when_the_workf
     assert message in _output(proc)
     assert "Building DAG of jobs" not in _output(proc)  # refused when the workflow is read, before planning
     assert not (workdir / "results").exists()
+
+
+def test_checkpoints_that_do_not_fit_stop_a_run_before_its_first_job(study):
+    """A dry run checks the PNGs only (sizing the models imports torch); a run adds the checkpoints when it starts.
+
+    `preflight.reserve_gb` is set so that the PNGs fit and the PNGs with the checkpoints do not: `-n` plans the
+    study, a run stops before any job with the disk message.
+    """
+    from catvae.config import validate_config
+    from catvae.data.classes import dataset_classes
+    from catvae.preflight import checkpoint_bytes, free_bytes, plan
+
+    workdir, _ = study
+    cfg = deep_update(TINY_CONFIG, {"classifier": {"image_size": 128}})  # ~13 MB per classifier checkpoint
+    valid = validate_config(cfg)
+    classes = dataset_classes(valid["dataset"])
+    pngs, saved = plan(valid, classes).disk_bytes, sum(checkpoint_bytes(valid, classes, ["flair"]).values())
+    reserve = (free_bytes(workdir) - pngs - saved // 2) / 1e9  # half the checkpoints' size either side
+    config = write_config(workdir, deep_update(cfg, {"preflight": {"reserve_gb": reserve}}))
+    assert run_snakemake(workdir, config, "-n").returncode == 0
+    proc = run_snakemake(workdir, config)
+    assert proc.returncode != 0
+    assert "of checkpoints, plus preflight.reserve_gb" in _output(proc)
+    assert not (workdir / "results" / "tiny" / "phantom").exists()  # no job ran

@@ -105,7 +105,7 @@ def test_outputs_beyond_the_free_space_are_refused_with_estimate_free_space_and_
 def test_an_oversized_target_is_refused_on_this_disk(tmp_path):
     """`synthesis.targets: [10**12]`: terabytes of PNGs per class and generator; no disk here holds them."""
     cfg = _tiny(**{"synthesis.targets": [10**12], "results": str(tmp_path)})
-    with pytest.raises(CatvaeError, match=r"config key 'synthesis\.targets': the study's PNGs need an estimated"):
+    with pytest.raises(CatvaeError, match=r"config key 'synthesis\.targets': the study needs an estimated"):
         check_study(cfg, CLASSES)
 
 
@@ -178,7 +178,7 @@ def test_checkpoint_estimate_matches_a_saved_generator_checkpoint(tmp_path):
 
     from catvae.models.factory import build_generator
     from catvae.optim import build_adam
-    from catvae.preflight import checkpoint_bytes, checkpoint_summary
+    from catvae.preflight import check_outputs_fit
 
     cfg = _tiny(**{"generators.models": ["vae"], "evaluation.folds": 1, "seeds": [0], "results": str(tmp_path)})
     model = build_generator("vae", image_size=16, channels=1, options=cfg["generators"]["vae"])
@@ -188,9 +188,17 @@ def test_checkpoint_estimate_matches_a_saved_generator_checkpoint(tmp_path):
     optimiser.step()
     path = tmp_path / "checkpoint.pt"
     torch.save({"model_state": model.state_dict(), "optimizer_state": optimiser.state_dict()}, path)
-    per_class = checkpoint_bytes(cfg, CLASSES, ["flair"])["generators"] / len(CLASSES)
-    assert abs(per_class - path.stat().st_size) < 0.02 * path.stat().st_size
-    preflight = plan(cfg, CLASSES)
-    assert "warning" not in checkpoint_summary(cfg, preflight, ["flair"], free_space=lambda _: 10**15)
-    assert "warning: with the checkpoints" in checkpoint_summary(cfg, preflight, ["flair"],
-                                                                 free_space=lambda _: preflight.disk_bytes)
+    sizes = check_outputs_fit(cfg, CLASSES, ["flair"], free_space=lambda _: 10**15)
+    assert abs(sizes["generators"] / len(CLASSES) - path.stat().st_size) < 0.02 * path.stat().st_size
+    # PNGs fit, PNGs and checkpoints do not: refused when a run starts, naming both
+    pngs = plan(cfg, CLASSES).disk_bytes
+    with pytest.raises(CatvaeError, match=r"of PNGs .* of checkpoints, plus preflight\.reserve_gb 0 GB, but only"):
+        check_outputs_fit(cfg, CLASSES, ["flair"], free_space=lambda _: pngs + sum(sizes.values()) - 1)
+
+
+def test_reserve_is_left_free(tmp_path):
+    cfg = _tiny(**{"results": str(tmp_path), "preflight.reserve_gb": 2})
+    need = plan(cfg, CLASSES).disk_bytes
+    check_study(cfg, CLASSES, free_space=lambda _: need + 2 * 10**9)
+    with pytest.raises(CatvaeError, match=r"plus preflight\.reserve_gb 2 GB"):
+        check_study(cfg, CLASSES, free_space=lambda _: need + 2 * 10**9 - 1)

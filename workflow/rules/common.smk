@@ -19,7 +19,7 @@ os.environ.update(
 
 from catvae.config import check_config_files, check_dataset_root, validate_config
 from catvae.data.classes import dataset_classes, dataset_modalities
-from catvae.preflight import check_study, study_arms
+from catvae.preflight import check_outputs_fit, check_study, study_arms
 from catvae.registry import ALL_CLASSES, generator
 
 # Validate once at start-up, fill every default, and stop with a message that names the bad key. `--config` values
@@ -39,6 +39,14 @@ CLASSES = dataset_classes(DATASET)
 if workflow.is_main_process:
     print(check_study(config, CLASSES).summary(), file=sys.stderr)
 MODALITIES = dataset_modalities(DATASET)
+
+
+# When a run starts (never in a dry run), before its first job: the disk check again with the generator and
+# classifier checkpoints counted; sizing the models imports torch (seconds), too slow for every `snakemake -n`.
+onstart:
+    check_outputs_fit(config, CLASSES, MODALITIES)
+
+
 MODELS = list(config["generators"]["models"])
 TARGETS = [str(t) for t in config["synthesis"]["targets"]]
 SEEDS = list(config["seeds"])
