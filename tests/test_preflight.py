@@ -202,3 +202,12 @@ def test_reserve_is_left_free(tmp_path):
     check_study(cfg, CLASSES, free_space=lambda _: need + 2 * 10**9)
     with pytest.raises(CatvaeError, match=r"plus preflight\.reserve_gb 2 GB"):
         check_study(cfg, CLASSES, free_space=lambda _: need + 2 * 10**9 - 1)
+
+
+def test_balance_is_bounded_by_the_manifest_once_extraction_has_run(tmp_path):
+    cfg = _tiny(**{"results": str(tmp_path), "quality.tstr_images": None})
+    manifest = tmp_path / "tiny" / "data" / "manifest.csv"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("subject,class\n" + "s1,Tumor\n" * 5 + "s2,NoTumor\n" * 2)
+    preflight = plan(cfg, CLASSES)
+    assert preflight.synthetic_per_class == 5 and str(manifest) in preflight.synthetic_source
