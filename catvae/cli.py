@@ -26,11 +26,22 @@ def _config(args: argparse.Namespace) -> dict:
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
-    from catvae.config import dump_config
+    """The workflow's own checks, in its order: the schema and cross-key rules, then the pre-flight (dataset
+    folder, folds against subjects, disk space with the checkpoints), so a config this calls valid is one that
+    `snakemake` starts."""
+    from catvae.config import check_dataset_root, dump_config
+    from catvae.data.classes import dataset_classes, dataset_modalities
+    from catvae.preflight import check_outputs_fit, check_study, checkpoint_text
 
     cfg = _config(args)
+    check_dataset_root(cfg["dataset"])
+    classes = dataset_classes(cfg["dataset"])
+    preflight = check_study(cfg, classes)
+    checkpoints = check_outputs_fit(cfg, classes, dataset_modalities(cfg["dataset"]))
     if args.show:
         print(dump_config(cfg, [args.config]), end="")
+        print(preflight.summary(), file=sys.stderr)
+        print(checkpoint_text(checkpoints), file=sys.stderr)
     else:
         print(f"{args.config}: valid")
 
@@ -185,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("validate-config", cmd_validate_config, "validate a study config and fill its defaults")
-    p.add_argument("--show", action="store_true", help="print the config with every default filled in")
+    p.add_argument("--show", action="store_true", help="print the config with every default filled in (stdout) and what the study will cost (stderr)")
 
     p = add("phantom", cmd_phantom, "write the embedded BraTS-format phantom cohort")
     p.add_argument("--out", required=True, help="folder to write <ID>/<ID>_<modality>.nii.gz into")

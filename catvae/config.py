@@ -9,6 +9,7 @@ fix.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import math
 import os
@@ -116,24 +117,57 @@ def validate_config(
     """Return a validated copy of `config` with every default filled in.
 
     `command_line` is the part of `config` that came from Snakemake's `--config` (already merged into `config`):
-    its strings are read as the schema's types first (see `coerce_command_line`). Raises CatvaeError naming the
-    first offending key. Cross-key rules that a JSON schema cannot state (split fractions sum to one, a root for
-    kinds that read files) are checked here too.
+    its strings are read as the schema's types first (see `coerce_command_line`). Cross-key rules that a JSON schema
+    cannot state (split fractions sum to one, a root for kinds that read files) are checked here too. Every problem
+    of the file is reported in one CatvaeError, one line per key: three wrong values should take one run to find,
+    not three.
     """
     schema = schema or load_schema()
     data = copy.deepcopy(dict(config))
     if command_line:
         data = deep_update(data, coerce_command_line(command_line, schema))
     validator = _Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
-    if errors:
-        err = errors[0]
-        raise CatvaeError(f"config key '{_key(err.absolute_path)}': {err.message}")
-    # Fill defaults a second time: defaults of objects that were themselves defaulted are now in place.
-    for err in validator.iter_errors(data):
-        raise CatvaeError(f"config key '{_key(err.absolute_path)}': {err.message}")
-    _check_semantics(data)
+    problems = _schema_problems(validator, data)
+    if not problems:
+        # Fill defaults a second time: defaults of objects that were themselves defaulted are now in place.
+        problems = _schema_problems(validator, data)
+    problems += [p for p in _semantic_problems(data) if p not in problems]
+    raise_problems(problems)
     return data
+
+
+def raise_problems(problems: list[str]) -> None:
+    """Raise one CatvaeError listing every problem (a single one reads as before: `config key 'x': ...`)."""
+    if len(problems) == 1:
+        raise CatvaeError(problems[0])
+    if problems:
+        raise CatvaeError(f"{len(problems)} problems in the config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _schema_problems(validator: jsonschema.protocols.Validator, data: dict) -> list[str]:
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
+    return [message for err in errors for message in _messages(err)]
+
+
+def _messages(err: jsonschema.ValidationError) -> list[str]:
+    """What one schema error means for the researcher, naming the key (and the nearest known one for a typo)."""
+    key = _key(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        known = list(err.schema.get("properties", {}))
+        out = []
+        for name in sorted(set(err.instance) - set(known), key=str):
+            where = _key([*err.absolute_path, name])
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            hint = f"; did you mean '{_key([*err.absolute_path, close[0]])}'?" if close else ""
+            out.append(f"config key '{where}': unknown key{hint}")
+        return out
+    if err.validator == "uniqueItems":
+        twice = [v for i, v in enumerate(err.instance) if v in err.instance[:i]]
+        return [
+            f"config key '{key}': {twice[0]!r} is given more than once in {err.instance!r}; a repeated entry would "
+            "be counted twice (e.g. one classifier run entering the pooled metrics and the bootstrap twice)"
+        ]
+    return [f"config key '{key}': {err.message}"]
 
 
 # --- Values from Snakemake's --config -------------------------------------------------------------------------------
@@ -321,28 +355,63 @@ def check_dataset_root(dataset: Mapping[str, Any]) -> None:
         raise CatvaeError(f"config key 'dataset.root': {what}: {root.absolute()}")
 
 
-def _check_semantics(cfg: dict) -> None:
+def _semantic_problems(cfg: dict) -> list[str]:
+    """Cross-key rules, each checked on its own: a value the schema already refused (a wrong type) skips its rule."""
+    problems: list[str] = []
+    for rule in (_root_given, _medmnist_files, _split_fractions, _percentiles, _image_size_multiple):
+        try:
+            problems += rule(cfg)
+        except (KeyError, TypeError, AttributeError):  # the schema's message names that key already
+            continue
+    return problems
+
+
+def _root_given(cfg: dict) -> list[str]:
     ds = cfg["dataset"]
     if ds["kind"] in ("brats", "folder") and not ds.get("root"):
-        raise CatvaeError(f"config key 'dataset.root' is required for dataset.kind '{ds['kind']}'")
-    if ds["kind"] == "medmnist" and not ds["medmnist"]["files"]:
-        raise CatvaeError("config key 'dataset.medmnist.files' must list at least one .npz file for kind 'medmnist'")
-    split = ds["split"]
+        return [f"config key 'dataset.root' is required for dataset.kind '{ds['kind']}'"]
+    return []
+
+
+def _medmnist_files(cfg: dict) -> list[str]:
+    ds = cfg["dataset"]
+    if ds["kind"] != "medmnist":
+        return []
+    files = ds["medmnist"]["files"]
+    if not files:
+        return ["config key 'dataset.medmnist.files' must list at least one .npz file for kind 'medmnist'"]
+    paths = [f["path"] for f in files]
+    twice = [p for i, p in enumerate(paths) if p in paths[:i]]
+    if twice:  # the same images would enter the study twice, as two modalities or class ranges
+        return [f"config key 'dataset.medmnist.files': path {twice[0]!r} is given more than once"]
+    return []
+
+
+def _split_fractions(cfg: dict) -> list[str]:
+    split = cfg["dataset"]["split"]
     total = split["train"] + split["val"] + split["test"]
     if abs(total - 1.0) > 1e-6:
-        raise CatvaeError(f"config keys 'dataset.split.train/val/test' must sum to 1, got {total:g}")
+        return [f"config keys 'dataset.split.train/val/test' must sum to 1, got {total:g}"]
     if split["train"] <= 0:
-        raise CatvaeError("config key 'dataset.split.train' must be > 0")
-    norm = ds["normalization"]
+        return ["config key 'dataset.split.train' must be > 0"]
+    return []
+
+
+def _percentiles(cfg: dict) -> list[str]:
+    norm = cfg["dataset"]["normalization"]
     if norm["lower_percentile"] >= norm["upper_percentile"]:
-        raise CatvaeError("config key 'dataset.normalization.lower_percentile' must be below upper_percentile")
+        return ["config key 'dataset.normalization.lower_percentile' must be below upper_percentile"]
+    return []
+
+
+def _image_size_multiple(cfg: dict) -> list[str]:
     # The (CAT-)VAE decoder up-samples 3 times by 2 from a dense map; the conditional VAE pads its way to any size.
-    for name in cfg["generators"]["models"]:
-        multiple = generator(name).size_multiple
-        if ds["image_size"] % multiple:
-            raise CatvaeError(
-                f"config key 'dataset.image_size' must be a multiple of {multiple} for {name}, got {ds['image_size']}"
-            )
+    size = cfg["dataset"]["image_size"]
+    return [
+        f"config key 'dataset.image_size' must be a multiple of {multiple} for {name}, got {size}"
+        for name in cfg["generators"]["models"]
+        if size % (multiple := generator(name).size_multiple)
+    ][:1]
 
 
 def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> dict:

@@ -95,7 +95,8 @@ def test_dataset_root_from_the_command_line(tmp_path):
     copy = tmp_path / "elsewhere" / "BraTS2020"
     proc = run_snakemake(tmp_path, REPO / "config" / "paper.yaml", "-n", "--config", f"dataset={{root: {copy}}}")
     assert proc.returncode != 0 and f"folder not found: {copy}" in _output(proc)
-    copy.mkdir(parents=True)
+    for i in range(5):  # subject folders only: the pre-flight counts them against paper.yaml's 5 folds
+        (copy / f"BraTS20_Training_{i:03d}").mkdir(parents=True)
     jobs = dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml", "--config", f"dataset={{root: {copy}}}")
     assert jobs["extract"] == 1 and jobs["train_generator"] == 5 * 3 * 5  # 5 generators x 3 replicates x 5 folds
 
@@ -123,8 +124,9 @@ def test_configfile_runs_that_file_over_the_schema_defaults(tmp_path, config_fil
             (root / cls).mkdir(parents=True)
             for i in range(4):
                 Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(root / cls / f"{cls} ({i}).png")
-    else:
-        root.mkdir()
+    else:  # folders only: the pre-flight counts the subject folders against paper.yaml's 5 folds
+        for i in range(5):
+            (root / f"BraTS20_Training_{i:03d}").mkdir(parents=True)
     overrides = {"results": str(tmp_path / "results"), "dataset": {"root": str(root)}}
     name = read_yaml(REPO / config_file)["dataset"]["name"]
     target = tmp_path / "results" / name / "config.resolved.yaml"
@@ -154,3 +156,63 @@ def test_directory_dot_test_plans_the_tiny_study():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     jobs = job_counts(proc.stdout)
     assert jobs["train_classifier"] > 0 and jobs["phantom"] == 1
+
+
+def test_preflight_summary_counts_the_jobs_snakemake_plans(study):
+    """The summary's jobs by rule are computed from the config; they must be what `snakemake -n` plans, printed
+    once."""
+    from catvae.config import validate_config
+    from catvae.data.classes import dataset_classes
+    from catvae.preflight import job_counts
+    from conftest import job_counts as planned
+
+    workdir, config = study
+    for change in ({}, {"generators": {"models": ["vae", "catvae", "cvae"], "replicates": 2},
+                        "classifier": {"paper_protocol": True}, "synthesis": {"targets": [20, "balance"]}}):
+        cfg = deep_update(TINY_CONFIG, change)
+        proc = run_snakemake(workdir, write_config(workdir, cfg), "-n", "--quiet", "rules")
+        assert proc.returncode == 0, _output(proc)
+        valid = validate_config(cfg)
+        assert planned(proc.stdout) == job_counts(valid, dataset_classes(valid["dataset"]))
+        assert proc.stderr.count("catvae pre-flight:") == 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seeds": [0, 1, 0]}, "config key 'seeds': 0 is given more than once in [0, 1, 0]"),
+        ({"evaluation": {"folds": 9}}, "config key 'evaluation.folds' is 9 but there are only 8 subjects"),
+        ({"synthesis": {"targets": [10**12]}}, "config key 'synthesis.targets': the study needs an estimated"),
+    ],
+)
+def test_settings_that_would_skew_or_overflow_a_study_are_refused_when_the_workflow_is_read(study, change, message):
+    workdir, _ = study
+    proc = run_snakemake(workdir, write_config(workdir, deep_update(TINY_CONFIG, change)), "-n")
+    assert proc.returncode != 0
+    assert message in _output(proc)
+    assert "Building DAG of jobs" not in _output(proc)  # refused when the workflow is read, before planning
+    assert not (workdir / "results").exists()
+
+
+def test_checkpoints_that_do_not_fit_stop_a_run_before_its_first_job(study):
+    """A dry run checks the PNGs only (sizing the models imports torch); a run adds the checkpoints when it starts.
+
+    `preflight.reserve_gb` is set so that the PNGs fit and the PNGs with the checkpoints do not: `-n` plans the
+    study, a run stops before any job with the disk message.
+    """
+    from catvae.config import validate_config
+    from catvae.data.classes import dataset_classes
+    from catvae.preflight import checkpoint_bytes, free_bytes, plan
+
+    workdir, _ = study
+    cfg = deep_update(TINY_CONFIG, {"classifier": {"image_size": 128}})  # ~13 MB per classifier checkpoint
+    valid = validate_config(cfg)
+    classes = dataset_classes(valid["dataset"])
+    pngs, saved = plan(valid, classes).disk_bytes, sum(checkpoint_bytes(valid, classes, ["flair"]).values())
+    reserve = (free_bytes(workdir) - pngs - saved // 2) / 1e9  # half the checkpoints' size either side
+    config = write_config(workdir, deep_update(cfg, {"preflight": {"reserve_gb": reserve}}))
+    assert run_snakemake(workdir, config, "-n").returncode == 0
+    proc = run_snakemake(workdir, config)
+    assert proc.returncode != 0
+    assert "of checkpoints, plus preflight.reserve_gb" in _output(proc)
+    assert not (workdir / "results" / "tiny" / "phantom").exists()  # no job ran

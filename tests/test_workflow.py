@@ -238,7 +238,8 @@ def test_paper_preset_dry_run_lists_the_full_study(tmp_path):
     """`snakemake -n --configfile config/paper.yaml` plans the paper's study once `dataset.root` is a folder."""
     from conftest import REPO
 
-    (tmp_path / "BraTS2020").mkdir()
+    for i in range(5):  # subject folders only: the pre-flight counts them against the preset's 5 folds
+        (tmp_path / "BraTS2020" / f"BraTS20_Training_{i:03d}").mkdir(parents=True)
     jobs = _dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml", "--config", "dataset={root: BraTS2020}")
     arms = 2 + 3 * 3 + 2 * 3  # none, weighted, 3 generators x 3 targets, 2 resampling baselines x 3 targets
     assert jobs["split"] == 5  # five folds

@@ -128,6 +128,11 @@ def canonical_modalities(modalities: Iterable[str]) -> list[str]:
     return out
 
 
+def subject_folders(root: Path) -> list[Path]:
+    """The subject folders of a BraTS root: every visible sub-folder, sorted (no file inside is read)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def discover_brats(
     root: str | os.PathLike,
     modalities: Iterable[str] = ("flair",),
@@ -147,7 +152,7 @@ def discover_brats(
         raise CatvaeError(f"config key 'dataset.root': BraTS folder not found: {root}")
     subjects: list[SubjectFiles] = []
     skipped: list[SkippedSubject] = []
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = subject_folders(root)
     for folder in folders:
         result = _read_subject(folder, wanted, table.get(folder.name, {}))
         (subjects if isinstance(result, SubjectFiles) else skipped).append(result)

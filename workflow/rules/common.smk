@@ -19,21 +19,34 @@ os.environ.update(
 
 from catvae.config import check_config_files, check_dataset_root, validate_config
 from catvae.data.classes import dataset_classes, dataset_modalities
+from catvae.preflight import check_outputs_fit, check_study, study_arms
 from catvae.registry import ALL_CLASSES, generator
 
 # Validate once at start-up, fill every default, and stop with a message that names the bad key. `--config` values
 # are passed apart because Snakemake hands their nested scalars over as strings; the schema says what they are.
 check_config_files(workflow.configfiles)
 _validated = validate_config(config, command_line=workflow.config_settings.config)
-check_dataset_root(_validated["dataset"])
 config.clear()
 config.update(_validated)
 
 DATASET = config["dataset"]
 R = f"{config['results']}/{DATASET['name']}"
 ENV = "../../environment.yml"
+check_dataset_root(DATASET)
 CLASSES = dataset_classes(DATASET)
+# Before any job, in the main process only (a cluster job re-reads the workflow while outputs fill the disk): refuse
+# more folds than subjects or outputs beyond the free disk, and say once what the study will cost.
+if workflow.is_main_process:
+    print(check_study(config, CLASSES).summary(), file=sys.stderr)
 MODALITIES = dataset_modalities(DATASET)
+
+
+# When a run starts (never in a dry run), before its first job: the disk check again with the generator and
+# classifier checkpoints counted; sizing the models imports torch (seconds), too slow for every `snakemake -n`.
+onstart:
+    check_outputs_fit(config, CLASSES, MODALITIES)
+
+
 MODELS = list(config["generators"]["models"])
 TARGETS = [str(t) for t in config["synthesis"]["targets"]]
 SEEDS = list(config["seeds"])
@@ -79,11 +92,7 @@ def training_options(model):
 def arms():
     """Classifier arms: real only (plus the class-weighted loss), every generator x target, and the reviewer's
     resampling baselines x target."""
-    baselines = config["classifier"]["baselines"]
-    out = ["none"] + [b for b in baselines if b == "weighted"]
-    out += [f"{m}@{t}" for m in MODELS for t in TARGETS]
-    out += [f"{b}@{t}" for b in baselines if b != "weighted" for t in TARGETS]
-    return out
+    return study_arms(MODELS, TARGETS, config["classifier"]["baselines"])
 
 
 def arm_generator(arm):
