@@ -25,11 +25,13 @@ torch.version.cuda, 'cpus', os.cpu_count())" | tee -a "$out/machine.txt"
 if [ "${GPU_PAPER_SCALE_SMOKE:-0}" = 1 ]; then
     startup=(--device cpu --subjects 20 --repeats 1)
     scale=(--smoke --cores 2 --step-timeout 1800)
+    limits=(600 2400)  # a small shared CPU: the toy sizes still take minutes
 else
-    startup=(--device cuda --config config/paper.yaml --subjects 60 --repeats 2)
+    startup=(--device cuda --config config/paper.yaml --subjects 60 --shape 120 120 78 --repeats 2)
     scale=(--epoch-scale "${EPOCH_SCALE:-0.5}" --gpu-jobs "${GPU_JOBS:-4}" --step-timeout 330)
+    limits=(120 500)
 fi
 echo "== startup"
-timeout 120 "$py" bench/startup.py "${startup[@]}" --json "$out/startup.json" 2>&1 | tee "$out/startup.txt"
+timeout "${limits[0]}" "$py" bench/startup.py "${startup[@]}" --json "$out/startup.json" 2>&1 | tee "$out/startup.txt"
 echo "== paper scale"
-timeout 500 "$py" bench/gpu_paper_scale.py "${scale[@]}" --out "$out" 2>&1 | tee "$out/paper_scale.txt"
+timeout "${limits[1]}" "$py" bench/gpu_paper_scale.py "${scale[@]}" --out "$out" 2>&1 | tee "$out/paper_scale.txt"

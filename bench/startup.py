@@ -104,7 +104,8 @@ def run_child(spec: dict, env: dict) -> dict:
     }
 
 
-def prepare(config: Path, work: Path, device: str, subjects: int | None, env: dict) -> tuple[Path, Path, dict]:
+def prepare(config: Path, work: Path, device: str, subjects: int | None, shape: list[int] | None,
+            env: dict) -> tuple[Path, Path, dict]:
     """A phantom cohort for `config` (its dataset block, `dataset.phantom` sizes): (config copy, fold-0 split, cfg)."""
     import yaml
 
@@ -116,7 +117,8 @@ def prepare(config: Path, work: Path, device: str, subjects: int | None, env: di
     if ds["kind"] != "phantom":  # a BraTS config: the same slices, from a phantom cohort of the BraTS size
         ds.update(kind="phantom", root=None, name="phantom")
         ds.pop("brats", None)
-    ds["phantom"] = {**ds.get("phantom", {}), "n_subjects": subjects or ds["phantom"]["n_subjects"]}
+    ds["phantom"] = {**ds.get("phantom", {}), "n_subjects": subjects or ds["phantom"]["n_subjects"],
+                     "shape": shape or ds["phantom"]["shape"]}
     config_copy = work / "config.yaml"
     config_copy.write_text(yaml.safe_dump(cfg, sort_keys=False))
     cli = [sys.executable, "-m", "catvae"]
@@ -151,6 +153,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (written into the config copy)")
     parser.add_argument("--subjects", type=int, help="phantom subjects (default: the config's dataset.phantom)")
+    parser.add_argument("--shape", type=int, nargs=3, help="phantom volume shape (default: the config's)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -162,7 +165,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sys.path.insert(0, str(REPO))
-        config, split, cfg = prepare(Path(args.config), work, args.device, args.subjects, env)
+        config, split, cfg = prepare(Path(args.config), work, args.device, args.subjects, args.shape, env)
         bare = []
         for _ in range(args.repeats):
             spawned = time.time()
