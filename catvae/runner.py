@@ -12,17 +12,27 @@ import time
 import traceback
 from typing import Any, Callable
 
-from catvae.device import set_threads
 from catvae.errors import CatvaeError
+from catvae.gpu_slots import pin_job
 from catvae.logs import setup_logging
 
 
 def run_step(snakemake: Any, step: Callable[[], Any], name: str | None = None) -> Any:
-    """Run `step` with the rule's log file and thread count; a CatvaeError ends the job with its message."""
+    """Run `step` with the rule's log file and thread count; a CatvaeError ends the job with its message.
+
+    A GPU job is first pinned to one of the machine's GPUs (`catvae.gpu_slots`), before anything touches CUDA.
+    torch is imported only by steps that use it: a table or figure job does not pay its import.
+    """
     log_file = snakemake.log[0] if len(snakemake.log) else None
     logger = setup_logging(log_file)
     rule = name or getattr(snakemake, "rule", "step")
-    set_threads(getattr(snakemake, "threads", 1))
+    params = getattr(snakemake, "params", None)
+    slot = pin_job(int(getattr(snakemake, "resources", {}).get("gpu", 0) or 0),
+                   str(getattr(params, "device", "cpu")))
+    if "torch" in sys.modules:  # the step's module imported it: use exactly the rule's threads
+        from catvae.device import set_threads
+
+        set_threads(getattr(snakemake, "threads", 1))
     start = time.perf_counter()
     logger.info("rule %s wildcards %s threads %s", rule, dict(snakemake.wildcards.items()), snakemake.threads)
     try:
@@ -36,4 +46,6 @@ def run_step(snakemake: Any, step: Callable[[], Any], name: str | None = None) -
         raise
     logger.info("rule %s done in %.1f s", rule, time.perf_counter() - start)
     logging.shutdown()
+    if slot is not None:
+        slot.release()
     return result

@@ -271,6 +271,7 @@ def test_paper_preset_dry_run_lists_the_full_study(tmp_path):
 GPU_RULES = {"train_generator", "synthesise", "evaluate_generator", "export_latents", "train_classifier", "tstr",
              "train_paper_generator", "synthesise_paper", "paper_protocol_classifier"}
 SLURM_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "slurm"
+GPUNODE_PROFILE = SLURM_PROFILE.parent / "gpunode"
 
 
 def _planned_resources(workdir: Path, config_path: Path, *args: str) -> dict[str, list[dict[str, str]]]:
@@ -294,13 +295,15 @@ def _gpu_requests(plan: dict[str, list[dict[str, str]]]) -> dict[str, set[int]]:
     return {rule: {int(job.get("gpu", 0)) for job in jobs} for rule, jobs in plan.items()}
 
 
-@pytest.mark.parametrize("profile", ["none", "slurm"])
+@pytest.mark.parametrize("profile", ["none", "slurm", "gpunode"])
 def test_dry_run_gpu_requests_follow_device_rule_by_rule(tmp_path, tiny_config, profile):
-    """One GPU for each job of the five model rules unless `device` is cpu, none for any other rule; the SLURM
-    profile adds no GPU request of its own (it used to give training one even with `device: cpu`)."""
+    """One GPU for each job of the model rules unless `device` is cpu, none for any other rule; the SLURM
+    profile adds no GPU request of its own (it used to give training one even with `device: cpu`), nor does the
+    one-node profile (its pool of 4 is shared by the jobs that ask for one)."""
     config_path = write_config(tmp_path, {**tiny_config, "classifier": {**tiny_config["classifier"],
                                                                         "paper_protocol": True}})
-    extra = ("--profile", str(SLURM_PROFILE)) if profile == "slurm" else ()
+    profiles = {"slurm": SLURM_PROFILE, "gpunode": GPUNODE_PROFILE}
+    extra = ("--profile", str(profiles[profile])) if profile in profiles else ()
     for device in ("cpu", "cuda", "auto"):
         requests = _gpu_requests(_planned_resources(tmp_path, config_path, "--config", f"device={device}", *extra))
         assert GPU_RULES <= set(requests), sorted(requests)  # every GPU rule is in the plan, so each was checked
@@ -336,6 +339,16 @@ def test_local_profile_runs_one_gpu_job_at_a_time():
     profile = yaml.safe_load((REPO / "profiles" / "local" / "config.yaml").read_text())
     assert profile["resources"] == {"gpu": 1}
     assert "set-resources" not in yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+
+
+def test_gpunode_profile_runs_four_gpu_jobs_at_once_on_all_cores():
+    """profiles/gpunode: a pool of 4 GPU jobs (with `catvae.gpu_slots`, 4 per GPU on a one-GPU node; their
+    pinning and the per-GPU bound are tested in tests/test_gpu_slots.py) and every core for the CPU jobs."""
+    import yaml
+
+    profile = yaml.safe_load((GPUNODE_PROFILE / "config.yaml").read_text())
+    assert profile["resources"] == {"gpu": 4} and profile["cores"] == "all"
+    assert "set-resources" not in profile and "executor" not in profile
 
 
 @pytest.mark.parametrize("config_file", ["config/config.yaml", ".test/config/config.yaml"])

@@ -53,8 +53,11 @@ SEEDS = list(config["seeds"])
 FOLDS = list(range(config["evaluation"]["folds"]))
 REPLICATES = list(range(config["generators"]["replicates"]))
 # One GPU for every rule that runs a torch model on config `device` (train_generator, synthesise,
-# evaluate_generator, export_latents, train_classifier), none when `device` is cpu; every other rule needs CPUs
-# only. The profiles add no GPU requests of their own (tests/test_workflow.py checks the plan rule by rule).
+# evaluate_generator, export_latents, train_classifier, tstr), none when `device` is cpu; every other rule needs CPUs
+# only. On a cluster executor that is a GPU of the job's own; on one machine a slot of the `gpu` pool
+# (`--resources gpu=P`, profiles/gpunode): the job pins itself to one visible GPU (catvae/gpu_slots.py), at most
+# P / (number of GPUs) jobs on each. The profiles add no GPU requests of their own (tests/test_workflow.py checks the
+# plan rule by rule).
 GPU = 0 if config["device"] == "cpu" else 1
 SPLIT = f"{R}/data/fold{{fold}}/split.csv"
 # Synthetic images per class the train-on-synthetic/test-on-real score uses ("largest" = the largest target).
