@@ -32,7 +32,7 @@ SHRINK = {
     "dataset": {"image_size": 16},
     "generators": {"vae": {"epochs": 1}, "catvae": {"epochs": 1},
                    "cvae": {"epochs": 1, "beta_warmup": {"start": 0, "epochs": 1}}},
-    "classifier": {"image_size": 16, "epochs": 2},
+    "classifier": {"image_size": 32, "epochs": 2},
     "quality": {"tstr_images": 30, "max_fid_images": 50},
 }
 
@@ -41,7 +41,7 @@ def _flow(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
 
 
-def _run(workdir: Path, words: list[str], timeout: int = 2400) -> subprocess.CompletedProcess:
+def _run(workdir: Path, words: list[str], timeout: int = 3600) -> subprocess.CompletedProcess:
     """`snakemake WORDS` as if typed in a checkout at `workdir` (its config/config.yaml is the repository's)."""
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--workflow-profile", "none", *words]
@@ -81,6 +81,9 @@ def test_quick_start_runs_as_written_on_a_brats_layout_folder(tmp_path):
     words = _shrunk(here(run[0]))
     proc = _run(workdir, words)
     assert proc.returncode == 0, proc.stderr[-6000:]
+    # Long jobs report progress on Snakemake's console (the jobs' stderr), each line naming the rule's log file.
+    assert re.search(r"\[results/mybrats/logs/train_generator/\S+\.log\] vae/\w+ epoch 1/1", proc.stderr)
+    assert re.search(r"\[results/mybrats/logs/train_classifier/\S+\.log\] .*epoch 1/2", proc.stderr)
     done = job_counts(proc.stdout + proc.stderr)
     assert sum(done.values()) == int(total.group(1)), done
     results = workdir / "results" / "mybrats"
