@@ -19,7 +19,8 @@ if [ "${2:-}" = --study ]; then  # step 4, run by `step` below in a process of i
     cli() { "$py" -m catvae "$1" --config "$work/paper_gpu.yaml" --threads 8 "${@:2}"; }
     cli phantom --out "$work/cohort"
     cli extract --root "$work/cohort" --out "$work/data"
-    cli split --manifest "$work/data/manifest.csv" --out "$work/split.csv" --fold 0
+    "$py" -m catvae split --config "$work/paper_gpu.yaml" --manifest "$work/data/manifest.csv" --out "$work/split.csv" \
+        --fold 0  # split has no --threads: it has nothing to spread
     for group in NoTumor Tumor; do
         cli train-generator --model catvae --group "$group" --split "$work/split.csv" --out "$work/gen/catvae/$group"
     done

@@ -1,7 +1,8 @@
 """The `catvae` command: each step of the study, usable without Snakemake.
 
-Settings come from a study config (the same YAML Snakemake reads, validated the same way); paths come from the
-command line. Snakemake remains the way to run the whole study; the CLI is for one step on its own, a debugger,
+Settings come from a study config (the same YAML Snakemake reads, validated the same way); without `--config`, the
+schema's defaults (what `catvae validate-config --show` prints), so every subcommand runs in any folder, not only in
+a checkout holding `config/config.yaml`. Paths come from the command line. Snakemake remains the way to run the whole study; the CLI is for one step on its own, a debugger,
 or a notebook-free check of a dataset.
 """
 
@@ -12,17 +13,19 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from catvae import __version__
 from catvae.errors import CatvaeError
 from catvae.logs import setup_logging
 from catvae.registry import GENERATORS
 
-DEFAULT_CONFIG = "config/config.yaml"
+SCHEMA_DEFAULTS = "the schema's defaults"
 
 
 def _config(args: argparse.Namespace) -> dict:
-    from catvae.config import load_config
+    """The validated config of `--config`, or the schema's defaults alone when none is given."""
+    from catvae.config import load_config, validate_config
 
-    return load_config(args.config)
+    return load_config(args.config) if args.config else validate_config({})
 
 
 def cmd_validate_config(args: argparse.Namespace) -> None:
@@ -39,11 +42,11 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
     preflight = check_study(cfg, classes)
     checkpoints = check_outputs_fit(cfg, classes, dataset_modalities(cfg["dataset"]))
     if args.show:
-        print(dump_config(cfg, [args.config]), end="")
+        print(dump_config(cfg, [args.config] if args.config else []), end="")
         print(preflight.summary(), file=sys.stderr)
         print(checkpoint_text(checkpoints), file=sys.stderr)
     else:
-        print(f"{args.config}: valid")
+        print(f"{args.config or SCHEMA_DEFAULTS}: valid")
 
 
 def cmd_phantom(args: argparse.Namespace) -> None:
@@ -186,17 +189,22 @@ def cmd_tstr(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catvae", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], None], help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable[[argparse.Namespace], None], help_text: str,
+            threads: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", default=DEFAULT_CONFIG, help=f"study config (default {DEFAULT_CONFIG})")
-        p.add_argument("--threads", type=int, default=1, help="worker processes / torch threads")
+        p.add_argument("--config", help="study config YAML (default: the schema's defaults, whatever the folder; "
+                                        "the demo's settings are --config config/config.yaml)")
+        if threads:  # only where a step has work to spread: an option that does nothing would mislead
+            p.add_argument("--threads", type=int, default=1, help="worker processes / torch threads (default 1)")
         p.set_defaults(func=func)
         return p
 
-    p = add("validate-config", cmd_validate_config, "validate a study config and fill its defaults")
-    p.add_argument("--show", action="store_true", help="print the config with every default filled in (stdout) and what the study will cost (stderr)")
+    p = add("validate-config", cmd_validate_config, "validate a study config and fill its defaults", threads=False)
+    p.add_argument("--show", action="store_true",
+                   help="print the config with every default filled in (stdout) and what the study will cost (stderr)")
 
     p = add("phantom", cmd_phantom, "write the embedded BraTS-format phantom cohort")
     p.add_argument("--out", required=True, help="folder to write <ID>/<ID>_<modality>.nii.gz into")
@@ -208,14 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="BraTS folder (default: dataset.root of the config)")
     p.add_argument("--out", required=True, help="output folder (slices/, manifest.csv, discarded.csv)")
 
-    p = add("split", cmd_split, "split manifest.csv by subject into train / val / test")
+    p = add("split", cmd_split, "split manifest.csv by subject into train / val / test", threads=False)
     p.add_argument("--manifest", required=True, help="manifest.csv from `catvae extract`")
     p.add_argument("--out", required=True, help="split.csv to write")
     p.add_argument("--seed", type=int, help="split seed (default: dataset.split.seed)")
     p.add_argument("--fold", type=int, default=0, help="which fold to write when evaluation.folds > 1 (0-based)")
 
     p = add("train-generator", cmd_train_generator, "train one generator on the training split")
-    p.add_argument("--model", required=True, choices=list(GENERATORS))
+    p.add_argument("--model", required=True, choices=list(GENERATORS), help="which generator to train")
     p.add_argument("--group", required=True, help="class name (vae, catvae) or 'all' (cvae)")
     p.add_argument("--split", required=True, help="split.csv")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.csv, train_stats.json")
@@ -233,12 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="none, weighted, <generator>@<target>, oversample@<target>, classic@<target>")
     p.add_argument("--split", required=True, help="split.csv")
     p.add_argument("--synthetic", help="folder with <class>/manifest.csv of one generator replicate (generator arms)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="classifier seed: weight initialisation, batch order and resampling draws (default 0)")
     p.add_argument("--fold", type=int, default=0, help="the fold the split is (recorded in metrics.json)")
     p.add_argument("--out", required=True, help="output folder")
 
     p = add("tstr", cmd_tstr, "train the CNN on one generator's synthetic images only, score it on real test images")
-    p.add_argument("--model", required=True, choices=["vae", "catvae", "cvae"])
+    p.add_argument("--model", required=True, choices=list(GENERATORS), help="which generator's images to train on")
     p.add_argument("--split", required=True, help="split.csv")
     p.add_argument("--synthetic", required=True, help="folder with <class>/manifest.csv of the generator replicate")
     p.add_argument("--fold", type=int, default=0, help="the fold the split is (recorded in the result)")

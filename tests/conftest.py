@@ -90,6 +90,7 @@ LONG_FILES_FIRST = (
     "test_workflow.py",
     "test_dataset_kinds_workflow.py",
     "test_readme_changes.py",
+    "test_readme_quickstart.py",
     "test_slurm_study.py",
     "test_command_line_config.py",
     "test_workflow_kill.py",

@@ -24,6 +24,52 @@ def test_every_subcommand_has_help(command, capsys):
     assert "--config" in capsys.readouterr().out
 
 
+def test_version(capsys):
+    import catvae
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"catvae {catvae.__version__}"
+
+
+def _options(parser) -> dict:
+    """Every subcommand's options, as {subcommand: [argparse actions]}."""
+    import argparse
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: [a for a in p._actions if a.option_strings and a.dest != "help"] for name, p in sub.choices.items()}
+
+
+def test_every_option_has_help():
+    from catvae.cli import build_parser
+
+    missing = [f"{name} {action.option_strings[0]}" for name, actions in _options(build_parser()).items()
+               for action in actions if not action.help]
+    assert not missing, f"options without help: {missing}"
+
+
+@pytest.mark.parametrize("command", ["validate-config", "split"])
+def test_no_threads_option_where_nothing_uses_it(command):
+    from catvae.cli import build_parser
+
+    assert "--threads" not in [s for a in _options(build_parser())[command] for s in a.option_strings]
+
+
+def test_subcommands_run_outside_the_checkout_on_schema_defaults(tmp_path):
+    """No config/config.yaml in the working folder: the schema's defaults, not a 'file not found'."""
+    from catvae.config import dump_config, validate_config
+
+    proc = subprocess.run([sys.executable, "-m", "catvae", "validate-config", "--show"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == dump_config(validate_config({}))
+    proc = subprocess.run([sys.executable, "-m", "catvae", "phantom", "--out", "cohort", "--subjects", "2",
+                           "--shape", "24", "28", "20"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "cohort").glob("*/*_flair.nii.gz"))) == 2
+
+
 def test_phantom_extract_split_chain(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"dataset": {"image_size": 16, "selection": {"mode": "center", "k": 2}}}))

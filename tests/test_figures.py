@@ -52,6 +52,30 @@ def test_learning_curves(tmp_path):
     assert width > 800 and height > 300
 
 
+def test_learning_curves_one_panel_per_method_mean_over_runs(tmp_path, monkeypatch):
+    """Twelve arms were 24 lines on one pair of axes: now a column per method, a line pair per target, runs averaged."""
+    import matplotlib.pyplot as plt
+
+    drawn = {}
+    monkeypatch.setattr("catvae.report.figures._save", lambda fig, out: drawn.setdefault("fig", fig))
+    epochs = np.arange(1, 4)
+
+    def run(level):
+        return pd.DataFrame({"epoch": epochs, "train_loss": level, "train_acc": level, "val_loss": level,
+                             "val_acc": level, "seconds": 1.0})
+
+    arms = ["none", "weighted", "vae@437", "vae@1000", "oversample@437", "oversample@1000"]
+    histories = {arm: pd.concat([run(0.2), run(0.4)], ignore_index=True) for arm in arms}  # two seeds each
+    learning_curves(histories, tmp_path / "c.png", method_order=["vae", "oversample"])
+    axes = drawn["fig"].axes
+    assert len(axes) == 2 * 4  # accuracy and loss rows x none, weighted, VAE, oversampling
+    assert [ax.get_title() for ax in axes[:4]] == ["None (real only)", "Class-weighted loss", "VAE",
+                                                    "Random oversampling"]
+    assert max(len(ax.lines) for ax in axes) == 4  # two targets x train/val
+    assert np.allclose(axes[2].lines[0].get_ydata(), 0.3)  # the mean of the two runs per epoch
+    plt.close(drawn["fig"])
+
+
 def test_read_history_checks_columns(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text("epoch,train_loss\n1,0.5\n")
@@ -87,6 +111,17 @@ def test_latent_space(tmp_path):
              class_names=np.array(["NoTumor", "Tumor", "Other"]), modality_names=np.array(["flair", "t1"]))
     width, height = _png_size(latent_space(path, tmp_path / "latent.png"))
     assert width > 800 and height > 300
+
+
+def test_latent_space_one_modality_draws_no_modality_panel(tmp_path):
+    """A by-modality panel of one modality is one colour: only the class panel is drawn."""
+    rng = np.random.default_rng(2)
+    labels = np.repeat([0, 1], 30)
+    path = tmp_path / "latents.npz"
+    np.savez(path, mu=rng.normal(size=(60, 8)) + 2 * np.eye(8)[labels], labels=labels, modalities=np.zeros(60, int),
+             class_names=np.array(["NoTumor", "Tumor"]), modality_names=np.array(["flair"]))
+    width, height = _png_size(latent_space(path, tmp_path / "latent.png"))
+    assert width < 900 and height > 300  # one panel (two were ~1,300 px wide)
 
 
 def test_latent_space_rejects_bad_npz(tmp_path):

@@ -47,13 +47,22 @@ def test_installed_package_carries_the_schema_and_validates_a_config(tmp_path):
     the sources (so no build/ folder lands in the checkout)."""
     src = tmp_path / "src"
     shutil.copytree(REPO / "catvae", src / "catvae", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
     wheels, site = tmp_path / "wheels", tmp_path / "site"
-    _run("-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(wheels), str(src))
+    build = _run("-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-v", "-w", str(wheels),
+                 str(src))
+    # The licence in its SPDX form: the old `license = {text = ...}` table made setuptools warn on every build.
+    assert "BuildBackendWarning" not in build.stdout + build.stderr, build.stdout + build.stderr
     (wheel,) = wheels.glob("catvae-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read(SCHEMA) == (REPO / SCHEMA).read_bytes()
+        metadata = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        assert "License-Expression: MIT" in zf.read(metadata).decode()
+        assert any(n.endswith("licenses/LICENSE") for n in zf.namelist())
+        import catvae
+
+        assert f"Version: {catvae.__version__}\n" in zf.read(metadata).decode()
     _run("-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel))
 
     outside = tmp_path / "elsewhere"

@@ -42,6 +42,7 @@ from catvae.data.split import read_split
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
 from catvae.io import JobFiles, atomic_path, write_csv, write_json
+from catvae.logs import PROGRESS
 from catvae.models import count_parameters
 from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
@@ -217,7 +218,7 @@ def fit(
                      "val_loss": val_loss, "val_acc": val_acc, "val_balanced_acc": val_bacc, "seconds": seconds})
         log.info("%s epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f balanced %.3f | %.1fs "
                  "(%.1f images/s)", label, epoch, options["epochs"], rows[-1]["train_loss"], rows[-1]["train_acc"],
-                 val_loss, val_acc, val_bacc, seconds, n / seconds if seconds > 0 else float("nan"))
+                 val_loss, val_acc, val_bacc, seconds, n / seconds if seconds > 0 else float("nan"), extra=PROGRESS)
         if select == "best_val":
             best = select_epoch(pd.DataFrame(rows), select)
             if best == epoch:

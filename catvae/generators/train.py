@@ -47,6 +47,7 @@ from catvae.generators.checkpoint import (
 )
 from catvae.generators.latents import ACTIVE_THRESHOLD, active_dims, encode_means
 from catvae.io import JobFiles, write_csv, write_json
+from catvae.logs import PROGRESS
 from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
@@ -293,7 +294,7 @@ def train_generator(
         log.info(
             "%s/%s epoch %d/%d: %s%s lr %.3g (%.1f s)", model_name, group, epoch, hp["epochs"],
             " ".join(f"{k} {v:.4g}" for k, v in means.items()),
-            f" | val total {val_means['total']:.4g}" if val_means else "", lr, seconds,
+            f" | val total {val_means['total']:.4g}" if val_means else "", lr, seconds, extra=PROGRESS,
         )
         if epoch % hp["checkpoint_every"] == 0 and epoch < hp["epochs"]:
             save_checkpoint(resume_path, payload(epoch, elapsed_before + time.perf_counter() - started, peak_mb))

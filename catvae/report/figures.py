@@ -111,32 +111,46 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def learning_curves(histories: Mapping[str, pd.DataFrame], out_png: str | os.PathLike) -> Path:
-    """Accuracy and loss per epoch, one colour per arm (key), solid = train, dashed = validation."""
+def learning_curves(histories: Mapping[str, pd.DataFrame], out_png: str | os.PathLike,
+                    method_order: Sequence[str] | None = None) -> Path:
+    """Accuracy (top) and loss (bottom) per epoch, one column per method, one colour per target within it.
+
+    Each arm's (key's) history may hold several runs (seeds, folds: rows repeating an epoch); the curve is their
+    mean per epoch. One panel per method keeps each panel to a few lines: the demo's 12 arms drawn on one pair of
+    axes were 24 overlapping lines. Solid = train, dashed = validation; a row's panels share their y axis.
+    """
     if not histories:
         raise CatvaeError(f"{out_png}: no histories to draw")
     for name, frame in histories.items():
         missing = [c for c in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc") if c not in frame]
         if missing:
             raise CatvaeError(f"history of {name}: missing column(s) {', '.join(missing)}")
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = plt.get_cmap("tab20" if len(histories) > 10 else "tab10")
-    for k, (name, frame) in enumerate(histories.items()):
-        colour = colours(k % colours.N)
-        for ax, metric in ((ax_acc, "acc"), (ax_loss, "loss")):
-            ax.plot(frame["epoch"], frame[f"train_{metric}"], color=colour, lw=1.4, label=f"{name} train")
-            ax.plot(frame["epoch"], frame[f"val_{metric}"], color=colour, lw=1.4, ls="--", label=f"{name} val")
-    ax_acc.set_title("Accuracy")
-    ax_loss.set_title("Loss")
-    for ax in (ax_acc, ax_loss):
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    ax_acc.set_ylabel("accuracy")
-    ax_loss.set_ylabel("loss")
-    ax_loss.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7,
-                   ncol=1 if len(histories) <= 12 else 2)
-    fig.suptitle("Learning curves (solid: train, dashed: validation)", fontsize=10)
+    arms = order_arms([arm_fields(arm) for arm in histories], method_order)
+    methods = list(dict.fromkeys(arm_fields(arm)["method"] for arm in arms))
+    fig, axes = plt.subplots(2, len(methods), figsize=(max(4.0, 2.7 * len(methods)), 5.6), sharey="row",
+                             squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for col, method in enumerate(methods):
+        ax_acc, ax_loss = axes[0, col], axes[1, col]
+        for k, arm in enumerate(a for a in arms if arm_fields(a)["method"] == method):
+            mean = histories[arm].groupby("epoch").mean(numeric_only=True).reset_index()
+            target = arm_fields(arm)["target"]
+            for ax, metric in ((ax_acc, "acc"), (ax_loss, "loss")):
+                ax.plot(mean["epoch"], mean[f"train_{metric}"], color=colours(k % colours.N), lw=1.4,
+                        label=f"{target} train" if target is not None else "train")
+                ax.plot(mean["epoch"], mean[f"val_{metric}"], color=colours(k % colours.N), lw=1.4, ls="--",
+                        label=f"{target} val" if target is not None else "val")
+        ax_acc.set_title(label(method), fontsize=9)
+        ax_acc.legend(fontsize=6, loc="lower right")
+        for ax in (ax_acc, ax_loss):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+        ax_loss.set_xlabel("epoch")
+    axes[0, 0].set_ylabel("accuracy")
+    axes[1, 0].set_ylabel("loss")
+    runs = max(int(frame["epoch"].value_counts().max()) for frame in histories.values())
+    fig.suptitle("Learning curves per method and target (solid: train, dashed: validation"
+                 + (f"; mean over up to {runs} runs: seeds x folds)" if runs > 1 else ")"), fontsize=10)
     fig.tight_layout()
     return _save(fig, out_png)
 
@@ -198,7 +212,11 @@ def sample_grid(real: Mapping[str, np.ndarray], generated: Mapping[str, Mapping[
 
 
 def latent_space(latents_npz: str | os.PathLike, out_png: str | os.PathLike) -> Path:
-    """PCA (2 components) of the conditional VAE's latent means, coloured by class and by modality."""
+    """PCA (2 components) of the conditional VAE's latent means, coloured by class and by modality.
+
+    With one modality (every BraTS study: FLAIR only) the by-modality panel would be one colour, so only the
+    by-class panel is drawn and the title names the modality.
+    """
     from sklearn.decomposition import PCA  # scikit-learn is only needed for this figure
 
     try:
@@ -222,11 +240,14 @@ def latent_space(latents_npz: str | os.PathLike, out_png: str | os.PathLike) -> 
         if codes.size and (codes.min() < 0 or codes.max() >= len(names)):
             raise CatvaeError(f"{latents_npz}: {what} codes outside 0..{len(names) - 1}")
 
+    only_modality = ""
+    if len(groups["modality"][1]) == 1:
+        only_modality = f", modality {groups.pop('modality')[1][0]}"
     pca = PCA(n_components=2)
     points = pca.fit_transform(mu)
     explained = pca.explained_variance_ratio_
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    for ax, (what, (codes, names)) in zip(axes, groups.items()):
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups) + 0.5, 4.6), squeeze=False)
+    for ax, (what, (codes, names)) in zip(axes[0], groups.items()):
         colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
         for k, name in enumerate(names):
             chosen = codes == k
@@ -238,7 +259,8 @@ def latent_space(latents_npz: str | os.PathLike, out_png: str | os.PathLike) -> 
         ax.set_ylabel(f"PC2 ({explained[1]:.0%} of variance)")
         ax.legend(fontsize=7, markerscale=2, loc="best")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Conditional VAE latent means (PCA of mu, N={mu.shape[0]}, D={mu.shape[1]})", fontsize=10)
+    fig.suptitle(f"Conditional VAE latent means (PCA of mu, N={mu.shape[0]}, D={mu.shape[1]}{only_modality})",
+                 fontsize=10)
     fig.tight_layout()
     return _save(fig, out_png)
 

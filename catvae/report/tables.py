@@ -209,9 +209,10 @@ def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None,
                             tstr_intervals: Mapping[str, Mapping[str, Interval]] | None = None) -> pd.DataFrame:
     """One row per generator and class from quality.json records (models in first-seen order, then classes).
 
-    A metric that is ``null`` shows its ``<metric>_note`` (for FID/KID also the shared ``fid_note``), so the
-    reader sees *why* it is missing; KID carries its subset std as a :class:`MeanStd`. Records of several folds or
-    generator replicates of one (model, class) are pooled: every number becomes a :class:`MeanStd` over them.
+    A metric that is ``null`` shows its ``<metric>_note``, so the reader sees *why* it is missing; a missing FID or
+    KID shows ``n/a`` and its reason (``fid_note``, the same sentence on every row when the weights are missing) is
+    said once, in ``frame.attrs["caption_note"]``, which `write_table` adds to the caption; KID carries its subset
+    std as a :class:`MeanStd`. Records of several folds or generator replicates of one (model, class) are pooled: every number becomes a :class:`MeanStd` over them.
     `tstr` (tstr.json records, one per model, fold and replicate) fills the TSTR column: the balanced accuracy of
     the CNN trained on that generator's synthetic images alone, on the real test images of the same fold.
     `tstr_intervals` (model id -> metric id -> :class:`Interval`, e.g.
@@ -232,6 +233,7 @@ def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None,
                 "inference_ms_per_image", "peak_memory_mb", "device")
     model_rank: dict[str, int] = {}
     rows = []
+    fid_reasons: dict[str, None] = {}  # ordered set: why FID/KID are missing, for the caption
     for record in quality:
         where = _where(record, f"quality.json of {record.get('model')}/{record.get('class')}")
         _require(record, required, where)
@@ -240,7 +242,12 @@ def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None,
         def metric(key: str) -> float | str:
             value = _number(record.get(key), key, where)
             if math.isnan(value):
-                note = record.get(f"{key}_note") or (record.get("fid_note") if key in ("fid", "kid") else None)
+                if key in ("fid", "kid"):
+                    reason = str(record.get(f"{key}_note") or record.get("fid_note") or "")
+                    if reason:
+                        fid_reasons[reason.removeprefix("n/a: ").removeprefix("n/a")] = None
+                    return "n/a"
+                note = record.get(f"{key}_note")
                 return str(note) if note else "n/a"
             return value
 
@@ -289,7 +296,10 @@ def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None,
     frame = frame.drop(columns="_rank")
     frame["N recon"] = frame["N recon"].astype("Int64")
     frame.attrs["formats"] = dict(_QUALITY_FORMATS)
-    return frame[columns]
+    frame = frame[columns]
+    if fid_reasons:
+        frame.attrs["caption_note"] = f"FID and KID n/a: {'; '.join(fid_reasons)}"
+    return frame
 
 
 def _tstr_interval(intervals: Mapping[str, Mapping[str, Interval]], model: str, metric: str) -> Interval:
@@ -627,10 +637,14 @@ def write_table(df: pd.DataFrame, stem: str | Path, *, caption: str, config_name
     naming the config and seed(s); the CSV carries them in its last columns ``config`` and ``seeds``
     (seeds space-separated). `formats` (column -> ``str.format`` spec) defaults to the ones the table
     builders store in ``df.attrs["formats"]``. `note` (how the numbers were made) is printed under the
-    Markdown table and under the LaTeX tabular, so a pasted table keeps it.
+    Markdown table and under the LaTeX tabular, so a pasted table keeps it. A builder's
+    ``df.attrs["caption_note"]`` (e.g. why every FID cell says n/a) is added to the caption, said once there
+    instead of in every cell.
     """
     if not seeds:
         raise CatvaeError(f"{stem}: no seeds given for the table's provenance")
+    if df.attrs.get("caption_note"):
+        caption = f"{caption}; {df.attrs['caption_note']}"
     stem = Path(stem)
     formats = dict(df.attrs.get("formats", {}), **(formats or {}))
     where = provenance_line(config_name, seeds)

@@ -180,6 +180,7 @@ rule learning_curves_figure:
     params:
         arms=arms(),
         seeds=SEEDS,
+        method_order=TABLE_PARAMS["method_order"],
     script:
         "../scripts/figure_learning_curves.py"
 
