@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
 
     p = add("tstr", cmd_tstr, "train the CNN on one generator's synthetic images only, score it on real test images")
-    p.add_argument("--model", required=True, choices=["vae", "catvae", "cvae"])
+    p.add_argument("--model", required=True, choices=list(GENERATORS))
     p.add_argument("--split", required=True, help="split.csv")
     p.add_argument("--synthetic", required=True, help="folder with <class>/manifest.csv of the generator replicate")
     p.add_argument("--fold", type=int, default=0, help="the fold the split is (recorded in the result)")
