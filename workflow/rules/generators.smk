@@ -90,6 +90,7 @@ rule evaluate_generator:
         max_fid_images=config["quality"]["max_fid_images"],
         near_copy_ssim=config["quality"]["near_copy_ssim"],
         diversity_pairs=config["quality"]["diversity_pairs"],
+        timing_images=config["quality"]["timing_images"],
         seed=config["synthesis"]["seed"],
         config_name=config["config_name"],
         device=config["device"],
