@@ -97,4 +97,4 @@ def test_dataset_root_from_the_command_line(tmp_path):
     assert proc.returncode != 0 and f"folder not found: {copy}" in _output(proc)
     copy.mkdir(parents=True)
     jobs = dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml", "--config", f"dataset={{root: {copy}}}")
-    assert jobs["extract"] == 1 and jobs["train_generator"] == 5 * 3 * 5  # 5 generators x 3 replicates x 5 folds
+    assert jobs["extract"] == 1 and jobs["train_generator"] == 7 * 3 * 5  # 7 generator jobs x 3 replicates x 5 folds

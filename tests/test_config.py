@@ -20,6 +20,9 @@ def test_shipped_configs_validate():
     assert paper["generators"]["catvae"]["epochs"] == 500
     assert paper["classifier"]["image_size"] == 224 and paper["classifier"]["paper_protocol"] is True
     assert paper["synthesis"]["targets"] == [437, 1000, 2000]
+    assert paper["generators"]["models"][-1] == "ddpm"  # the diffusion comparator (ours), sized for a GPU
+    diffusion = load_config(REPO / "config" / "diffusion_phantom.yaml")
+    assert diffusion["generators"]["models"] == ["vae", "ddpm"] and diffusion["dataset"]["image_size"] == 64
 
 
 def test_empty_config_gets_every_default():
@@ -225,5 +228,6 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
         load_config(path)
     with pytest.raises(CatvaeError, match="'evaluation' is given twice"):
         check_config_files([path])
-    shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "busi.yaml", "medmnist_cvae.yaml")]
+    shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "busi.yaml", "medmnist_cvae.yaml",
+                                                          "diffusion_phantom.yaml")]
     check_config_files([*shipped, REPO / ".test" / "config.yaml"])
