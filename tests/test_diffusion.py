@@ -139,3 +139,15 @@ def test_ms_ssim_keeps_the_scales_that_fit(side, window, scales):
     assert (got_window, len(weights)) == (window, scales) and sum(weights) == pytest.approx(1.0)
     rng = np.random.default_rng(0)
     pair_diversity(rng.random((3, 1, side, side)).astype(np.float32), n_pairs=2, seed=0)  # MONAI accepts it
+
+
+def test_jobs_that_build_no_diffusion_model_do_not_import_monai():
+    """MONAI takes seconds to import; only building a diffusion model or scoring diversity may pay for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, catvae.cli, catvae.models, catvae.generators.train, catvae.generators.synthesis, "
+            "catvae.generators.evaluate, catvae.classifier.train, catvae.report.tables; "
+            "print('monai' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
