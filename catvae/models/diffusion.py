@@ -29,8 +29,9 @@ from torch import Tensor
 from catvae.errors import CatvaeError
 from catvae.models.vae import GenerativeModel
 
-#: Why the reconstruction metrics of a diffusion model are missing (quality.json's ``*_note``, the table's cell).
-NO_ENCODER_NOTE = "n/a: a diffusion model has no encoder, so held-out reconstruction is undefined"
+#: Why the reconstruction metrics of a diffusion model are missing (quality.json's ``*_note``, the table's cell; the
+#: table's caption says the rest: with no encoder, held-out reconstruction is undefined).
+NO_ENCODER_NOTE = "n/a: no encoder"
 
 
 class DiffusionModel(GenerativeModel):
@@ -105,7 +106,7 @@ class DiffusionModel(GenerativeModel):
             return ((images + 1) / 2).clamp(0, 1)
 
     def reconstruct(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
-        raise CatvaeError(f"{self.name}: {NO_ENCODER_NOTE}")
+        raise CatvaeError(f"{self.name} has no encoder: held-out reconstruction and latent means are undefined")
 
     def encode_mu(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
-        raise CatvaeError(f"{self.name}: {NO_ENCODER_NOTE}")
+        raise CatvaeError(f"{self.name} has no encoder: held-out reconstruction and latent means are undefined")
