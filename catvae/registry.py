@@ -29,6 +29,8 @@ class GeneratorSpec:
     `conditional`: one model over all classes (group `all`), conditioned on class and modality; otherwise one model
     per class. `keras`: ported from the reference's Keras code, so trained with Keras' Adam (epsilon 1e-7).
     `size_multiple`: `dataset.image_size` must be a multiple of it (the VAE decoders up-sample 3 times by 2).
+    `default`: in the schema's default `generators.models`; the diffusion comparator is not (a config lists it, sized
+    for its machine: its schema defaults are for a GPU).
     """
 
     name: str
@@ -37,6 +39,7 @@ class GeneratorSpec:
     conditional: bool = False
     keras: bool = False
     size_multiple: int = 1
+    default: bool = True
 
     def groups(self, classes: Sequence[str]) -> list[str]:
         """The training jobs' groups: every class for a per-class generator, `all` for a conditional one."""
@@ -57,6 +60,8 @@ GENERATORS: dict[str, GeneratorSpec] = {
         GeneratorSpec("vae", "VAE", "catvae.models.vae:VAE", keras=True, size_multiple=8),
         GeneratorSpec("catvae", "CAT-VAE", "catvae.models.vae:CatVAE", keras=True, size_multiple=8),
         GeneratorSpec("cvae", "Conditional VAE", "catvae.models.cvae:ConditionalVAE", conditional=True),
+        # this project's comparator (neither reference has one): a per-class DDPM on MONAI, sampled with DDIM
+        GeneratorSpec("ddpm", "Diffusion (DDPM, ours)", "catvae.models.diffusion:DiffusionModel", default=False),
     )
 }
 

@@ -98,7 +98,7 @@ def test_dataset_root_from_the_command_line(tmp_path):
     for i in range(5):  # subject folders only: the pre-flight counts them against paper.yaml's 5 folds
         (copy / f"BraTS20_Training_{i:03d}").mkdir(parents=True)
     jobs = dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml", "--config", f"dataset={{root: {copy}}}")
-    assert jobs["extract"] == 1 and jobs["train_generator"] == 5 * 3 * 5  # 5 generators x 3 replicates x 5 folds
+    assert jobs["extract"] == 1 and jobs["train_generator"] == 7 * 3 * 5  # 7 generator jobs x 3 replicates x 5 folds
 
 
 @pytest.mark.parametrize("config_file", ["config/busi.yaml", "config/paper.yaml"])

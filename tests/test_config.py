@@ -20,6 +20,9 @@ def test_shipped_configs_validate():
     assert paper["generators"]["catvae"]["epochs"] == 500
     assert paper["classifier"]["image_size"] == 224 and paper["classifier"]["paper_protocol"] is True
     assert paper["synthesis"]["targets"] == ["balance", 1000, 2000]  # Table 7 (tests/test_paper_protocol.py)
+    assert paper["generators"]["models"][-1] == "ddpm"  # the diffusion comparator (ours), sized for a GPU
+    diffusion = load_config(REPO / "config" / "diffusion_phantom.yaml")
+    assert diffusion["generators"]["models"] == ["vae", "ddpm"] and diffusion["dataset"]["image_size"] == 64
 
 
 def test_empty_config_gets_every_default():
@@ -76,7 +79,7 @@ def test_schema_lists_exactly_the_registered_generators():
 
     generators = load_schema()["properties"]["generators"]["properties"]
     assert generators["models"]["items"]["enum"] == list(GENERATORS)
-    assert generators["models"]["default"] == list(GENERATORS)
+    assert generators["models"]["default"] == [name for name, spec in GENERATORS.items() if spec.default]
     assert set(generators) - {"models", "replicates"} == set(GENERATORS)
 
 
@@ -226,5 +229,5 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
     with pytest.raises(CatvaeError, match="'evaluation' is given twice"):
         check_config_files([path])
     shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "busi.yaml", "medmnist_cvae.yaml",
-                                                            "table7_phantom.yaml")]
+                                                            "table7_phantom.yaml", "diffusion_phantom.yaml")]
     check_config_files([*shipped, REPO / ".test" / "config" / "config.yaml"])

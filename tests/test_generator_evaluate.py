@@ -19,7 +19,7 @@ QUALITY_KEYS = {
     "model", "class", "ssim", "psnr", "mse", "n_recon", "fid", "kid", "kid_std", "n_fid_real", "n_fid_fake",
     "fid_note", "train_time_s", "inference_ms_per_image", "peak_memory_mb", "device", "memorisation", "attention",
     "context", "config_name", "seed", "recon_path", "ssim_own_features", "psnr_own_features", "mse_own_features",
-    "sampling",
+    "sampling", "diversity_ms_ssim", "diversity_ms_ssim_real", "diversity",
 }
 N_TEST = {"NoTumor": 2, "Tumor": 3}  # make_split's default counts, 20% test
 
@@ -57,6 +57,7 @@ def _check_ranges(q: dict) -> None:
     assert q["fid"] is None and q["kid"] is None and q["fid_note"].startswith("n/a")
     memo = q["memorisation"]
     assert 0 <= memo["near_copy_share"] <= 1 and -1 <= memo["median_nn_ssim"] <= 1
+    assert 0 <= q["diversity_ms_ssim"] <= 1 and 0 <= q["diversity_ms_ssim_real"] <= 1
 
 
 def test_catvae_quality_json(study, tmp_path):

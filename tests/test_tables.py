@@ -40,7 +40,7 @@ def quality_record(model, cls, **overrides):
         "memorisation": {"median_nn_ssim": 0.55, "near_copy_share": 0.0, "n": 200},
         "attention": "fused", "context": "mean", "config_name": "tiny", "seed": 0,
         "recon_path": "z", "ssim_own_features": None, "psnr_own_features": None, "mse_own_features": None,
-        "sampling": {"mode": "prior"},
+        "sampling": {"mode": "prior"}, "diversity_ms_ssim": 0.3456, "diversity_ms_ssim_real": 0.4123,
     }
     record.update(overrides)
     return record
@@ -208,11 +208,12 @@ def test_generator_quality_columns_notes_and_csv(tmp_path):
     md = (tmp_path / "generator_quality.md").read_text().splitlines()
     assert md[0] == "Table: Generator quality; FID and KID n/a: no InceptionV3 weights (config `tiny`, seed 0)."
     cells = [c.strip() for c in md[5].strip("|").split("|")]
-    assert cells == ["VAE", "NoTumor", "z", "0.6123", "21.35", "85.20", "0.0123 ± 0.0021", "0.00734", "123.4", "1.23",
+    assert cells == ["VAE", "NoTumor", "z", "0.6123", "21.35", "85.20", "0.0123 ± 0.0021", "0.00734", "0.346", "0.412",
+                     "123.4", "1.23",
                      "512.0", "cpu", "-", "-", "-", "40", "40/200", "0.5500", "0.000", "", "", "prior", "n/a"]
     assert [c.strip() for c in md[6].strip("|").split("|")][5:7] == ["n/a", "n/a"]
     assert sum("no InceptionV3 weights" in line for line in md) == 1
-    assert [c.strip() for c in md[6].strip("|").split("|")][12:15] == ["0.8100", "25.50", "0.00210"]
+    assert [c.strip() for c in md[6].strip("|").split("|")][14:17] == ["0.8100", "25.50", "0.00210"]
     csv = pd.read_csv(tmp_path / "generator_quality.csv")
     assert csv["FID"].dtype == float and math.isnan(csv.loc[2, "FID"])
     assert pd.read_csv(tmp_path / "generator_quality.csv", keep_default_na=False).loc[2, "FID note"] == "n/a"

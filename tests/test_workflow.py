@@ -93,8 +93,14 @@ def test_every_table_has_every_arm_class_and_seed(tiny_study, tiny_config):
         zip(quality["Model"], quality["Class"])
     )
     assert len(quality) == len(tiny_config["generators"]["models"]) * len(classes)  # folds x replicates pooled
-    assert quality["SSIM"].between(-1, 1).all() and (quality["MSE"] >= 0).all()
-    assert quality["SSIM std"].notna().all()
+    encodes = quality["Model"] != label("ddpm")  # a diffusion model has no encoder: no reconstruction, its reason
+    assert quality.loc[encodes, "SSIM"].between(-1, 1).all() and (quality.loc[encodes, "MSE"] >= 0).all()
+    assert quality.loc[encodes, "SSIM std"].notna().all()
+    assert quality.loc[~encodes, "SSIM"].isna().all() and len(quality[~encodes]) == len(classes)
+    assert quality.loc[~encodes, "SSIM note"].str.contains("no encoder").all()
+    for column in ("MS-SSIM synthetic pairs", "MS-SSIM real pairs"):  # diversity, every generator
+        assert quality[column].between(0, 1).all(), column
+    assert quality.groupby("Class")["MS-SSIM real pairs"].nunique().eq(1).all()  # one real figure per class
     for column in ("TSTR balanced accuracy", "TSTR AUROC"):  # pooled over folds x replicates, subject-bootstrap CI
         low, mid, high = quality[f"{column} CI low"], quality[column], quality[f"{column} CI high"]
         assert mid.between(0, 1).all() and (low <= mid + 1e-12).all() and (mid <= high + 1e-12).all(), column
@@ -241,16 +247,16 @@ def test_paper_preset_dry_run_lists_the_full_study(tmp_path):
     for i in range(5):  # subject folders only: the pre-flight counts them against the preset's 5 folds
         (tmp_path / "BraTS2020" / f"BraTS20_Training_{i:03d}").mkdir(parents=True)
     jobs = _dry_run_jobs(tmp_path, REPO / "config" / "paper.yaml", "--config", "dataset={root: BraTS2020}")
-    arms = 2 + 3 * 3 + 2 * 3  # none, weighted, 3 generators x 3 targets, 2 resampling baselines x 3 targets
+    arms = 2 + 4 * 3 + 2 * 3  # none, weighted, 4 generators x 3 targets, 2 resampling baselines x 3 targets
     assert jobs["split"] == 5  # five folds
     assert jobs["train_classifier"] == arms * 3 * 5  # three seeds, five folds
-    assert jobs["train_generator"] == 5 * 3 * 5  # (vae, catvae per class, one cvae) x 3 replicates x 5 folds
-    assert jobs["tstr"] == 3 * 3 * 5 and jobs["evaluate_generator"] == 3 * 2 * 3 * 5
+    assert jobs["train_generator"] == 7 * 3 * 5  # (vae, catvae, ddpm per class, one cvae) x 3 replicates x 5 folds
+    assert jobs["tstr"] == 4 * 3 * 5 and jobs["evaluate_generator"] == 4 * 2 * 3 * 5
     assert jobs["paper_protocol_table"] == 1 and jobs["protocol_inflation"] == 1
-    # the reference's protocol apart: one table of every image, generators trained on all of it (vae, catvae per
-    # class, one cvae; no folds, no replicates), one classifier per arm and seed
-    assert jobs["paper_protocol_split"] == 1 and jobs["train_paper_generator"] == 5
-    assert jobs["synthesise_paper"] == 3 * 2 and jobs["paper_protocol_classifier"] == arms * 3
+    # the reference's protocol apart: one table of every image, generators trained on all of it (vae, catvae, ddpm
+    # per class, one cvae; no folds, no replicates), one classifier per arm and seed
+    assert jobs["paper_protocol_split"] == 1 and jobs["train_paper_generator"] == 7
+    assert jobs["synthesise_paper"] == 4 * 2 and jobs["paper_protocol_classifier"] == arms * 3
     plan = run_snakemake(tmp_path, REPO / "config" / "paper.yaml", "-n", "--config", "dataset={root: BraTS2020}")
     text = plan.stdout + plan.stderr
     for arm in ("catvae@balance", "catvae@1000", "catvae@2000", "vae@balance"):  # Table 7's 830 / 1000 / 2000
@@ -395,7 +401,7 @@ def test_classifier_seed_k_draws_from_generator_replicate_k_mod_n(tmp_path, tiny
     assert proc.returncode == 0, proc.stderr[-4000:]
     jobs = re.findall(r"^rule (\w+):\n((?:    .*\n)+)", proc.stdout + proc.stderr, flags=re.M)
     trained = {re.search(r"wildcards: (.*)", body).group(1) for rule, body in jobs if rule == "train_generator"}
-    assert len(trained) == 2 * (2 + 1)  # catvae per class (Tumor, NoTumor) + one cvae, x 2 replicates
+    assert len(trained) == 2 * (2 + 1 + 2)  # catvae and ddpm per class (Tumor, NoTumor) + one cvae, x 2 replicates
     model = tiny_config["generators"]["models"][0]
     seen = {}
     for rule, body in jobs:

@@ -26,14 +26,13 @@ from conftest import TINY_CONFIG, run_snakemake, snakemake_command, write_config
 pytestmark = pytest.mark.workflow
 
 EPOCHS = 6  # the kill lands after epoch 1 (a poll every 20 ms); each epoch takes 0.1-1 s on 2 CPU cores
-GROUP = "results/tiny/generators/fold0/vae/rep0/Tumor"
-TARGET = f"{GROUP}/checkpoint.pt"
 
 
-def kill_config() -> dict:
+def kill_config(model: str) -> dict:
     """The tiny study reduced to what one generator job needs: one model, a resume checkpoint every epoch."""
     config = json.loads(json.dumps(TINY_CONFIG))
-    config["generators"] = {"models": ["vae"], "vae": {"epochs": EPOCHS, "batch_size": 16, "checkpoint_every": 1}}
+    options = {**TINY_CONFIG["generators"].get(model, {}), "epochs": EPOCHS, "batch_size": 16, "checkpoint_every": 1}
+    config["generators"] = {"models": [model], model: options}
     config["evaluation"] = {"folds": 1}
     return config
 
@@ -42,21 +41,23 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> None:
     assert proc.returncode == 0, f"{what} failed:\n{proc.stderr[-4000:]}"
 
 
-def test_sigkill_mid_training_then_rerun_incomplete_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("model", ["vae", "ddpm"])  # a Keras-ported VAE; the diffusion model (noise + timesteps drawn)
+def test_sigkill_mid_training_then_rerun_incomplete_equals_uninterrupted(model, tmp_path):
     workdir = tmp_path / "study"
     workdir.mkdir()
-    config_path = write_config(workdir, kill_config())
-    group = workdir / GROUP
+    config_path = write_config(workdir, kill_config(model))
+    target = f"results/tiny/generators/fold0/{model}/rep0/Tumor/checkpoint.pt"
+    group = (workdir / target).parent
 
     # 1. the uninterrupted run (data stage included), kept aside; then its generator outputs go
-    _check(run_snakemake(workdir, config_path, TARGET), "uninterrupted run")
+    _check(run_snakemake(workdir, config_path, target), "uninterrupted run")
     straight = tmp_path / "straight"
     shutil.copytree(group, straight)
     assert json.loads((straight / "train_stats.json").read_text())["resumed_from_epoch"] is None
     shutil.rmtree(group)
 
     # 2. the same job again, SIGKILLed (Snakemake and its whole process group) once a resume checkpoint exists
-    cmd, env = snakemake_command(workdir, config_path, TARGET)
+    cmd, env = snakemake_command(workdir, config_path, target)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     resume = group / ".resume" / "resume.pt"
@@ -76,7 +77,7 @@ def test_sigkill_mid_training_then_rerun_incomplete_equals_uninterrupted(tmp_pat
 
     # 3. what a user does next: unlock the working directory, re-run the incomplete job
     _check(run_snakemake(workdir, config_path, "--unlock"), "unlock")
-    rerun = run_snakemake(workdir, config_path, TARGET, "--rerun-incomplete")
+    rerun = run_snakemake(workdir, config_path, target, "--rerun-incomplete")
     _check(rerun, "rerun")
 
     stats = json.loads((group / "train_stats.json").read_text())

@@ -10,6 +10,11 @@ must pass the latent bottleneck, as in the VAE and the conditional VAE (``recon_
 decoder got): these are the numbers to compare across models. ``*_own_features`` decode mu with the image's *own*
 encoder features, as the reference computed its reconstruction metrics: the decoder's attention then reads the
 image's 64 x S/4 x S/4 feature maps, a path around the 100-d bottleneck, so they are not comparable with the VAE's.
+
+A model without an encoder (the diffusion comparator) has no reconstruction: its SSIM/PSNR/MSE are ``null`` with a
+``*_note`` saying why, never a made-up number. Diversity (mean MS-SSIM over random pairs, `catvae.metrics.diversity`)
+is scored for every model on the same synthetic images as FID, beside the same figure for the class's real training
+images, the yardstick for mode collapse and near-duplicates.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from catvae.generators.latents import DEFAULT_SAMPLING, batched, sampling_option
 from catvae.generators.synthesis import ContextSampler, check_class, latent_sampler
 from catvae.data.split import read_split
 from catvae.generators.train import class_rows, encode_conditions
+from catvae.models.diffusion import NO_ENCODER_NOTE
 from catvae.io import atomic_path, read_json, write_json
 from catvae.registry import generator
 
@@ -61,6 +67,7 @@ def evaluate_generator(
     timing_images: int = 256,
     timing_batch: int = 64,
     timing_seconds: float = 1.0,
+    diversity_pairs: int = 500,
 ) -> dict:
     """Score the generator in `checkpoint` on `class_name`; write `out_json` (quality.json) and return it.
 
@@ -70,8 +77,10 @@ def evaluate_generator(
     from `synthetic_info` (default: `info.json` beside the manifest); the workflow names both as rule inputs.
     Inference time is measured here by generating at least `timing_images` images in batches of `timing_batch` after
     a warm-up, for at least `timing_seconds` (a GPU makes 256 small images in milliseconds, too short for a stable
-    figure). `fold` and `replicate` are recorded in the result.
+    figure). `fold` and `replicate` are recorded in the result. Diversity: mean MS-SSIM over `diversity_pairs`
+    random pairs of those synthetic images, and of the class's real training images.
     """
+    from catvae.metrics.diversity import pair_diversity
     from catvae.metrics.fidelity import fid_kid
     from catvae.metrics.memorisation import memorisation
     from catvae.metrics.reconstruction import reconstruction_metrics
@@ -111,18 +120,24 @@ def evaluate_generator(
         encode_conditions(test_rows, payload["classes"], payload["modalities"], split_csv) if conditional else (None, None)
     )
     own = None
-    if uses_context:
-        own = reconstruction_metrics(real_test, batched(lambda x, y, m: model.reconstruct(x), real_test, None, None, dev))
-        contexts = ContextSampler(model, real_train, context_mode, seed, dev)
-        recon = batched(lambda x, y, m: model.reconstruct(x, context=contexts.next(len(x))), real_test, None, None, dev)
-        recon_path = f"z + {context_mode} context"
+    if not model.encodes:
+        rec, recon_path = {"ssim": None, "psnr": None, "mse": None, "n": None}, "n/a (no encoder)"
+        log.info("%s/%s: %s", payload["model_name"], class_name, NO_ENCODER_NOTE)
     else:
-        recon = batched(lambda x, y, m: model.reconstruct(x, labels=y, modalities=m), real_test, labels, mods, dev)
-        recon_path = "z + labels" if conditional else "z"
-    rec = reconstruction_metrics(real_test, recon)
-    log.info("%s/%s reconstruction of %d test images from %s: SSIM %.4f PSNR %.2f MSE %.5f%s",
-             payload["model_name"], class_name, rec["n"], recon_path, rec["ssim"], rec["psnr"], rec["mse"],
-             f" (own features: SSIM {own['ssim']:.4f})" if own else "")
+        if uses_context:
+            own = reconstruction_metrics(
+                real_test, batched(lambda x, y, m: model.reconstruct(x), real_test, None, None, dev))
+            contexts = ContextSampler(model, real_train, context_mode, seed, dev)
+            recon = batched(lambda x, y, m: model.reconstruct(x, context=contexts.next(len(x))), real_test, None,
+                            None, dev)
+            recon_path = f"z + {context_mode} context"
+        else:
+            recon = batched(lambda x, y, m: model.reconstruct(x, labels=y, modalities=m), real_test, labels, mods, dev)
+            recon_path = "z + labels" if conditional else "z"
+        rec = reconstruction_metrics(real_test, recon)
+        log.info("%s/%s reconstruction of %d test images from %s: SSIM %.4f PSNR %.2f MSE %.5f%s",
+                 payload["model_name"], class_name, rec["n"], recon_path, rec["ssim"], rec["psnr"], rec["mse"],
+                 f" (own features: SSIM {own['ssim']:.4f})" if own else "")
 
     # Synthetic images: FID/KID against held-out real, memorisation against training images.
     synth = read_manifest(synthetic_manifest, required=("index", "class", "model", "path"))
@@ -132,6 +147,11 @@ def evaluate_generator(
     memo = memorisation(fake, real_train, near_copy_ssim=near_copy_ssim)
     if not len(fake):
         memo["note"] = "n/a: no synthetic images (largest target at or below the real training count)"
+    diversity = pair_diversity(fake, n_pairs=diversity_pairs, seed=seed, name=f"synthetic {class_name} images")
+    diversity_real = pair_diversity(real_train, n_pairs=diversity_pairs, seed=seed,
+                                    name=f"real training {class_name} images")
+    log.info("%s/%s diversity (MS-SSIM of random pairs, lower = more diverse): synthetic %s, real training %s",
+             payload["model_name"], class_name, diversity["ms_ssim"], diversity_real["ms_ssim"])
 
     # Inference time per generated image, with the same conditions synthesis uses.
     generate, checked = _generation_fn(
@@ -153,6 +173,7 @@ def evaluate_generator(
         "psnr_own_features": own["psnr"] if own else None,
         "mse_own_features": own["mse"] if own else None,
         "own_features_note": None if own else NO_BYPASS_NOTE,
+        **({} if model.encodes else {f"{key}_note": NO_ENCODER_NOTE for key in ("ssim", "psnr", "mse")}),
         "fid": fid["fid"],
         "kid": fid["kid"],
         "kid_std": fid["kid_std"],
@@ -170,6 +191,11 @@ def evaluate_generator(
         "amp_dtype": stats.get("amp_dtype"),
         "parameters": stats.get("parameters"),
         "memorisation": memo,
+        "diversity_ms_ssim": diversity["ms_ssim"],
+        "diversity_ms_ssim_real": diversity_real["ms_ssim"],
+        "diversity_ms_ssim_note": diversity.get("note"),
+        "diversity_ms_ssim_real_note": diversity_real.get("note"),
+        "diversity": {"synthetic": diversity, "real_train": diversity_real},
         "attention": payload["options"].get("attention") if uses_context else None,
         "context": context_mode if uses_context else None,
         "sampling": sampling,

@@ -1,4 +1,4 @@
-"""Train one generator (VAE / CAT-VAE per class, conditional VAE over all classes) with checkpoint + resume.
+"""Train one generator (VAE / CAT-VAE / diffusion per class, conditional VAE over all classes) with checkpoint + resume.
 
 Why resume matters: the paper preset trains for 500 epochs; a job killed by a cluster's time limit must
 continue where it stopped and end with exactly the weights an uninterrupted run would have produced.
@@ -15,7 +15,7 @@ steps on it, and `checkpoint.pt` then holds the weights of the epoch with the lo
 
 Optimiser (`catvae.optim.build_adam`, fused on a CPU): the Keras-ported VAE and CAT-VAE train with Keras' Adam
 (`catvae.optim.KerasAdam`, epsilon 1e-7 applied as Keras does); the conditional VAE, whose reference is PyTorch,
-with `torch.optim.Adam`.
+with `torch.optim.Adam`, as does the diffusion comparator (MONAI's tutorials train theirs with it).
 """
 
 from __future__ import annotations
@@ -307,8 +307,10 @@ def train_generator(
         model.load_state_dict(best["model_state"])
         selected = int(best["epoch"])
         log.info("selected epoch %d of %d (lowest validation loss %.6g)", selected, hp["epochs"], best["val_loss"])
-    with codes_checked():  # the training codes were validated once, before the first epoch
-        n_active = active_dims(encode_means(model, images_np, labels_np, mods_np, dev))
+    n_active = None  # a model without an encoder (diffusion) has no latent means to count
+    if model.encodes:
+        with codes_checked():  # the training codes were validated once, before the first epoch
+            n_active = active_dims(encode_means(model, images_np, labels_np, mods_np, dev))
     final = payload(hp["epochs"], wall_time, peak_mb, final=True)
     final["selected_epoch"] = selected
     save_checkpoint(files.checkpoint, final)

@@ -36,6 +36,7 @@ class GenerativeModel(nn.Module):
 
     name: str = ""
     uses_context: bool = False  # the decoder attends to encoder features: generation needs a context
+    encodes: bool = True  # has an encoder (encode_mu, reconstruct); a diffusion model has none
 
     def __init__(self, *, image_size: int, channels: int, latent_dim: int) -> None:
         super().__init__()

@@ -54,9 +54,12 @@ METHOD_LABELS: dict[str, str] = {
 #: SSIM / PSNR / MSE reconstruct through the latent code ("Reconstructed from" says what else the decoder got), so
 #: they compare across models. The CAT-VAE's reconstructions with the image's own encoder features (the
 #: reference's metric) bypass the bottleneck; they sit in separately named columns, empty for other models.
+#: Weight-free diversity: mean MS-SSIM of random pairs of the class's synthetic images, and of its real training images
+#: (the yardstick: synthetic above real = less diverse than the data); lower = more diverse.
+DIVERSITY_COLUMNS: tuple[str, ...] = ("MS-SSIM synthetic pairs", "MS-SSIM real pairs")
 QUALITY_COLUMNS: tuple[str, ...] = (
-    "Model", "Class", "Reconstructed from", "SSIM", "PSNR", "FID", "KID", "MSE", "Training time (s)",
-    "Inference (ms/image)", "Peak memory (MB)", "Device",
+    "Model", "Class", "Reconstructed from", "SSIM", "PSNR", "FID", "KID", "MSE", *DIVERSITY_COLUMNS,
+    "Training time (s)", "Inference (ms/image)", "Peak memory (MB)", "Device",
 )
 OWN_FEATURE_COLUMNS: tuple[str, ...] = ("SSIM own features (bypass)", "PSNR own features (bypass)",
                                         "MSE own features (bypass)")
@@ -74,6 +77,7 @@ POOLED_COLUMNS: tuple[str, ...] = tuple(POOLED.values())
 _QUALITY_FORMATS = {
     "SSIM": "{:.4f}", "PSNR": "{:.2f}", "FID": "{:.2f}", "KID": "{:.4f}", "MSE": "{:.5f}",
     OWN_FEATURE_COLUMNS[0]: "{:.4f}", OWN_FEATURE_COLUMNS[1]: "{:.2f}", OWN_FEATURE_COLUMNS[2]: "{:.5f}",
+    **{column: "{:.3f}" for column in DIVERSITY_COLUMNS},
     "Training time (s)": "{:.1f}", "Inference (ms/image)": "{:.2f}", "Peak memory (MB)": "{:.1f}",
     "Median NN SSIM": "{:.4f}", "Near-copy share": "{:.3f}", "TSTR balanced accuracy": "{:.3f}",
     "TSTR AUROC": "{:.3f}",
@@ -220,6 +224,9 @@ def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None,
     column by the model's pooled balanced accuracy with its interval and adds "TSTR AUROC" likewise, on every class
     row of the model (TSTR scores a model, not a class); a bare number cannot say whether a score beats chance.
     The own-feature columns are empty ("-") for models whose decoder reads no encoder features.
+    A model without an encoder (the diffusion comparator) shows its reconstruction columns as their note (n/a).
+    The diversity columns (mean MS-SSIM of random pairs; lower = more diverse) show the class's synthetic images
+    beside its real training images, on every row.
     """
     if not quality:
         raise CatvaeError("generator quality table: no quality.json records given")
@@ -268,6 +275,8 @@ def generator_quality_table(quality: list[dict], tstr: list[dict] | None = None,
             "FID": metric("fid"),
             "KID": kid,
             "MSE": metric("mse"),
+            DIVERSITY_COLUMNS[0]: metric("diversity_ms_ssim"),
+            DIVERSITY_COLUMNS[1]: metric("diversity_ms_ssim_real"),
             "Training time (s)": metric("train_time_s"),
             "Inference (ms/image)": metric("inference_ms_per_image"),
             "Peak memory (MB)": metric("peak_memory_mb"),

@@ -15,6 +15,8 @@ run_step(
         inception_weights=snakemake.params.inception_weights,
         max_fid_images=snakemake.params.max_fid_images,
         near_copy_ssim=snakemake.params.near_copy_ssim,
+        diversity_pairs=snakemake.params.diversity_pairs,
+        timing_images=snakemake.params.timing_images,
         device=snakemake.params.device,
         seed=replicate_seed(snakemake.params.seed, int(snakemake.wildcards.rep)),
         config_name=snakemake.params.config_name,

@@ -25,8 +25,12 @@ CAPTIONS = {
     "generator_quality": (
         "Generator quality per model and class on held-out real images: SSIM/PSNR/MSE reconstruct through the latent"
         " code (see 'Reconstructed from'); the CAT-VAE's own-feature reconstructions bypass it and compare with no"
-        " other model; TSTR: balanced accuracy and AUROC of the CNN trained on the generator's synthetic images"
-        " only, on the real test images, each with its confidence interval (the note under the table says which"
+        " other model; the diffusion model (ours) has no encoder, so held-out reconstruction is undefined for it"
+        " (n/a); MS-SSIM synthetic / real pairs: weight-free diversity, the mean MS-SSIM of random pairs of the"
+        " class's synthetic images and of its real training images (lower = more diverse; synthetic above real"
+        " = less varied than the data); training time, sampling ms/image and peak memory are the cost; TSTR: balanced accuracy and AUROC of the CNN trained on the generator's synthetic images"
+        " only, on the real test images,"
+        " each with its confidence interval (the note under the table says which"
         " sources of variance it holds and how many generator replicates each model had); chance level:"
         " balanced accuracy 1/(number of classes), 0.5 with two, and AUROC 0.5"
     ),
