@@ -19,6 +19,7 @@ from catvae.classifier.evaluate import check_no_leakage, predict
 from catvae.classifier.train import (
     PAPER_PROTOCOL,
     ClassifierFiles,
+    arm_class_weights,
     check_options,
     epoch_batches,
     fit,
@@ -164,6 +165,14 @@ def test_leakage_guard_compares_subjects_images_and_every_synthetic_manifest(tmp
     with pytest.raises(CatvaeError, match=re.escape("leakage: test image(s) ['/d/a.png', '/d/b.png'] (of 2) are in "
                                                     "the training set")):
         check_no_leakage(training, reused, {})
+    # many leaks: the message lists the first 5 subjects / 3 images (sorted) and says how many there are
+    many = _training_set([(f"s{i}", f"/d/{i}.png") for i in range(7)], [])
+    with pytest.raises(CatvaeError, match="^" + re.escape("leakage: test subject(s) ['s0', 's1', 's2', 's3', 's4'] "
+                                                          "(of 6) also appear in the training set") + "$"):
+        check_no_leakage(many, pd.DataFrame({"subject": [f"s{i}" for i in range(6)], "abspath": "/t.png"}), {})
+    with pytest.raises(CatvaeError, match="^" + re.escape("leakage: test image(s) ['/d/0.png', '/d/1.png', "
+                                                          "'/d/2.png'] (of 4) are in the training set") + "$"):
+        check_no_leakage(many, pd.DataFrame({"subject": "t", "abspath": [f"/d/{i}.png" for i in range(4)]}), {})
     synthetic = test.assign(abspath=["/d/t1.png", str((tmp_path / "syn.png").resolve()), "/d/t3.png", "/d/t4.png"])
     pd.DataFrame({"index": [0], "class": ["Tumor"], "model": ["vae"], "path": ["syn.png"]}).to_csv(manifest,
                                                                                                    index=False)
@@ -340,7 +349,7 @@ def test_select_epoch_breaks_ties_by_loss_then_epoch_whatever_the_row_order(acc,
     record = selection_record(history, expected, "best_val", 2)
     assert record == {"select": "best_val", "patience": 2, "selected_epoch": expected, "epochs_run": len(acc),
                       "selected_val_balanced_accuracy": acc[expected - 1], "selected_val_loss": loss[expected - 1]}
-    with pytest.raises(CatvaeError, match="no epochs to select from"):
+    with pytest.raises(CatvaeError, match="^no epochs to select from$"):
         select_epoch(history.iloc[:0], "best_val")
 
 
@@ -453,6 +462,15 @@ def test_class_weighted_losses_weigh_each_class():
     assert float(loss_function(3, w3)(logits3, three)) == pytest.approx(float(ce))
     with pytest.raises(CatvaeError, match="no training images"):
         inverse_frequency_weights([0, 0], 2)
+
+
+@pytest.mark.parametrize("method", ["weighted", "none", "vae", "oversample", "classic"])
+def test_only_the_weighted_arm_weighs_its_loss_by_its_own_training_labels(method):
+    import torch
+
+    labels = torch.tensor([0, 1, 1, 1, 2, 2])
+    expected = [2.0, 2 / 3, 1.0] if method == "weighted" else None
+    assert arm_class_weights(method, labels, 3) == (pytest.approx(expected) if expected else None)
 
 
 # ------------------------------------------------------------------------------- paper protocol
