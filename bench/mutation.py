@@ -76,7 +76,9 @@ TESTS: list[str] = [
         "test_select_epoch_prefers_balanced_accuracy_then_lower_loss_then_earlier",
         "test_select_epoch_breaks_ties_by_loss_then_epoch_whatever_the_row_order",
         "test_only_the_weighted_arm_weighs_its_loss_by_its_own_training_labels",
-        "test_paper_protocol_pools_every_real_image_and_splits_with_a_fixed_seed")),
+        "test_paper_protocol_pools_every_real_image_and_splits_with_a_fixed_seed",
+        "test_keras_validation_split_scores_the_floor_of_the_fraction",
+        "test_keras_validation_split_refuses_an_empty_side")),
     *(f"tests/test_synthesis.py::{t}" for t in (
         "test_targets_for", "test_resolve_target_accepts_counts_and_balance",
         "test_resolve_target_refuses_what_is_not_a_count",

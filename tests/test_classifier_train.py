@@ -495,6 +495,19 @@ def test_paper_protocol_pools_every_real_image_and_splits_with_a_fixed_seed(data
     assert set(keras_validation_split(len(pool), 7)[1]) != set(score_idx)
 
 
+@pytest.mark.parametrize("n, fraction, n_score", [(5, 0.2, 1), (10, 0.2, 2), (9, 0.5, 4), (3, 0.9, 2)])
+def test_keras_validation_split_scores_the_floor_of_the_fraction(n, fraction, n_score):
+    fit_idx, score_idx = keras_validation_split(n, 42, fraction)
+    assert len(score_idx) == n_score and sorted([*fit_idx, *score_idx]) == list(range(n))
+
+
+@pytest.mark.parametrize("n, fraction, message", [(4, 0.2, "cannot split 4 pooled images 80%/20%"),
+                                                  (5, 1.0, "cannot split 5 pooled images 0%/100%")])
+def test_keras_validation_split_refuses_an_empty_side(n, fraction, message):
+    with pytest.raises(CatvaeError, match=f"^paper protocol: {message}$"):
+        keras_validation_split(n, 42, fraction)
+
+
 def test_paper_protocol_split_does_not_move_with_the_classifier_seed(dataset, tmp_path):
     split_csv, manifests = dataset
     scored = []
