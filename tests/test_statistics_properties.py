@@ -7,6 +7,7 @@ level, so a changed comparison, constant or quantile fails here (each was seen t
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 
@@ -213,3 +214,37 @@ def test_every_resample_draws_each_fold_to_its_size_and_every_subject_can_be_dra
         assert (boot.weights[:, members].sum(axis=1) == n).all()
         np.testing.assert_allclose(boot.weights[:, members].mean(axis=0), 1.0, atol=0.08)
     assert (boot.weights >= 0).all() and (boot.weights == np.round(boot.weights)).all()
+
+
+def test_p_values_read_back_as_none_count_as_missing():
+    """A p-value or replicate stored as JSON null comes back as None: it is missing (NaN), not an error."""
+    np.testing.assert_allclose(holm([0.01, None, 0.04]), [0.02, math.nan, 0.04], equal_nan=True)
+    assert bootstrap_p_value(np.array([0.1, None, 0.2, -0.1], dtype=object)) == pytest.approx(2 * 2 / 4)
+
+
+def test_an_interval_over_partly_undefined_replicates_says_how_many_were_dropped(caplog):
+    """Subjects of one class each: a resample of Tumor subjects only has no AUROC. The interval is taken over the
+    defined replicates, and the warning names the quantity and counts the undefined ones; none when all are defined."""
+    runs = []
+    for arm in ("none", "vae@10"):
+        rows = [{"subject": f"s{s}", "true": CLASSES[s % 2], "prob_NoTumor": 1 - p, "prob_Tumor": p}
+                for s in range(3) for p in (0.3, 0.6, 0.8 if arm == "none" else 0.4)]
+        runs.append(Run(arm, pd.DataFrame(rows)))
+    boot = SubjectBootstrap(runs, CLASSES, resamples=200, seed=0)
+    replicates = boot.replicates("none", "auroc")
+    undefined = int(np.isnan(replicates).sum())
+    assert 0 < undefined < 200
+    difference = boot.replicates("vae@10", "auroc") - replicates
+    with caplog.at_level(logging.WARNING, logger="catvae.report.statistics"):
+        interval = boot.interval("none", "auroc")
+        boot.compare("vae@10", "none", "auroc")
+    tail = (1 - boot.ci) / 2
+    assert (interval.low, interval.high) == pytest.approx(tuple(np.quantile(replicates[~np.isnan(replicates)],
+                                                                            [tail, 1 - tail])))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"none auroc: undefined in {undefined} of 200 resamples; interval over the rest",
+        f"vae@10 - none auroc: undefined in {int(np.isnan(difference).sum())} of 200 resamples; interval over the rest"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="catvae.report.statistics"):
+        boot.interval("none", "balanced_accuracy")
+    assert not caplog.records
