@@ -124,10 +124,14 @@ def test_confusion_metrics_match_scikit_learn_on_many_small_samples():
         assert balanced_accuracy_from_confusion(confusion) == pytest.approx(expected, abs=1e-12)
 
 
-def test_metrics_of_an_empty_confusion_are_undefined_or_zero():
+def test_metrics_of_an_empty_confusion_are_undefined_or_zero_without_a_warning():
+    """An empty resample is an expected case (thousands of replicates), not a numerical accident: no warning."""
     empty = np.zeros((2, 2))
-    assert math.isnan(balanced_accuracy_from_confusion(empty))  # no class present: no recall to average
-    assert macro_f1_from_confusion(empty) == 0.0  # zero_division=0 for every class
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(balanced_accuracy_from_confusion(empty))  # no class present: no recall to average
+        assert macro_f1_from_confusion(empty) == 0.0  # zero_division=0 for every class
+        assert macro_f1_from_confusion([[3, 0], [0, 0]]) == pytest.approx(0.5)  # integer counts, a class absent
 
 
 # ------------------------------------------------------------------------------------ the bootstrap
