@@ -348,7 +348,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--keep", type=Path, help="do the work in this (new) folder and keep it")
     parser.add_argument("--fail-under", type=float, help="exit 1 when the score (percent) is below this")
+    parser.add_argument("--only", nargs="+", metavar="FUNCTION",
+                        help="mutate only these functions of CORE (names as in CORE, e.g. holm SubjectBootstrap._draw)")
     args = parser.parse_args(argv)
+    if args.only:
+        unknown = set(args.only) - {f for functions in CORE.values() for f in functions}
+        if unknown:
+            parser.error(f"--only: not in CORE: {sorted(unknown)}")
+        for path in list(CORE):
+            CORE[path] = [f for f in CORE[path] if f in args.only]
+            if not CORE[path]:
+                del CORE[path]
 
     ensure_mutmut()
     if args.keep:

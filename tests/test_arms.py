@@ -240,3 +240,36 @@ def test_a_manifest_of_the_wrong_class_or_model_or_columns_is_refused_with_what_
     frame.to_csv(tmp_path / "b" / "manifest.csv", index=False)
     with pytest.raises(CatvaeError, match="model"):
         build_training_set(split, "vae@8", CLASSES, {**manifests, "NoTumor": wrong_model}, seed=0)
+
+
+@pytest.mark.parametrize("arm, message", [
+    (5, "classifier arm must be a non-empty string, got 5"),
+    ("", "classifier arm must be a non-empty string, got ''"),
+    ("vae", "classifier arm 'vae' must be one of ['none', 'weighted'] or '<method>@<target>' (one '@')"),
+    ("none@4", "classifier arm 'none@4': method 'none' must be a generator name or one of "),
+    ("vae@0", "classifier arm 'vae@0': target '0' must be a positive integer or 'balance'"),
+])
+def test_parse_arm_names_the_fault(arm, message):
+    with pytest.raises(CatvaeError, match="^" + re.escape(message)):
+        parse_arm(arm)
+    assert parse_arm("vae@1") == ("vae", 1)  # the smallest target
+
+
+def test_the_training_set_keeps_the_split_rows_and_records_the_arm(dataset):
+    """The real rows are the split's training rows as they are (no index column added); the extras of every class
+    are filled whatever the class order (a class that needs none does not stop the others); one training image of a
+    class is enough, none is refused by name."""
+    split, manifests = dataset
+    ts = build_training_set(split, "vae@5", ["Tumor", "NoTumor"], manifests, seed=0)
+    assert (ts.arm, ts.method, ts.target, ts.target_count, ts.classes) == ("vae@5", "vae", 5, 5, ["Tumor", "NoTumor"])
+    assert list(ts.real.columns) == list(split.columns) and ts.real.index.equals(pd.RangeIndex(9))
+    assert ts.counts["NoTumor"]["synthetic"] == 2 and ts.counts["Tumor"]["synthetic"] == 0
+    assert ts.extra.index.equals(pd.RangeIndex(len(ts.extra)))
+    both = build_training_set(split, "oversample@8", CLASSES, {}, seed=0).extra
+    assert both.index.equals(pd.RangeIndex(len(both))) and len(both) == 5 + 2
+    one = split.drop(split.index[(split["partition"] == "train") & (split["class"] == "NoTumor")][1:])
+    assert build_training_set(one, "none", CLASSES, {}, seed=0).counts["NoTumor"]["real"] == 1
+    none = split.drop(split.index[(split["partition"] == "train") & (split["class"] == "NoTumor")])
+    with pytest.raises(CatvaeError, match="^" + re.escape("split.csv has no training images of class(es) "
+                                                          "['NoTumor']") + "$"):
+        build_training_set(none, "none", CLASSES, {}, seed=0)

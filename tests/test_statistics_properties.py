@@ -154,13 +154,12 @@ def tied_runs(n_subjects: int = 9, slices: int = 6, seed: int = 0) -> list[Run]:
     return runs
 
 
-def test_auroc_replicates_count_tied_scores_as_one_half():
-    """AUROC replicates equal scikit-learn's (ties count 1/2) on resamples rebuilt by hand from the weights."""
-    runs = tied_runs()
-    boot = SubjectBootstrap(runs, CLASSES, resamples=30, seed=2)
-    frame = runs[0].predictions
-    assert frame["prob_Tumor"].duplicated().sum() > len(frame) / 2  # the fixture really ties
-    replicates = boot.replicates("none", "auroc")
+def assert_auroc_replicates_are_scikit_learns(boot: SubjectBootstrap, frame: pd.DataFrame) -> None:
+    """Every AUROC replicate of arm `none` equals scikit-learn's on the resample rebuilt from the weights (NaN when
+    the resample has one class only), and no numerical warning is raised on the way."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        replicates = boot.replicates("none", "auroc")
     for b in range(boot.resamples):
         sample = pd.concat([frame[frame["subject"] == subject]
                             for i, (_, subject) in enumerate(boot.clusters) for _ in range(int(boot.weights[b, i]))])
@@ -169,8 +168,30 @@ def test_auroc_replicates_count_tied_scores_as_one_half():
             assert math.isnan(replicates[b])
         else:
             assert replicates[b] == pytest.approx(roc_auc_score(positive, sample["prob_Tumor"]), abs=1e-12)
+
+
+def test_auroc_replicates_count_tied_scores_as_one_half():
+    """AUROC replicates equal scikit-learn's (ties count 1/2) on resamples rebuilt by hand from the weights."""
+    runs = tied_runs()
+    boot = SubjectBootstrap(runs, CLASSES, resamples=30, seed=2)
+    frame = runs[0].predictions
+    assert frame["prob_Tumor"].duplicated().sum() > len(frame) / 2  # the fixture really ties
+    assert_auroc_replicates_are_scikit_learns(boot, frame)
     assert boot.point("none", "auroc") == pytest.approx(
         roc_auc_score(frame["true"] == "Tumor", frame["prob_Tumor"]), abs=1e-12)
+
+
+@pytest.mark.parametrize("classes_of", [
+    ["N", "TT", "NT", "NNT"],  # a subject without negatives between others; one negative; one of each
+    ["NN", "T", "N"],  # a single positive slice in the whole test set
+    ["N", "T"],  # a resample of one slice of each class: one pair
+])
+def test_auroc_replicates_with_subjects_of_one_class_and_single_slices(classes_of):
+    rows = [{"subject": f"s{s}", "true": "Tumor" if c == "T" else "NoTumor", "prob_NoTumor": 1 - p, "prob_Tumor": p}
+            for s, mix in enumerate(classes_of) for c, p in zip(mix, (0.5, 0.7, 0.5))]
+    frame = pd.DataFrame(rows)
+    boot = SubjectBootstrap([Run("none", frame)], CLASSES, resamples=60, seed=4)
+    assert_auroc_replicates_are_scikit_learns(boot, frame)
 
 
 @pytest.mark.parametrize("ci", [0.5, 0.8, 0.9, 0.95, 0.99])
@@ -235,7 +256,9 @@ def test_an_interval_over_partly_undefined_replicates_says_how_many_were_dropped
                 for s in range(3) for p in (0.3, 0.6, 0.8 if arm == "none" else 0.4)]
         runs.append(Run(arm, pd.DataFrame(rows)))
     boot = SubjectBootstrap(runs, CLASSES, resamples=200, seed=0)
-    replicates = boot.replicates("none", "auroc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # undefined replicates are expected: NaN without a warning
+        replicates = boot.replicates("none", "auroc")
     undefined = int(np.isnan(replicates).sum())
     assert 0 < undefined < 200
     difference = boot.replicates("vae@10", "auroc") - replicates
