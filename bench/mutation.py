@@ -360,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             if not CORE[path]:
                 del CORE[path]
 
+    for path, functions in CORE.items():  # before the slow part: a renamed function must not go unnoticed
+        missing = sorted(set(functions) - set(function_spans((REPO / path).read_text())))
+        if missing:
+            sys.exit(f"bench/mutation.py: {path} has no function(s) {missing}: update CORE")
     ensure_mutmut()
     if args.keep:
         args.keep.mkdir(parents=True)
