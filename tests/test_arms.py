@@ -1,13 +1,14 @@
 """Arm parsing and training-set composition: exact counts, the synthetic prefix rule, seeded baselines."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from catvae.classifier.arms import build_training_set, parse_arm
+from catvae.classifier.arms import EXTRA_COLUMNS, build_training_set, parse_arm
 from catvae.classifier.augment import apply_recipe, draw_recipe
 from catvae.data.images import read_manifest, save_png
 from catvae.errors import CatvaeError
@@ -185,3 +186,90 @@ def test_augmentation_recipe_is_bounded_and_flips_exactly():
     np.testing.assert_allclose(apply_recipe(image, flip), image[:, :, ::-1], atol=1e-6)
     rotated = apply_recipe(image, {**flip, "flip_h": False, "angle": 10.0})
     assert not np.allclose(rotated, image)
+
+
+@pytest.mark.parametrize("method", ["oversample", "classic"])
+def test_every_extra_row_records_its_source_origin_subject_and_recipe(dataset, method):
+    """What training_set.csv records of a baseline extra: the method, the real image it copies (origin = abspath)
+    and that image's subject (so the leakage guard sees it), and for `classic` the recipe as key-sorted JSON."""
+    split, _ = dataset
+    ts = build_training_set(split, f"{method}@10", CLASSES, {}, seed=0)
+    assert list(ts.extra.columns) == EXTRA_COLUMNS and list(ts.table().columns) == EXTRA_COLUMNS
+    subject_of = dict(zip(ts.real["abspath"], ts.real["subject"].astype(str)))
+    for _, row in ts.extra.iterrows():
+        assert row["source"] == method and row["origin"] == row["abspath"]
+        assert row["subject"] == subject_of[row["abspath"]]
+        if method == "classic":
+            recipe = json.loads(row["recipe"])
+            assert set(recipe) == {"flip_h", "flip_v", "angle", "brightness", "contrast"}
+            assert row["recipe"] == json.dumps(recipe, sort_keys=True)
+        else:
+            assert row["recipe"] == ""
+
+
+def test_synthetic_rows_record_the_generator_and_no_subject_or_recipe(dataset):
+    split, manifests = dataset
+    ts = build_training_set(split, "vae@8", CLASSES, manifests, seed=0)
+    assert list(ts.extra.columns) == EXTRA_COLUMNS
+    assert set(ts.extra["source"]) == {"vae"} and set(ts.extra["subject"]) == {""} and set(ts.extra["recipe"]) == {""}
+    exact = build_training_set(split, "vae@13", CLASSES, manifests, seed=0).counts  # NoTumor: all 10 rows
+    assert exact["NoTumor"]["synthetic"] == 10 and exact["Tumor"]["synthetic"] == 7
+
+
+def _manifest_copy(manifests: dict[str, str], cls: str, folder: Path, **changes) -> str:
+    frame = read_manifest(manifests[cls]).assign(**changes)
+    frame["path"] = frame.pop("abspath")
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "manifest.csv", index=False)
+    return str(folder / "manifest.csv")
+
+
+def test_a_manifest_of_the_wrong_class_or_model_or_columns_is_refused_with_what_it_holds(dataset, tmp_path):
+    split, manifests = dataset
+    wrong_class = _manifest_copy(manifests, "NoTumor", tmp_path / "a", **{"class": "Tumor"})
+    with pytest.raises(CatvaeError, match="^" + re.escape(
+            f"synthetic manifest {wrong_class} should hold only class 'NoTumor' from model 'vae', found class(es) "
+            "['Tumor'] and model(s) ['vae']") + "$"):
+        build_training_set(split, "vae@8", CLASSES, {**manifests, "NoTumor": wrong_class}, seed=0)
+    wrong_model = _manifest_copy(manifests, "NoTumor", tmp_path / "b", model="gan")
+    with pytest.raises(CatvaeError, match="^" + re.escape(
+            f"synthetic manifest {wrong_model} should hold only class 'NoTumor' from model 'vae', found class(es) "
+            "['NoTumor'] and model(s) ['gan']") + "$"):
+        build_training_set(split, "vae@8", CLASSES, {**manifests, "NoTumor": wrong_model}, seed=0)
+    frame = pd.read_csv(wrong_model).drop(columns="model")
+    frame.to_csv(tmp_path / "b" / "manifest.csv", index=False)
+    with pytest.raises(CatvaeError, match="model"):
+        build_training_set(split, "vae@8", CLASSES, {**manifests, "NoTumor": wrong_model}, seed=0)
+
+
+@pytest.mark.parametrize("arm, message", [
+    (5, "classifier arm must be a non-empty string, got 5"),
+    ("", "classifier arm must be a non-empty string, got ''"),
+    ("vae", "classifier arm 'vae' must be one of ['none', 'weighted'] or '<method>@<target>' (one '@')"),
+    ("none@4", "classifier arm 'none@4': method 'none' must be a generator name or one of "),
+    ("vae@0", "classifier arm 'vae@0': target '0' must be a positive integer or 'balance'"),
+])
+def test_parse_arm_names_the_fault(arm, message):
+    with pytest.raises(CatvaeError, match="^" + re.escape(message)):
+        parse_arm(arm)
+    assert parse_arm("vae@1") == ("vae", 1)  # the smallest target
+
+
+def test_the_training_set_keeps_the_split_rows_and_records_the_arm(dataset):
+    """The real rows are the split's training rows as they are (no index column added); the extras of every class
+    are filled whatever the class order (a class that needs none does not stop the others); one training image of a
+    class is enough, none is refused by name."""
+    split, manifests = dataset
+    ts = build_training_set(split, "vae@5", ["Tumor", "NoTumor"], manifests, seed=0)
+    assert (ts.arm, ts.method, ts.target, ts.target_count, ts.classes) == ("vae@5", "vae", 5, 5, ["Tumor", "NoTumor"])
+    assert list(ts.real.columns) == list(split.columns) and ts.real.index.equals(pd.RangeIndex(9))
+    assert ts.counts["NoTumor"]["synthetic"] == 2 and ts.counts["Tumor"]["synthetic"] == 0
+    assert ts.extra.index.equals(pd.RangeIndex(len(ts.extra)))
+    both = build_training_set(split, "oversample@8", CLASSES, {}, seed=0).extra
+    assert both.index.equals(pd.RangeIndex(len(both))) and len(both) == 5 + 2
+    one = split.drop(split.index[(split["partition"] == "train") & (split["class"] == "NoTumor")][1:])
+    assert build_training_set(one, "none", CLASSES, {}, seed=0).counts["NoTumor"]["real"] == 1
+    none = split.drop(split.index[(split["partition"] == "train") & (split["class"] == "NoTumor")])
+    with pytest.raises(CatvaeError, match="^" + re.escape("split.csv has no training images of class(es) "
+                                                          "['NoTumor']") + "$"):
+        build_training_set(none, "none", CLASSES, {}, seed=0)

@@ -1,6 +1,7 @@
 """End-to-end classifier runs on a tiny generated dataset: files, metric sanity, determinism, leakage guard."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,17 +12,19 @@ from helpers_cuda import forbid_enabled_autocast, requires_cuda
 from test_arms import CLASSES, make_dataset
 from torch.utils.data import DataLoader, TensorDataset
 
-from catvae.classifier.arms import build_training_set
+from catvae.classifier.arms import TrainingSet, build_training_set
 from catvae.optim import build_adam
 from catvae.classifier.cnn import build_cnn, loss_function, loss_targets
 from catvae.classifier.evaluate import check_no_leakage, predict
 from catvae.classifier.train import (
     ClassifierFiles,
+    arm_class_weights,
     check_options,
     epoch_batches,
     fit,
     run_arm,
     select_epoch,
+    selection_record,
 )
 from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
@@ -118,6 +121,51 @@ def test_leakage_guard_rejects_a_synthetic_image_in_the_test_set(dataset):
     test.loc[test.index[0], "abspath"] = read_manifest(manifests["Tumor"])["abspath"].iloc[7]
     with pytest.raises(CatvaeError, match="synthetic manifest"):
         check_no_leakage(training, test, manifests)
+
+
+def _training_set(real: list[tuple[str, str]], extra: list[tuple[str, str]]) -> TrainingSet:
+    """A training set of (subject, abspath) real rows and (subject, abspath) extra rows (subject "" = synthetic)."""
+    real_frame = pd.DataFrame({"class": "Tumor", "abspath": [p for _, p in real], "subject": [s for s, _ in real]})
+    extra_frame = pd.DataFrame({"class": "Tumor", "abspath": [p for _, p in extra], "source": "x", "origin": "",
+                                "subject": [s for s, _ in extra], "recipe": ""})
+    return TrainingSet("x@4", "x", 4, 4, CLASSES, real_frame, extra_frame)
+
+
+def test_leakage_guard_compares_subjects_images_and_every_synthetic_manifest(tmp_path):
+    """Each leak is named with the offending items and their count; subjects left empty (synthetic images) or
+    unreadable ("nan") match nothing; a class whose manifest was never written is skipped."""
+    training = _training_set([("s1", "/d/a.png"), ("s2", "/d/b.png")], [("", "/syn/1.png"), ("s1", "/d/a.png")])
+    test = pd.DataFrame({"subject": ["t1", "t2", "", "nan"], "abspath": ["/d/t1.png", "/d/t2.png", "/d/t3.png",
+                                                                         "/d/t4.png"]})
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame({"index": [0], "class": ["Tumor"], "model": ["vae"], "path": ["/syn/1.png"]}).to_csv(manifest,
+                                                                                                      index=False)
+    check_no_leakage(training, test, {"Tumor": str(manifest), "NoTumor": str(tmp_path / "never_written.csv")})
+    with_empty_subjects = _training_set([("", "/d/a.png"), ("nan", "/d/b.png")], [])
+    check_no_leakage(with_empty_subjects, test, {})  # "" and "nan" in both sets are not a shared subject
+
+    shared = test.assign(subject=["s2", "s1", "t3", "t4"])
+    with pytest.raises(CatvaeError, match=re.escape("leakage: test subject(s) ['s1', 's2'] (of 2) also appear")):
+        check_no_leakage(training, shared, {})
+    reused = test.assign(abspath=["/d/t1.png", "/d/b.png", "/d/a.png", "/d/t4.png"])
+    with pytest.raises(CatvaeError, match=re.escape("leakage: test image(s) ['/d/a.png', '/d/b.png'] (of 2) are in "
+                                                    "the training set")):
+        check_no_leakage(training, reused, {})
+    # many leaks: the message lists the first 5 subjects / 3 images (sorted) and says how many there are
+    many = _training_set([(f"s{i}", f"/d/{i}.png") for i in range(7)], [])
+    with pytest.raises(CatvaeError, match="^" + re.escape("leakage: test subject(s) ['s0', 's1', 's2', 's3', 's4'] "
+                                                          "(of 6) also appear in the training set") + "$"):
+        check_no_leakage(many, pd.DataFrame({"subject": [f"s{i}" for i in range(6)], "abspath": "/t.png"}), {})
+    with pytest.raises(CatvaeError, match="^" + re.escape("leakage: test image(s) ['/d/0.png', '/d/1.png', "
+                                                          "'/d/2.png'] (of 4) are in the training set") + "$"):
+        check_no_leakage(many, pd.DataFrame({"subject": "t", "abspath": [f"/d/{i}.png" for i in range(4)]}), {})
+    synthetic = test.assign(abspath=["/d/t1.png", str((tmp_path / "syn.png").resolve()), "/d/t3.png", "/d/t4.png"])
+    pd.DataFrame({"index": [0], "class": ["Tumor"], "model": ["vae"], "path": ["syn.png"]}).to_csv(manifest,
+                                                                                                   index=False)
+    with pytest.raises(CatvaeError, match=re.escape(f"leakage: test image(s) ['{(tmp_path / 'syn.png').resolve()}'] "
+                                                    f"are listed in synthetic manifest {manifest}")):
+        check_no_leakage(training, synthetic, {"NoTumor": str(tmp_path / "never_written.csv"),
+                                               "Tumor": str(manifest)})
 
 
 def test_missing_option_names_the_config_key(dataset, tmp_path):
@@ -273,6 +321,24 @@ def test_select_epoch_prefers_balanced_accuracy_then_lower_loss_then_earlier():
         select_epoch(history, "best_test")
 
 
+@pytest.mark.parametrize("acc, loss, expected", [
+    ([0.7, 0.7, 0.7], [0.5, 0.5, 0.5], 1),  # a full tie: the earliest epoch
+    ([0.6, 0.7, 0.7, 0.7], [0.2, 0.5, 0.4, 0.4], 3),  # accuracy ties, then loss ties: the earlier of 3 and 4
+    ([0.9, 0.7, 0.9], [0.6, 0.1, 0.5], 3),  # the best accuracy wins over a lower loss elsewhere
+    ([0.5, 0.5], [0.2, 0.3], 1),  # a tie at chance: the lower loss
+])
+def test_select_epoch_breaks_ties_by_loss_then_epoch_whatever_the_row_order(acc, loss, expected):
+    history = pd.DataFrame({"epoch": range(1, len(acc) + 1), "val_balanced_acc": acc, "val_loss": loss})
+    assert select_epoch(history, "best_val") == expected
+    assert select_epoch(history.iloc[::-1].reset_index(drop=True), "best_val") == expected
+    assert select_epoch(history, "last") == len(acc)
+    record = selection_record(history, expected, "best_val", 2)
+    assert record == {"select": "best_val", "patience": 2, "selected_epoch": expected, "epochs_run": len(acc),
+                      "selected_val_balanced_accuracy": acc[expected - 1], "selected_val_loss": loss[expected - 1]}
+    with pytest.raises(CatvaeError, match="^no epochs to select from$"):
+        select_epoch(history.iloc[:0], "best_val")
+
+
 def _relabelled_test(dataset, root):
     """The same split with every test image relabelled Tumor (absolute paths, so the copy's paths stay valid)."""
     split = read_manifest(dataset[0])
@@ -384,6 +450,13 @@ def test_class_weighted_losses_weigh_each_class():
         inverse_frequency_weights([0, 0], 2)
 
 
+@pytest.mark.parametrize("method", ["weighted", "none", "vae", "oversample", "classic"])
+def test_only_the_weighted_arm_weighs_its_loss_by_its_own_training_labels(method):
+    import torch
+
+    labels = torch.tensor([0, 1, 1, 1, 2, 2])
+    expected = [2.0, 2 / 3, 1.0] if method == "weighted" else None
+    assert arm_class_weights(method, labels, 3) == (pytest.approx(expected) if expected else None)
 def test_outputs_can_be_named_one_by_one(dataset, tmp_path):
     split_csv, _ = dataset
     names = {"metrics": "m.json", "history": "h.csv", "predictions": "p.csv", "confusion": "c.csv",

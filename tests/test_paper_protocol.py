@@ -265,3 +265,16 @@ def test_protocol_inflation_needs_held_out_runs_of_every_paper_arm(tmp_path):
     with pytest.raises(CatvaeError, match="real-only"):
         rise_summary(frame)
     assert frame["Paper Table 7"].iloc[0] == PAPER_TABLE7[("catvae", 0)]  # without `none`, balance leads
+
+
+@pytest.mark.parametrize("n, fraction, n_score", [(5, 0.2, 1), (10, 0.2, 2), (9, 0.5, 4), (3, 0.9, 2)])
+def test_keras_validation_split_scores_the_floor_of_the_fraction(n, fraction, n_score):
+    fit_idx, score_idx = keras_validation_split(n, 42, fraction)
+    assert len(score_idx) == n_score and sorted([*fit_idx, *score_idx]) == list(range(n))
+
+
+@pytest.mark.parametrize("n, fraction, message", [(4, 0.2, "cannot split 4 pooled images 80%/20%"),
+                                                  (5, 1.0, "cannot split 5 pooled images 0%/100%")])
+def test_keras_validation_split_refuses_an_empty_side(n, fraction, message):
+    with pytest.raises(CatvaeError, match=f"^paper protocol: {message}$"):
+        keras_validation_split(n, 42, fraction)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -237,3 +239,161 @@ def test_read_split_names_the_file_and_the_fault(tmp_path, change, message):
     change(_split_frame()).to_csv(path, index=False)
     with pytest.raises(CatvaeError, match=message):
         read_split(path, ["NoTumor", "Tumor"])
+
+
+# ------------------------------------------------------------- sizes, strata, coverage: the split's rules
+
+
+def subject_counts(split: pd.DataFrame) -> dict[str, int]:
+    return split.drop_duplicates("subject")["partition"].value_counts().to_dict()
+
+
+@pytest.mark.parametrize("n, fractions, expected", [
+    # largest remainder: 7, 1.5, 1.5 -> 7, 1, 1 and the one left goes to the first of the tied remainders (val)
+    (10, FRACTIONS, {"train": 7, "val": 2, "test": 1}),
+    (40, FRACTIONS, {"train": 28, "val": 6, "test": 6}),  # divides evenly: nothing left over
+    (7, {"train": 0.6, "val": 0.2, "test": 0.2}, {"train": 4, "val": 2, "test": 1}),  # remainders .2 .4 .4
+    (9, {"train": 0.5, "val": 0.25, "test": 0.25}, {"train": 5, "val": 2, "test": 2}),  # remainders .5 .25 .25
+    (5, {"train": 0.8, "test": 0.2}, {"train": 4, "test": 1}),  # no val asked: none given
+    # at least one unit in every partition asked for, taken from the largest while it keeps one
+    (3, {"train": 0.9, "val": 0.05, "test": 0.05}, {"train": 1, "val": 1, "test": 1}),
+    (2, {"train": 0.9, "val": 0.05, "test": 0.05}, {"train": 1, "test": 1}),  # train cannot give its last
+])
+def test_partition_sizes_are_the_largest_remainder_of_the_fractions(n, fractions, expected):
+    manifest = make_manifest(n_subjects=n, n_no_tumor_only=1)
+    for seed in range(3):
+        assert subject_counts(split_manifest(manifest, fractions, seed=seed)) == expected
+
+
+@pytest.mark.parametrize("n", [40, 41, 42, 43, 44, 45])
+@pytest.mark.parametrize("folds", [2, 3, 4, 5])
+def test_test_folds_divide_evenly_or_differ_by_one_subject(n, folds):
+    """Counts that divide evenly give equal folds; otherwise the first n % folds folds have one subject more."""
+    manifest = make_manifest(n_subjects=n, seed=1)
+    sizes = [subject_counts(fold_split(manifest, FRACTIONS, seed=2, fold=f, folds=folds))["test"] for f in range(folds)]
+    assert sorted(sizes, reverse=True) == [n // folds + (f < n % folds) for f in range(folds)]
+
+
+def strata_manifest(per_stratum: int = 10) -> pd.DataFrame:
+    """Subjects of 4 slices with 0, 1, 2, 3 or 4 Tumor slices: five class mixes (shares 0, 1/4, 1/2, 3/4, 1),
+    each in its own stratum of the split (share bins: none, (0, 1/3), [1/3, 2/3), [2/3, 1), all)."""
+    rows = []
+    for tumour in range(5):
+        for k in range(per_stratum):
+            subject = f"T{tumour}S{k:02d}"
+            rows += [{"subject": subject, "class": "Tumor" if j < tumour else "NoTumor", "path": f"{subject}_{j}.png"}
+                     for j in range(4)]
+    return pd.DataFrame(rows)
+
+
+def mix_counts(split: pd.DataFrame, part: str) -> list[int]:
+    """Subjects of `part` per class mix (number of Tumor slices 0..4)."""
+    subjects = split.loc[split["partition"] == part, "subject"].drop_duplicates()
+    return [int((subjects.str[1] == str(t)).sum()) for t in range(5)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_every_class_mix_is_dealt_evenly_to_the_folds_and_partitions(seed):
+    """Stratification by class mix: 10 subjects of each of 5 mixes over 5 folds put exactly 2 of each mix in every
+    test fold; a 0.6 / 0.2 / 0.2 split puts exactly 6 / 2 / 2 of each mix in train / val / test."""
+    manifest = strata_manifest()
+    for fold in range(5):
+        assert mix_counts(fold_split(manifest, FRACTIONS, seed=seed, fold=fold, folds=5), "test") == [2] * 5
+    split = split_manifest(manifest, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=seed)
+    assert [mix_counts(split, p) for p in ("train", "val", "test")] == [[6] * 5, [2] * 5, [2] * 5]
+
+
+def three_class_manifest(rng: np.random.Generator) -> pd.DataFrame:
+    """6-11 subjects of 4 slices drawn from A, B and a rare C: class mixes that the deal alone leaves uncovered."""
+    n = int(rng.integers(6, 12))
+    return pd.DataFrame([{"subject": f"S{s:02d}", "class": str(c), "path": f"S{s:02d}_{j}.png"}
+                         for s in range(n) for j, c in enumerate(rng.choice(list("ABC"), 4, p=[0.45, 0.45, 0.1]))])
+
+
+def test_a_class_held_by_enough_subjects_reaches_every_test_fold(caplog):
+    """Coverage: a class that at least `folds` subjects hold is in every test fold (swaps keep the fold sizes);
+    a class held by fewer is missing from a fold, and the warning names the class and that fold."""
+    rng = np.random.default_rng(0)
+    for case in range(60):
+        manifest, folds, seed = three_class_manifest(rng), int(rng.integers(2, 4)), int(rng.integers(100))
+        holders = manifest.drop_duplicates(["subject", "class"])["class"].value_counts()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="catvae.data.split"):
+            tests = [fold_split(manifest, FRACTIONS, seed=seed, fold=f, folds=folds) for f in range(folds)]
+        n = manifest["subject"].nunique()
+        assert sorted(subject_counts(t)["test"] for t in tests) == sorted(n // folds + (f < n % folds)
+                                                                         for f in range(folds))
+        fold_warnings = {r.getMessage() for r in caplog.records if "too few units" in r.getMessage()}
+        for cls, count in holders.items():
+            missing = [f for f, t in enumerate(tests) if cls not in set(t.loc[t["partition"] == "test", "class"])]
+            if count >= folds:
+                assert missing == [], (case, cls)
+            for f in missing:
+                assert f"class {cls} has too few units to appear in partition {f}" in fold_warnings, (case, cls, f)
+
+
+def test_a_rare_class_missing_from_a_one_subject_test_partition_is_reported(caplog):
+    """10 subjects at 0.7 / 0.15 / 0.15 leave one test subject; when it lacks the rare class, no swap can keep its
+    other class in test (the check does not count what the incoming subject brings), so a warning says so."""
+    manifest = make_manifest(n_subjects=10, n_no_tumor_only=0)
+    manifest["class"] = "Tumor"
+    manifest.loc[manifest.subject.isin(["S004", "S007"]) & (manifest.plane == "axial"), "class"] = "NoTumor"
+    for seed in range(10):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="catvae.data.split"):
+            split = split_manifest(manifest, FRACTIONS, seed=seed)
+        assert subject_counts(split)["test"] == 1
+        parts = set(split.loc[split["class"] == "NoTumor", "partition"])
+        assert "train" in parts, seed
+        if "test" not in parts:
+            assert ("class NoTumor: no swap puts it in partition test without emptying another class"
+                    in caplog.text), seed
+
+
+def test_split_logs_its_sizes_and_no_warning_when_every_class_fits(caplog):
+    manifest = make_manifest()
+    with caplog.at_level(logging.INFO, logger="catvae.data.split"):
+        split_manifest(manifest, {"train": 0.8, "test": 0.2}, seed=0)  # no val asked: nothing to cover there
+        fold_split(manifest, FRACTIONS, seed=0, fold=1, folds=4)
+        split_manifest(manifest.iloc[:30], FRACTIONS, seed=0, group_column=None)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], messages
+    assert messages[0].startswith("split 40 subjects into train: ") and "test: " in messages[0]
+    assert messages[1].startswith("split 40 subjects into train: ")
+    assert messages[2].startswith("split 30 images into train: ")
+
+
+def test_as_many_folds_as_subjects_tests_each_subject_alone():
+    manifest = make_manifest(n_subjects=5, n_no_tumor_only=1)
+    tested = [fold_split(manifest, FRACTIONS, seed=0, fold=f, folds=5) for f in range(5)]
+    assert sorted(t.loc[t["partition"] == "test", "subject"].unique()[0] for t in tested) == sorted(
+        manifest["subject"].unique())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"fold": 0, "folds": True}, r"'evaluation\.folds' must be a positive integer, got True"),
+    ({"fold": 0, "folds": 2.0}, r"'evaluation\.folds' must be a positive integer, got 2\.0"),
+    ({"fold": True, "folds": 3}, r"fold True is not one of 0\.\.2 \(config key 'evaluation\.folds' is 3\)"),
+    ({"fold": 1.0, "folds": 3}, r"fold 1\.0 is not one of 0\.\.2 "),
+    ({"fold": 3, "folds": 3}, r"fold 3 is not one of 0\.\.2 "),
+])
+def test_fold_settings_of_the_wrong_type_are_refused(kwargs, message):
+    with pytest.raises(CatvaeError, match=message):
+        fold_split(make_manifest(n_subjects=12), FRACTIONS, seed=0, **kwargs)
+
+
+@pytest.mark.parametrize("manifest, group_column, folds, message", [
+    (pd.DataFrame({"subject": ["a"], "path": ["a.png"]}), "subject", 1, r"^manifest has no 'class' column$"),
+    (pd.DataFrame(columns=["subject", "class"]), "subject", 1, r"^manifest is empty: nothing to split$"),
+    (pd.DataFrame({"class": ["A", "B"]}), "subject", 1, r"^manifest has no 'subject' column to split by$"),
+    (pd.DataFrame({"subject": ["a", "a"], "class": ["A", "B"]}), "subject", 1,
+     r"^need at least 2 subjects to split, got 1$"),
+    (pd.DataFrame({"subject": ["a"], "class": ["A"]}), None, 1, r"^need at least 2 images to split, got 1$"),
+    (pd.DataFrame({"subject": ["a", "b", "c"], "class": ["A", "B", "A"]}), "subject", 4,
+     r"^config key 'evaluation\.folds' is 4 but there are only 3 subjects to deal into test folds$"),
+    (pd.DataFrame({"subject": ["a", "b", "c"], "class": ["A", "B", "A"]}), None, 4,
+     r"^config key 'evaluation\.folds' is 4 but there are only 3 images to deal into test folds$"),
+])
+def test_manifests_that_cannot_be_split_are_refused_with_the_reason(manifest, group_column, folds, message):
+    with pytest.raises(CatvaeError, match=message):
+        fold_split(manifest, FRACTIONS, seed=0, fold=0, folds=folds, group_column=group_column)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from catvae.data.images import load_images
 from catvae.errors import CatvaeError
-from catvae.generators.synthesis import resolve_target, synthesise, targets_for
+from catvae.generators.synthesis import resolve_target, synthesise, targets_for, tstr_count
 from test_generator_training import make_split, train
 
 N_TRAIN = {"NoTumor": 6, "Tumor": 9}  # make_split's default counts, 60% train
@@ -47,6 +48,34 @@ def test_targets_for():
         resolve_target(-1, None)
     with pytest.raises(CatvaeError, match="synthesis.targets"):
         resolve_target("most", 9)
+
+
+@pytest.mark.parametrize("target, majority, expected", [
+    (0, None, 0), (5, None, 5), (np.int64(7), None, 7), (7.0, None, 7), ("12", None, 12), (" 12 ", None, 12),
+    ("balance", 9, 9), (" Balance ", 4, 4), ("BALANCE", 0, 0),
+])
+def test_resolve_target_accepts_counts_and_balance(target, majority, expected):
+    assert resolve_target(target, majority) == expected and isinstance(resolve_target(target, majority), int)
+
+
+@pytest.mark.parametrize("target, majority", [(True, None), (2.5, None), (-1, None), ("-3", None), ("most", 9)])
+def test_resolve_target_refuses_what_is_not_a_count(target, majority):
+    message = f"config key 'synthesis.targets' has {target!r}: use a non-negative integer or 'balance'"
+    with pytest.raises(CatvaeError, match=f"^{re.escape(message)}$"):
+        resolve_target(target, majority)
+    with pytest.raises(CatvaeError, match="^synthesis target 'balance' needs the majority class count$"):
+        resolve_target("balance", None)
+
+
+def test_tstr_count_is_the_largest_resolved_target_or_the_given_count():
+    assert tstr_count("largest", [10, "balance", 3], majority=25) == 25  # 'balance' = the majority count
+    assert tstr_count("largest", [10, "balance", 3], majority=4) == 10
+    assert tstr_count("largest", ["7"], majority=4) == 7
+    assert tstr_count(1, [10], majority=4) == 1 and tstr_count(40, [10], majority=4) == 40
+    for bad in (0, -2, True, 2.0, "12"):
+        message = f"config key 'quality.tstr_images' must be a positive integer or null, got {bad!r}"
+        with pytest.raises(CatvaeError, match=f"^{re.escape(message)}$"):
+            tstr_count(bad, [10], majority=4)
 
 
 def test_count_is_largest_target_minus_real_and_files_match_manifest(trained, tmp_path):

@@ -1,13 +1,14 @@
 """Train on synthetic, test on real: synthetic images only in training, real validation and test, the score recorded."""
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from test_arms import CLASSES, LAYOUT, make_dataset
 
-from catvae.classifier.tstr import run_tstr
+from catvae.classifier.tstr import run_tstr, training_table
 from catvae.cli import main
 from catvae.data.images import read_manifest
 from catvae.errors import CatvaeError
@@ -108,6 +109,36 @@ def test_tstr_refuses_too_few_or_missing_synthetic_images(dataset, tmp_path):
     with pytest.raises(CatvaeError, match="quality.tstr_images"):
         _run(dataset, tmp_path / "z.json", tstr_images=0)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_training_table_is_the_manifests_prefix_sized_from_the_real_training_split(dataset, tmp_path):
+    """'largest' of [4, 'balance'] is the largest real *training* class (Tumor: 6 train images; 11 in the whole
+    split), so TSTR trains on the first 6 rows of each class's manifest, classes in the given order."""
+    split_csv, manifests = dataset
+    split = read_manifest(split_csv)
+    table, n = training_table(split, manifests, model="vae", classes=CLASSES, tstr_images="largest",
+                              targets=[4, "balance"])
+    assert n == 6 and list(table["class"]) == ["NoTumor"] * 6 + ["Tumor"] * 6
+    assert table.index.equals(pd.RangeIndex(12))  # one row per image, as the loader indexes them
+    for cls in CLASSES:
+        head = read_manifest(manifests[cls])["abspath"].iloc[:6].tolist()
+        assert table.loc[table["class"] == cls, "abspath"].tolist() == head
+    assert set(table["source"]) == {"vae"} and set(table["subject"]) == {""}
+    assert training_table(split, manifests, model="vae", classes=CLASSES, tstr_images=3, targets=[8])[1] == 3
+
+    real = sorted(split.loc[split["partition"] == "val", "abspath"])  # 4 real images listed as synthetic
+    leaky = read_manifest(manifests["Tumor"])
+    leaky.loc[:3, "abspath"] = real
+    leaky["path"] = leaky.pop("abspath")
+    leaky.to_csv(tmp_path / "Tumor.csv", index=False)
+    with pytest.raises(CatvaeError, match="^" + re.escape(f"TSTR of 'vae': real image(s) {real[:3]} are listed as "
+                                                          "synthetic") + "$"):
+        training_table(split, {**manifests, "Tumor": str(tmp_path / "Tumor.csv")}, model="vae", classes=CLASSES,
+                       tstr_images=3, targets=[8])
+    with pytest.raises(CatvaeError, match=re.escape("TSTR of 'vae' needs a synthetic manifest of every class; "
+                                                    "missing ['NoTumor']")):
+        training_table(split, {"Tumor": manifests["Tumor"]}, model="vae", classes=CLASSES, tstr_images=3,
+                       targets=[8])
 
 
 def test_tstr_predictions_feed_the_subject_bootstrap(many_subjects, tmp_path):

@@ -36,9 +36,8 @@ def check_no_leakage(training: TrainingSet, test: pd.DataFrame, synthetic_manife
     synthetic manifest given, whether or not this arm drew from it.
     """
     train_table = training.table()
-    train_subjects = {s for s in train_table["subject"].astype(str) if s and s != "nan"}
-    test_subjects = {s for s in test["subject"].astype(str) if s and s != "nan"}
-    shared = sorted(train_subjects & test_subjects)
+    shared_ids = set(train_table["subject"].astype(str)) & set(test["subject"].astype(str))
+    shared = sorted(s for s in shared_ids if s and s != "nan")  # "" (synthetic) and "nan" (unknown) are no subject
     if shared:
         raise CatvaeError(f"leakage: test subject(s) {shared[:5]} (of {len(shared)}) also appear in the training set")
     test_paths = set(test["abspath"].astype(str))

@@ -99,8 +99,7 @@ def select_epoch(history: pd.DataFrame, mode: str) -> int:
         return int(history["epoch"].iloc[-1])
     if mode != "best_val":
         raise CatvaeError(f"config key 'classifier.select' must be one of {list(SELECT_MODES)}, got {mode!r}")
-    ranked = history.sort_values(["val_balanced_acc", "val_loss", "epoch"], ascending=[False, True, True],
-                                 kind="stable")
+    ranked = history.sort_values(["val_balanced_acc", "val_loss", "epoch"], ascending=[False, True, True])
     return int(ranked["epoch"].iloc[0])
 
 

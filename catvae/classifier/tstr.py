@@ -50,6 +50,26 @@ log = logging.getLogger("catvae.classifier.tstr")
 PROTOCOL = "train-synthetic-test-real"
 
 
+def training_table(split: pd.DataFrame, synthetic_manifests: dict[str, str], *, model: str, classes: list[str],
+                   tstr_images: int | Literal["largest"], targets: Sequence[int | str]) -> tuple[pd.DataFrame, int]:
+    """What a TSTR run trains on, and how many images per class: the first N rows of each class's synthetic
+    manifest, N = `tstr_count` ('largest' and 'balance' resolved with the split's largest real training class).
+
+    Refuses a class without a manifest and a "synthetic" image that is a real image of the split (any partition):
+    TSTR must train on synthetic images alone."""
+    majority = int(split.loc[split["partition"] == "train", "class"].value_counts().max())
+    n_per_class = tstr_count(tstr_images, targets, majority)
+    missing = [c for c in classes if c not in synthetic_manifests]
+    if missing:
+        raise CatvaeError(f"TSTR of {model!r} needs a synthetic manifest of every class; missing {missing}")
+    table = pd.concat([synthetic_rows(model, c, n_per_class, synthetic_manifests) for c in classes],
+                      ignore_index=True)
+    reused = sorted(set(table["abspath"]) & set(split["abspath"]))
+    if reused:
+        raise CatvaeError(f"TSTR of {model!r}: real image(s) {reused[:3]} are listed as synthetic")
+    return table, n_per_class
+
+
 def run_tstr(
     split_csv: str,
     synthetic_manifests: dict[str, str],
@@ -80,21 +100,12 @@ def run_tstr(
     set_threads(threads)
     dev = resolve_device(device)
     split = read_split(split_csv, classes)
-    real_train = split[split["partition"] == "train"]
-    majority = int(real_train["class"].value_counts().max())
-    n_per_class = tstr_count(tstr_images, targets, majority)
-    missing = [c for c in classes if c not in synthetic_manifests]
-    if missing:
-        raise CatvaeError(f"TSTR of {model!r} needs a synthetic manifest of every class; missing {missing}")
-    table = pd.concat([synthetic_rows(model, c, n_per_class, synthetic_manifests) for c in classes],
-                      ignore_index=True)
+    table, n_per_class = training_table(split, synthetic_manifests, model=model, classes=classes,
+                                        tstr_images=tstr_images, targets=targets)
     parts = {p: split[split["partition"] == p].reset_index(drop=True) for p in ("val", "test")}
     for name, frame in parts.items():
         if frame.empty:
             raise CatvaeError(f"{split_csv} has no '{name}' partition rows")
-    reused = sorted(set(table["abspath"]) & set(split["abspath"]))
-    if reused:
-        raise CatvaeError(f"TSTR of {model!r}: real image(s) {reused[:3]} are listed as synthetic")
 
     size, channels, n_classes = options["image_size"], options["channels"], len(classes)
     log.info("TSTR %s fold %d replicate %d: %d synthetic images per class, %d real val", model, fold, replicate,

@@ -177,7 +177,7 @@ def _units(manifest: pd.DataFrame, group_column: str | None) -> _Units:
         groups = np.array([f"{i:012d}" for i in range(len(manifest))])  # one unit per row, stable order
     classes = manifest["class"].astype(str).to_numpy()
 
-    table = pd.crosstab(pd.Series(groups, name="unit"), pd.Series(classes, name="class")).sort_index()
+    table = pd.crosstab(groups, classes).sort_index()  # [unit, class] slice counts
     if len(table) < 2:
         raise CatvaeError(f"need at least 2 {'subjects' if group_column else 'images'} to split, got {len(table)}")
     shares = table.to_numpy() / table.to_numpy().sum(axis=1, keepdims=True)

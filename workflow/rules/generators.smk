@@ -57,8 +57,8 @@ rule synthesise:
     params:
         targets=config["synthesis"]["targets"],
         tstr_images=TSTR_IMAGES,
-        context=lambda w: config["generators"][w.model].get("context", "mean"),
-        sampling=lambda w: config["generators"][w.model].get("sampling", {}),
+        context=synthesis_option("context", "mean"),
+        sampling=synthesis_option("sampling", {}),
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
         device=config["device"],

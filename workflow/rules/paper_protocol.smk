@@ -82,8 +82,8 @@ rule synthesise_paper:
     params:
         targets=config["synthesis"]["targets"],
         tstr_images=None,
-        context=lambda w: config["generators"][w.model].get("context", "mean"),
-        sampling=lambda w: config["generators"][w.model]["sampling"],
+        context=synthesis_option("context", "mean"),
+        sampling=synthesis_option("sampling", {}),
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
         device=config["device"],
