@@ -58,6 +58,7 @@ def job_counts(cfg: Mapping[str, Any], classes: Sequence[str]) -> dict[str, int]
     arms = study_arms(models, cfg["synthesis"]["targets"], cfg["classifier"]["baselines"])
     per_fold_rep = folds * reps
     has_cvae = "cvae" in models
+    paper = int(cfg["classifier"]["paper_protocol"])
     counts = {
         "phantom": int(cfg["dataset"]["kind"] == "phantom"),
         "extract": 1,
@@ -71,7 +72,13 @@ def job_counts(cfg: Mapping[str, Any], classes: Sequence[str]) -> dict[str, int]
         "generator_quality_table": int(bool(models)),
         "classification_table": 1,
         "comparisons_table": 1,
-        "paper_protocol_table": int(cfg["classifier"]["paper_protocol"]),
+        # the reference's protocol, apart (workflow/rules/paper_protocol.smk): no folds, no replicates
+        "paper_protocol_split": int(paper),
+        "train_paper_generator": paper * sum(len(generator(m).groups(classes)) for m in models),
+        "synthesise_paper": paper * len(models) * len(classes),
+        "paper_protocol_classifier": paper * len(arms) * len(cfg["seeds"]),
+        "paper_protocol_table": int(paper),
+        "protocol_inflation": int(paper),
         "confusion_figure": 1,
         "effects_figure": 1,
         "learning_curves_figure": 1,

@@ -85,7 +85,8 @@ SYNTHESIS_ONLY_KEYS = ("context", "sampling")
 
 def synthesis_option(key, default):
     """A params function: the synthesis-only `key` of the wildcard generator's block; `default` where the model has no
-    such key (a diffusion model has no latent sampling) - one rule for the held-out and the paper-protocol synthesis."""
+    such key (a diffusion model has no latent sampling) - one rule for the held-out and the paper-protocol synthesis.
+    """
     return lambda w: config["generators"][w.model].get(key, default)
 
 
