@@ -1,6 +1,6 @@
-"""The paper study at paper scale on one GPU node: one slice measured, the whole 573-job study extrapolated.
+"""The paper study at paper scale on one GPU node: one slice measured, the whole 800-job study extrapolated.
 
-Why: the paper preset (config/paper.yaml: 5 folds x 3 seeds x 3 generator replicates, 573 jobs) is what users run on
+Why: the paper preset (config/paper.yaml: 5 folds x 3 seeds x 3 generator replicates, 800 jobs) is what users run on
 their BraTS copy, and its wall time on one GPU node had only been estimated. This runs, through Snakemake and
 profiles/gpunode (`--gpu-jobs` GPU jobs at once on the GPU), one slice of that study on a BraTS-sized phantom
 cohort (`--subjects` 369, one slice per plane each, 3x128x128, as the paper preset): fold 0 with generator

@@ -5,7 +5,7 @@
 #      phantom cohort through Snakemake and profiles/gpunode, at EPOCH_SCALE x the paper's epochs (default 0.5, so
 #      the slice, ~40 jobs, fits; the training part is scaled back to the paper's epochs in the printout), with
 #      GPU_JOBS (default 4) GPU jobs at once; per-rule job time, peak GPU memory per job, the aggregate throughput
-#      of 1 and GPU_JOBS training processes, and the extrapolated wall time of the whole 573-job study.
+#      of 1 and GPU_JOBS training processes, and the extrapolated wall time of the whole 800-job study.
 # Figures and logs go to $OUT (the device tool's folder) or /tmp/gpu_paper_scale.
 # Usage: bash bench/gpu_paper_scale.sh [python]        (default python3; snakemake must sit beside it)
 #   GPU_PAPER_SCALE_SMOKE=1 bash bench/gpu_paper_scale.sh .venv/bin/python   # the same steps on a CPU at toy

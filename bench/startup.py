@@ -1,6 +1,6 @@
 """The fixed cost of one study job: from process start to its first training step, phase by phase.
 
-Why: the paper study is 573 jobs, and each job is a fresh Python process that pays the interpreter, Snakemake's
+Why: the paper study is 800 jobs, and each job is a fresh Python process that pays the interpreter, Snakemake's
 script preamble, the imports, the data decode and the model set-up before its first training step. This starts
 each measured job the way Snakemake does (a new interpreter), runs the study's own code for it (the `catvae` CLI's
 train-generator and classify commands, which call what the rules call) and stops it at its first optimiser step

@@ -27,7 +27,7 @@ which is exactly what the workflow runs; a bad value stops the run before any jo
 
 | file | what |
 |---|---|
-| `config/config.yaml` | the embedded demo: a phantom cohort in BraTS layout, 64x64 grayscale, short training (58 jobs) |
+| `config/config.yaml` | the embedded demo: a phantom cohort in BraTS layout, 64x64 grayscale, short training (70 jobs) |
 | `config/paper.yaml` | the CAT-VAE paper's settings on BraTS 2020, 5-fold cross-validation x 3 seeds x 3 generator replicates |
 | `config/busi.yaml` | the paper's breast-ultrasound study (class folders) |
 | `config/medmnist_cvae.yaml` | the conditional-VAE report: PathMNIST + TissueMNIST + OCTMNIST, 28x28, 21 classes |
