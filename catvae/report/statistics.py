@@ -469,12 +469,15 @@ class SubjectBootstrap:
         return np.mean(per_class, axis=0)  # NaN when any class is undefined, as for the point estimate
 
     def replicates(self, arm: str, metric: str) -> np.ndarray:
-        """``[B]`` bootstrap replicates of the arm's metric: the run-weighted mean of :meth:`run_replicates`
-        (NaN where a resample leaves a run's metric undefined)."""
+        """``[B]`` bootstrap replicates of the arm's metric: the run-weighted mean of :meth:`run_replicates`,
+        clipped to the metric's range [0, 1] (NaN where a resample leaves a run's metric undefined)."""
         key = (arm, self._metric(metric))
         if key not in self._cache:
             weights = self._stats(arm).run_weights
-            self._cache[key] = (weights * self.run_replicates(arm, metric)).sum(axis=1) / weights.shape[1]
+            # The rescaled run weights extrapolate past the runs (an undrawn run weighs < 0), which can carry a
+            # resample just outside the metric's range [0, 1]; no resample of real networks can lie there.
+            mean = (weights * self.run_replicates(arm, metric)).sum(axis=1) / weights.shape[1]
+            self._cache[key] = np.clip(mean, 0.0, 1.0)
         return self._cache[key]
 
     def interval(self, arm: str, metric: str) -> Interval:
