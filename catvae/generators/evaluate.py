@@ -31,11 +31,11 @@ import torch
 from catvae.data.images import load_images, read_manifest
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
+from catvae.data.split import read_split
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
+from catvae.generators.conditioning import class_rows, encode_conditions
 from catvae.generators.latents import DEFAULT_SAMPLING, batched, sampling_options
 from catvae.generators.synthesis import ContextSampler, check_class, latent_sampler
-from catvae.data.split import read_split
-from catvae.generators.train import class_rows, encode_conditions
 from catvae.models.diffusion import NO_ENCODER_NOTE
 from catvae.io import atomic_path, read_json, write_json
 from catvae.registry import generator

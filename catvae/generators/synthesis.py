@@ -22,10 +22,10 @@ import torch
 from catvae.data.images import load_images, save_png
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
-from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
-from catvae.generators.latents import LatentSampler, encode_means, sampling_options
 from catvae.data.split import read_split
-from catvae.generators.train import class_rows, encode_conditions
+from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
+from catvae.generators.conditioning import class_rows, encode_conditions, modality_cycle
+from catvae.generators.latents import LatentSampler, encode_means, sampling_options
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import to_device
 from catvae.registry import generator
@@ -138,7 +138,7 @@ def synthesise(
     context_used = context_mode if uses_context else None
     sampling = sampling_options(sampling, model_name)
     seed_everything(seed)
-    modality_cycle = _modality_cycle(payload, train_rows, class_name) if conditional else None
+    cycle = modality_cycle(payload, train_rows, class_name) if conditional else None
 
     rows = []
     sampling_info: dict = dict(sampling)          # replaced by what was fitted when images are generated
@@ -159,7 +159,7 @@ def synthesise(
             if conditional:
                 kwargs["labels"] = torch.full((n,), payload["classes"].index(class_name), dtype=torch.long, device=dev)
                 kwargs["modalities"] = torch.as_tensor(
-                    [modality_cycle[(done + i) % len(modality_cycle)] for i in range(n)], dtype=torch.long, device=dev
+                    [cycle[(done + i) % len(cycle)] for i in range(n)], dtype=torch.long, device=dev
                 )
             with torch.no_grad():
                 images = model.generate(n, generator=gen, latents=latents.next(n), **kwargs)
@@ -178,7 +178,7 @@ def synthesise(
         "targets": [t if isinstance(t, str) else int(t) for t in targets], "largest_target": largest,
         "n_generated": count, "n_for_arms": for_arms, "n_for_tstr": for_tstr, "context": context_used,
         "sampling": sampling_info, "seed": int(seed), "checkpoint": str(checkpoint),
-        "modalities": [payload["modalities"][m] for m in modality_cycle] if modality_cycle else None,
+        "modalities": [payload["modalities"][m] for m in cycle] if cycle else None,
         "device": str(dev), "device_name": device_name(dev),
         # the subjects whose images synthesis read (context features, modalities): training subjects only
         "real_subjects": sorted(set(train_rows["subject"].astype(str))) if "subject" in train_rows.columns else None,
@@ -256,18 +256,6 @@ class ContextSampler:
         if feats is None:
             raise CatvaeError(f"model {self.model.name!r} returned no context features")
         return feats.float()
-
-
-def _modality_cycle(payload: dict, train_rows: pd.DataFrame, class_name: str) -> list[int]:
-    """Modality indices present among the class's training images, in the checkpoint's modality order."""
-    present = set(train_rows["modality"])
-    cycle = [i for i, m in enumerate(payload["modalities"]) if m in present]
-    if not cycle:
-        raise CatvaeError(
-            f"class {class_name!r} training images have modalities {sorted(present)}, none of the generator's "
-            f"{payload['modalities']}"
-        )
-    return cycle
 
 
 def _remove_stale(out: Path, class_name: str) -> None:

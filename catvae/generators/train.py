@@ -45,13 +45,14 @@ from catvae.generators.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from catvae.generators.conditioning import encode_conditions, training_rows
 from catvae.generators.latents import ACTIVE_THRESHOLD, active_dims, encode_means
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.logs import PROGRESS
 from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
-from catvae.registry import ALL_CLASSES, generator
+from catvae.registry import generator
 
 log = logging.getLogger("catvae.generators.train")
 
@@ -76,59 +77,6 @@ def replicate_seed(seed: int, replicate: int) -> int:
     if replicate < 0:
         raise CatvaeError(f"generator replicate must be >= 0, got {replicate}")
     return int(seed) + int(replicate)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Which images a generator sees (shared with synthesis and evaluation, so all three agree)
-# --------------------------------------------------------------------------------------------------------------
-
-
-def class_rows(split: pd.DataFrame, class_name: str, partition: str) -> pd.DataFrame:
-    """Rows of one class in one partition, in file order (so results do not depend on pandas' sort)."""
-    return split[(split["class"] == class_name) & (split["partition"] == partition)].reset_index(drop=True)
-
-
-def encode_conditions(
-    rows: pd.DataFrame, classes: Sequence[str], modalities: Sequence[str], split_csv: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class index in `classes` and modality index in `modalities` for every row (the cvae's conditions)."""
-    unknown_classes = sorted(set(rows["class"]) - set(classes))
-    if unknown_classes:
-        raise CatvaeError(f"split file {split_csv} has class(es) {unknown_classes} not in config classes {list(classes)}")
-    unknown_modalities = sorted(set(rows["modality"]) - set(modalities))
-    if unknown_modalities:
-        raise CatvaeError(
-            f"split file {split_csv} has modality value(s) {unknown_modalities} not in config key "
-            f"'dataset.modalities' {list(modalities)}"
-        )
-    class_index = {c: i for i, c in enumerate(classes)}
-    modality_index = {m: i for i, m in enumerate(modalities)}
-    labels = np.array([class_index[c] for c in rows["class"]], dtype=np.int64)
-    mods = np.array([modality_index[m] for m in rows["modality"]], dtype=np.int64)
-    return labels, mods
-
-
-def training_rows(
-    split: pd.DataFrame, split_csv: str, model_name: str, group: str, classes: Sequence[str], partition: str = "train"
-) -> pd.DataFrame:
-    """The training (or `partition`) images of one generator: one class for vae/catvae, every class for cvae."""
-    if generator(model_name).conditional:
-        if group != ALL_CLASSES:
-            raise CatvaeError(
-                f"model {model_name!r} trains over all classes: group must be {ALL_CLASSES!r}, got {group!r}"
-            )
-        rows = split[split["partition"] == partition]
-        rows = rows[rows["class"].isin(classes)].reset_index(drop=True)
-        label = "any class"
-    else:
-        if group not in classes:
-            raise CatvaeError(f"generator group {group!r} is not one of the classes {list(classes)}")
-        rows = class_rows(split, group, partition)
-        label = f"class {group!r}"
-    if rows.empty:
-        word = "training" if partition == "train" else ("validation" if partition == "val" else partition)
-        raise CatvaeError(f"no {word} images of {label} in split file {split_csv}")
-    return rows
 
 
 # --------------------------------------------------------------------------------------------------------------
