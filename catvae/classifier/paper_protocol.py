@@ -151,11 +151,11 @@ def run_paper_protocol(
     log.info("arm %s seed %d [paper protocol]: pool of %d images (%s)", arm, seed, len(pool), training.counts)
     images, labels = load_table(pool, classes, options["image_size"], options["channels"])
     fit_data, score_data = (images[fit_idx], labels[fit_idx]), (images[score_idx], labels[score_idx])
-    fitted = train_and_select(fit_data, score_data, n_classes=len(classes), options=options, device=dev, seed=seed,
-                              label=f"{arm} seed{seed} [paper protocol]", amp_dtype=amp,
-                              class_weights=arm_class_weights(training.method, fit_data[1], len(classes)))
-    history, train_seconds = fitted.history, fitted.train_seconds
-    _, scores = score_selected(fitted, score_data, classes, options, dev, amp)  # select 'last', no patience
+    trained = train_and_select(fit_data, score_data, n_classes=len(classes), options=options, device=dev, seed=seed,
+                               label=f"{arm} seed{seed} [paper protocol]", amp_dtype=amp,
+                               class_weights=arm_class_weights(training.method, fit_data[1], len(classes)))
+    history, train_seconds = trained.history, trained.train_seconds
+    _, scores = score_selected(trained, score_data, classes, options, dev, amp)  # select 'last', no patience
     result = run_header(training, seed, PAPER_PROTOCOL, config_name, dev, options, 0, None, amp)
     del result["fold"]  # one pool for the whole study: no fold
     result.update(scores)
