@@ -296,17 +296,24 @@ class _SubjectResamples:
              seed: int) -> "_SubjectResamples":
         clusters = _clusters(runs, tables)
         folds = sorted({fold for fold, _ in clusters})
-        rng = np.random.default_rng(seed)
-        weights = np.zeros((resamples, len(clusters)))
-        for fold in folds:
-            members = _members(clusters, fold)
-            weights[:, members] = _multiplicities(rng, resamples, members.size)
+        weights = _draw_subjects(clusters, folds, resamples, seed)
         fold_weights = {fold: np.ascontiguousarray(weights[:, _members(clusters, fold)]) for fold in folds}
         return cls(clusters, folds, weights, fold_weights)
 
     def members(self, fold: int) -> np.ndarray:
         """Indices in `clusters` of the fold's subjects."""
         return _members(self.clusters, fold)
+
+
+def _draw_subjects(clusters: Sequence[tuple[int, str]], folds: Sequence[int], resamples: int,
+                   seed: int) -> np.ndarray:
+    """``[B, S]`` multiplicities: each fold's subjects drawn with replacement, as many as the fold has."""
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((resamples, len(clusters)))
+    for fold in folds:
+        members = _members(clusters, fold)
+        weights[:, members] = _multiplicities(rng, resamples, members.size)
+    return weights
 
 
 def _members(clusters: Sequence[tuple[int, str]], fold: int) -> np.ndarray:
