@@ -142,7 +142,7 @@ def train_generator(
     )
     opt = _build_optimisation(job, data)
     progress = _resume(resume_path, job, opt)
-    tensors = _to_device(job, opt.model, data)
+    tensors = _device_tensors(job, opt.model, data)
     log.info(
         "training %s/%s on %d images (%dx%d, %d channel(s)) for %d epochs on %s (%s)%s",
         model_name, group, len(data.rows), image_size, image_size, channels, hp["epochs"], dev, device_name(dev),
@@ -293,7 +293,7 @@ def _resume(resume_path: Path, job: _Job, opt: _Optimisation) -> _Progress:
     return progress
 
 
-def _to_device(job: _Job, model: torch.nn.Module, data: _TrainingData) -> dict[str, Any]:
+def _device_tensors(job: _Job, model: torch.nn.Module, data: _TrainingData) -> dict[str, Any]:
     """The training images and codes, and the validation set, on the device (the validation codes checked once)."""
     dev = job.device
     val = data.val
