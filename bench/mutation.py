@@ -44,7 +44,7 @@ CORE: dict[str, list[str]] = {
     # bootstrap, its intervals and p-values, Holm, the metrics each replicate recomputes
     "catvae/report/statistics.py": [
         "Interval.contains", "holm", "bootstrap_p_value", "balanced_accuracy_from_confusion",
-        "macro_f1_from_confusion", "_pair_counts", "SubjectBootstrap._clusters", "SubjectBootstrap._draw",
+        "macro_f1_from_confusion", "_pair_counts", "_clusters", "_draw_subjects",
         "SubjectBootstrap._arm_statistics", "SubjectBootstrap.replicates", "SubjectBootstrap.compare",
         "SubjectBootstrap._interval",
     ],
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="do the work in this (new) folder and keep it")
     parser.add_argument("--fail-under", type=float, help="exit 1 when the score (percent) is below this")
     parser.add_argument("--only", nargs="+", metavar="FUNCTION",
-                        help="mutate only these functions of CORE (names as in CORE, e.g. holm SubjectBootstrap._draw)")
+                        help="mutate only these functions of CORE (names as in CORE, e.g. holm _draw_subjects)")
     args = parser.parse_args(argv)
     if args.only:
         unknown = set(args.only) - {f for functions in CORE.values() for f in functions}

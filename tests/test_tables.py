@@ -311,3 +311,31 @@ def test_write_table_keeps_dots_in_the_stem(tmp_path):
     assert [p.name for p in paths] == ["classification.v2.csv", "classification.v2.md", "classification.v2.tex"]
     assert all(p.stat().st_size > 0 for p in paths)
     assert pd.read_csv(paths[0])["seeds"].tolist() == [3, 3]
+
+
+def test_build_table_writes_the_kind_with_its_library_caption(tmp_path):
+    """The table rules' script only passes paths and settings: `build_table` picks the records, the builder and the
+    caption (catvae.report.captions) of each kind, so a paper-protocol table equals what its builder makes, under
+    its caption and the spread note; an unknown kind is refused by name."""
+    from catvae.report.captions import TABLE_CAPTIONS
+    from catvae.report.study_tables import TABLE_KINDS, build_table
+    from catvae.report.tables import spread_note
+
+    records = [metrics_record("none", "none", None, seed, protocol="paper") for seed in (0, 1)]
+    paths = []
+    for seed, record in enumerate(records):
+        paths.append(tmp_path / f"metrics{seed}.json")
+        paths[-1].write_text(json.dumps(record))
+    (tmp_path / "built").mkdir(), (tmp_path / "direct").mkdir()
+    build_table("paper_protocol", tmp_path / "built" / "table", config_name="tiny", seeds=[0, 1], folds=1, replicates=1,
+                method_order=["vae"], metrics=paths)
+    caption = f"{TABLE_CAPTIONS['paper_protocol']}; {spread_note(2, 1, 1)}"
+    write_table(classification_table(records, method_order=["vae"]), tmp_path / "direct" / "table", caption=caption,
+                config_name="tiny", seeds=[0, 1])
+    for suffix in (".csv", ".md", ".tex"):
+        built, direct = (tmp_path / folder / f"table{suffix}" for folder in ("built", "direct"))
+        assert built.read_bytes() == direct.read_bytes()
+    assert set(TABLE_KINDS) == {"generator_quality", "classification", "comparisons", "paper_protocol"}
+    with pytest.raises(CatvaeError, match="unknown table kind 'classfication'"):
+        build_table("classfication", tmp_path / "x", config_name="tiny", seeds=[0], folds=1, replicates=1,
+                    method_order=[])

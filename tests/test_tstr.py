@@ -95,6 +95,63 @@ def test_tstr_best_val_scores_the_epoch_with_the_best_real_validation_score(data
         assert best["balanced_accuracy"] == last["balanced_accuracy"]
 
 
+def test_tstr_runs_the_arms_fit_select_score_path_with_their_amp_dtype(dataset, tmp_path, monkeypatch):
+    """TSTR trains, selects and scores through the arms' shared functions (`train_and_select`, `score_selected`), so
+    on a GPU it runs under the AMP dtype `classifier.amp` resolves to, as an arm does. CUDA is mocked: the dtype is
+    resolved for a compute-capability 9.0 GPU by the real rule and handed to this CPU run, where autocast is a no-op,
+    so the run completes, every training and scoring step shows the dtype it received, and the numbers are those of
+    the float32 run. What tstr.json holds is what the shared score path computed (no second balanced accuracy)."""
+    import inspect
+
+    import torch
+    from sklearn.metrics import balanced_accuracy_score
+
+    from catvae import precision
+    from catvae.classifier import train, tstr
+
+    plain = _run(dataset, tmp_path / "plain.json", options={**OPTIONS, "amp": True})  # a CPU: amp changes nothing
+
+    resolved = []
+
+    def amp_on_a_gpu(enabled, device, key="amp"):
+        resolved.append((enabled, device.type, key))
+        return precision.amp_dtype(enabled, torch.device("cuda", 0), key)
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (9, 0))
+    monkeypatch.setattr(tstr, "resolve_amp_dtype", amp_on_a_gpu)
+    seen, scored = {"fit": [], "predict": []}, []
+
+    def spy(name, real):
+        def call(*args, **kwargs):
+            seen[name].append(inspect.signature(real).bind(*args, **kwargs).arguments.get("amp_dtype"))
+            return real(*args, **kwargs)
+        return call
+
+    def keep(real):
+        def call(*args, **kwargs):
+            scored.append(real(*args, **kwargs))
+            return scored[-1]
+        return call
+
+    monkeypatch.setattr(train, "fit", spy("fit", train.fit))
+    monkeypatch.setattr(train, "predict", spy("predict", train.predict))
+    monkeypatch.setattr(train, "score", keep(train.score))
+    result = _run(dataset, tmp_path / "amp.json", options={**OPTIONS, "amp": True})
+
+    assert resolved == [(True, "cpu", "classifier.amp")]
+    assert seen["fit"] == [torch.bfloat16]
+    # one validation pass per epoch inside fit, then the test pass: every one under the same dtype
+    assert seen["predict"] == [torch.bfloat16] * (OPTIONS["epochs"] + 1)
+    on_disk = json.loads((tmp_path / "amp.json").read_text())
+    assert len(scored) == 1 and {k: on_disk[k] for k in scored[0]} == json.loads(json.dumps(scored[0]))
+    predictions = pd.read_csv(tmp_path / "amp_predictions.csv")
+    assert on_disk["balanced_accuracy"] == balanced_accuracy_score(predictions["true"], predictions["pred"])
+    volatile = {"train_seconds"}
+    assert {k: v for k, v in result.items() if k not in volatile} == {
+        k: v for k, v in plain.items() if k not in volatile}
+    assert (tmp_path / "amp_predictions.csv").read_bytes() == (tmp_path / "plain_predictions.csv").read_bytes()
+
+
 def test_tstr_refuses_an_unknown_epoch_rule(dataset, tmp_path):
     with pytest.raises(CatvaeError, match="quality.tstr_select"):
         _run(dataset, tmp_path / "bad.json", select="best")

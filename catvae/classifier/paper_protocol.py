@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,19 +30,17 @@ import numpy as np
 import pandas as pd
 
 from catvae.classifier.arms import TrainingSet, build_training_set
-from catvae.classifier.evaluate import predict, score
 from catvae.classifier.train import (
     run_header,
     portable_table,
     arm_class_weights,
-    build_model,
     check_options,
-    fit,
     load_table,
-    selection_record,
+    score_selected,
+    train_and_select,
 )
 from catvae.data.split import read_split
-from catvae.device import resolve_device, seed_everything, set_threads
+from catvae.device import resolve_device, set_threads
 from catvae.errors import CatvaeError
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import amp_dtype as resolve_amp_dtype
@@ -154,18 +151,14 @@ def run_paper_protocol(
     log.info("arm %s seed %d [paper protocol]: pool of %d images (%s)", arm, seed, len(pool), training.counts)
     images, labels = load_table(pool, classes, options["image_size"], options["channels"])
     fit_data, score_data = (images[fit_idx], labels[fit_idx]), (images[score_idx], labels[score_idx])
-    seed_everything(seed)
-    model = build_model(options, len(classes), dev, amp)
-    start = time.perf_counter()
-    history, chosen = fit(model, fit_data, score_data, len(classes), options, dev, seed,
-                          label=f"{arm} seed{seed} [paper protocol]", amp_dtype=amp,
-                          class_weights=arm_class_weights(training.method, fit_data[1], len(classes)))
-    train_seconds = time.perf_counter() - start
-    probs, loss = predict(model, *score_data, len(classes), options["batch_size"], dev, amp)
+    trained = train_and_select(fit_data, score_data, n_classes=len(classes), options=options, device=dev, seed=seed,
+                               label=f"{arm} seed{seed} [paper protocol]", amp_dtype=amp,
+                               class_weights=arm_class_weights(training.method, fit_data[1], len(classes)))
+    history, train_seconds = trained.history, trained.train_seconds
+    _, scores = score_selected(trained, score_data, classes, options, dev, amp)  # select 'last', no patience
     result = run_header(training, seed, PAPER_PROTOCOL, config_name, dev, options, 0, None, amp)
     del result["fold"]  # one pool for the whole study: no fold
-    result.update(score(score_data[1].numpy(), probs, loss, classes))
-    result.update(selection_record(history, chosen, "last", None))
+    result.update(scores)
     fitted, scored = pool.iloc[fit_idx], pool.iloc[score_idx]
     n_synthetic = int((scored["source"] != "real").sum())
     result.update({"counts": composition(fitted["source"], fitted["class"], classes), "n_train": len(fit_idx),

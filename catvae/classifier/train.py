@@ -273,6 +273,48 @@ def selection_record(history: pd.DataFrame, chosen: int, select: str, patience: 
             "selected_val_balanced_accuracy": float(at["val_balanced_acc"]), "selected_val_loss": float(at["val_loss"])}
 
 
+@dataclass(frozen=True)
+class FittedCNN:
+    """A trained CNN holding the weights of its selected epoch, with its learning curve and training time."""
+
+    model: torch.nn.Module
+    history: pd.DataFrame
+    chosen: int
+    train_seconds: float
+
+
+def train_and_select(
+    train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor], *, n_classes: int,
+    options: dict[str, Any], device: torch.device, seed: int, label: str, amp_dtype: torch.dtype | None,
+    class_weights: list[float] | None = None,
+) -> FittedCNN:
+    """Seed, build the CNN (`build_model`) and `fit` it, keeping the epoch `options['select']` picks on `val`.
+
+    The training half that every classifier run shares (an arm, the paper protocol, TSTR), so the three seed,
+    build, train and select the same way (AMP on CUDA included). The seed is set here, right before the weights are
+    drawn: everything the caller loaded before draws no random numbers.
+    """
+    seed_everything(seed)
+    model = build_model(options, n_classes, device, amp_dtype)
+    start = time.perf_counter()
+    history, chosen = fit(model, train, val, n_classes, options, device, seed, label=label, amp_dtype=amp_dtype,
+                          class_weights=class_weights)
+    return FittedCNN(model, history, chosen, time.perf_counter() - start)
+
+
+def score_selected(
+    fitted: FittedCNN, test: tuple[torch.Tensor, torch.Tensor], classes: list[str], options: dict[str, Any],
+    device: torch.device, amp_dtype: torch.dtype | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Score the selected weights once on `test` (uint8 images, labels): the class probabilities, and every metric of
+    `score` plus the `selection_record` of `options['select']` / `options['patience']` (the scoring half every
+    classifier run shares)."""
+    probs, loss = predict(fitted.model, *test, len(classes), options["batch_size"], device, amp_dtype)
+    metrics = score(test[1].numpy(), probs, loss, classes)
+    metrics.update(selection_record(fitted.history, fitted.chosen, options["select"], options["patience"]))
+    return probs, metrics
+
+
 def arm_class_weights(method: str, labels: torch.Tensor, n_classes: int) -> list[float] | None:
     """Inverse-class-frequency loss weights for the `weighted` arm (from its own training labels); None otherwise."""
     return inverse_frequency_weights(labels.tolist(), n_classes) if method == "weighted" else None
@@ -324,22 +366,18 @@ def run_arm(
     val_data = load_table(parts["val"], classes, size, channels)
     weights = arm_class_weights(training.method, train_data[1], n_classes)
 
-    seed_everything(seed)
-    model = build_model(options, n_classes, dev, amp)
-    start = time.perf_counter()
-    history, chosen = fit(model, train_data, val_data, n_classes, options, dev, seed, label=f"{arm} seed{seed}",
-                          amp_dtype=amp, class_weights=weights)
-    train_seconds = time.perf_counter() - start
+    fitted = train_and_select(train_data, val_data, n_classes=n_classes, options=options, device=dev, seed=seed,
+                              label=f"{arm} seed{seed}", amp_dtype=amp, class_weights=weights)
+    model, history, chosen = fitted.model, fitted.history, fitted.chosen
 
     # Only now, with the weights fixed, are the test images read and scored.
     test_data = load_table(parts["test"], classes, size, channels)
-    probs, test_loss = predict(model, *test_data, n_classes, options["batch_size"], dev, amp)
+    probs, scores = score_selected(fitted, test_data, classes, options, dev, amp)
 
     metrics = run_header(training, seed, HELD_OUT, config_name, dev, options, fold, replicate, amp)
-    metrics.update(score(test_data[1].numpy(), probs, test_loss, classes))
-    metrics.update(selection_record(history, chosen, options["select"], options["patience"]))
+    metrics.update(scores)
     metrics.update({"counts": training.counts, "n_train": len(table), "parameters": count_parameters(model),
-                    "class_weights": weights, "train_seconds": train_seconds,
+                    "class_weights": weights, "train_seconds": fitted.train_seconds,
                     # epoch throughput: training images per second of epoch wall time (validation pass included)
                     "epoch_images_per_s": len(table) * len(history) / history["seconds"].sum()})
 

@@ -29,21 +29,20 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Literal, Sequence
 
 import pandas as pd
-from sklearn.metrics import balanced_accuracy_score
 
 from catvae.classifier.arms import synthetic_rows
-from catvae.classifier.cnn import build_cnn
-from catvae.classifier.evaluate import predict, predictions_table, score
-from catvae.classifier.train import SELECT_MODES, check_options, fit, load_table, selection_record
+from catvae.classifier.evaluate import predictions_table
+from catvae.classifier.train import SELECT_MODES, check_options, load_table, score_selected, train_and_select
 from catvae.data.split import read_split
-from catvae.device import resolve_device, seed_everything, set_threads
+from catvae.device import resolve_device, set_threads
 from catvae.errors import CatvaeError
 from catvae.generators.synthesis import tstr_count
 from catvae.io import write_csv, write_json
+from catvae.precision import amp_dtype as resolve_amp_dtype
+from catvae.precision import dtype_name
 
 log = logging.getLogger("catvae.classifier.tstr")
 
@@ -91,7 +90,8 @@ def run_tstr(
 ) -> dict:
     """Train the CNN on `model`'s synthetic images of every class (`synthetic_manifests`: class -> manifest) for
     `options['epochs']` epochs, score the epoch `select` picks ('best_val' | 'last', see the module) on the real
-    test split; write the test predictions to `predictions_csv`
+    test split, through the arms' own path (`train_and_select`, `score_selected`: the same seeding, CNN, selection
+    and metrics, and autocast on CUDA when `options['amp']`, the config key `classifier.amp`); write the test predictions to `predictions_csv`
     (``path, subject, true, pred, prob_<class>...``, as an arm's predictions.csv: what the subject bootstrap reads)
     and the scores to `out_json` (written last, so a run that stopped early leaves no tstr.json); return the scores."""
     options = check_options(options)
@@ -99,6 +99,7 @@ def run_tstr(
         raise CatvaeError(f"config key 'quality.tstr_select' must be one of {list(SELECT_MODES)}, got {select!r}")
     set_threads(threads)
     dev = resolve_device(device)
+    amp = resolve_amp_dtype(options["amp"], dev, key="classifier.amp")  # as the arms: autocast on CUDA only
     split = read_split(split_csv, classes)
     table, n_per_class = training_table(split, synthetic_manifests, model=model, classes=classes,
                                         tstr_images=tstr_images, targets=targets)
@@ -107,31 +108,25 @@ def run_tstr(
         if frame.empty:
             raise CatvaeError(f"{split_csv} has no '{name}' partition rows")
 
-    size, channels, n_classes = options["image_size"], options["channels"], len(classes)
-    log.info("TSTR %s fold %d replicate %d: %d synthetic images per class, %d real val", model, fold, replicate,
-             n_per_class, len(parts["val"]))
+    size, channels = options["image_size"], options["channels"]
+    log.info("TSTR %s fold %d replicate %d: %d synthetic images per class, %d real val%s", model, fold, replicate,
+             n_per_class, len(parts["val"]), f", AMP {dtype_name(amp)}" if amp else "")
     train_data = load_table(table, classes, size, channels)
     val_data = load_table(parts["val"], classes, size, channels)
-    seed_everything(seed)
-    cnn = build_cnn(size, channels, n_classes).to(dev)
-    start = time.perf_counter()
     fixed = {**options, "select": select, "patience": None}
-    history, chosen = fit(cnn, train_data, val_data, n_classes, fixed, dev, seed, label=f"TSTR {model}")
-    train_seconds = time.perf_counter() - start
+    fitted = train_and_select(train_data, val_data, n_classes=len(classes), options=fixed, device=dev, seed=seed,
+                              label=f"TSTR {model}", amp_dtype=amp)
 
     test_data = load_table(parts["test"], classes, size, channels)  # read only once the weights are fixed
-    probs, loss = predict(cnn, *test_data, n_classes, options["batch_size"], dev)
-    true = test_data[1].numpy()
+    probs, scores = score_selected(fitted, test_data, classes, fixed, dev, amp)
     result = {"model": model, "fold": int(fold), "replicate": int(replicate), "protocol": PROTOCOL,
               "classes": list(classes), "n_per_class": n_per_class, "n_train": len(table), "seed": int(seed),
-              "config_name": config_name, "device": str(dev), "train_seconds": train_seconds,
-              "balanced_accuracy": float(balanced_accuracy_score(true, probs.argmax(axis=1)))}
-    result.update(score(true, probs, loss, classes))
-    result.update(selection_record(history, chosen, select, None))
-    result["val_balanced_accuracy_by_epoch"] = [float(v) for v in history["val_balanced_acc"]]
+              "config_name": config_name, "device": str(dev), "train_seconds": fitted.train_seconds}
+    result.update(scores)
+    result["val_balanced_accuracy_by_epoch"] = [float(v) for v in fitted.history["val_balanced_acc"]]
     write_csv(predictions_csv, predictions_table(parts["test"], probs, classes))
     write_json(out_json, result)
     log.info("TSTR %s fold %d replicate %d: balanced accuracy %.3f on %d real test images (epoch %d)", model, fold,
-             replicate, result["balanced_accuracy"], result["n_test"], chosen)
+             replicate, result["balanced_accuracy"], result["n_test"], fitted.chosen)
     return result
 

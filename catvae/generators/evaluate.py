@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,11 +32,11 @@ import torch
 from catvae.data.images import load_images, read_manifest
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
+from catvae.data.split import read_split
 from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
+from catvae.generators.conditioning import class_rows, encode_conditions
 from catvae.generators.latents import DEFAULT_SAMPLING, batched, sampling_options
 from catvae.generators.synthesis import ContextSampler, check_class, latent_sampler
-from catvae.data.split import read_split
-from catvae.generators.train import class_rows, encode_conditions
 from catvae.models.diffusion import NO_ENCODER_NOTE
 from catvae.io import atomic_path, read_json, write_json
 from catvae.registry import generator
@@ -79,89 +80,158 @@ def evaluate_generator(
     a warm-up, for at least `timing_seconds` (a GPU makes 256 small images in milliseconds, too short for a stable
     figure). `fold` and `replicate` are recorded in the result. Diversity: mean MS-SSIM over `diversity_pairs`
     random pairs of those synthetic images, and of the class's real training images.
-    """
-    from catvae.metrics.diversity import pair_diversity
-    from catvae.metrics.fidelity import fid_kid
-    from catvae.metrics.memorisation import memorisation
-    from catvae.metrics.reconstruction import reconstruction_metrics
-    from catvae.metrics.resources import time_generation
 
+    The steps, in order: the class's real images (`_ClassImages`), the reconstruction of the test images
+    (`_reconstruction`), the synthetic images' fidelity, memorisation and diversity (`_synthetic_quality`), the
+    generation time (`_inference_ms`), and the record (`_quality_record`).
+    """
     set_threads(threads)
     dev = resolve_device(device)
     payload = load_checkpoint(checkpoint)
     check_class(payload, class_name, checkpoint)
     stats = _train_stats(train_stats or Path(checkpoint).parent / "train_stats.json")
     split = read_split(split_csv)
-    size, channels = int(payload["image_size"]), int(payload["channels"])
     seed_everything(seed)
     model = build_from_checkpoint(payload, dev)
-    conditional = generator(payload["model_name"]).conditional
-    uses_context = bool(getattr(model, "uses_context", False))
-
-    synth_info = Path(synthetic_info or Path(synthetic_manifest).parent / "info.json")
-    if not synth_info.is_file():
-        raise CatvaeError(f"synthesis info not found: {synth_info} (it records how the synthetic set was made: "
-                          "context, sampling)")
-    info = read_json(synth_info)
+    info = _synthesis_info(Path(synthetic_info or Path(synthetic_manifest).parent / "info.json"))
     context_mode = info.get("context") or "mean"
     sampling = info.get("sampling") or {"mode": "prior"}
+    real = _ClassImages.load(split, split_csv, class_name, int(payload["image_size"]), int(payload["channels"]))
+    rec, own, recon_path = _reconstruction(model, payload, class_name, real, split_csv, context_mode, seed, dev)
+    synthetic = _synthetic_quality(
+        payload, class_name, real, synthetic_manifest, inception_weights=inception_weights,
+        max_fid_images=max_fid_images, near_copy_ssim=near_copy_ssim, diversity_pairs=diversity_pairs, seed=seed,
+        dev=dev,
+    )
+    ms_per_image = _inference_ms(model, payload, class_name, real, split_csv, seed, dev, context_mode, sampling,
+                                 timing_images, timing_batch, timing_seconds)
+    quality = _quality_record(
+        model, payload, class_name, rec, own, recon_path, synthetic, stats, ms_per_image, dev, context_mode, sampling,
+        config_name=config_name, seed=seed, fold=fold, replicate=replicate, checkpoint=checkpoint,
+    )
+    write_json(out_json, quality)
+    return quality
 
-    test_rows = class_rows(split, class_name, "test")
-    if test_rows.empty:
-        raise CatvaeError(f"no test images of class {class_name!r} in split file {split_csv}: nothing to score on")
-    train_rows = class_rows(split, class_name, "train")
-    if train_rows.empty:
-        raise CatvaeError(f"no training images of class {class_name!r} in split file {split_csv}")
-    real_test = load_images(list(test_rows["abspath"]), size, channels)
-    real_train = load_images(list(train_rows["abspath"]), size, channels)
 
-    # Reconstruction of held-out images.
+# --------------------------------------------------------------------------------------------------------------
+# The pieces of evaluate_generator, in the order it calls them
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _synthesis_info(path: Path) -> dict:
+    """info.json of the synthetic set (its context and sampling)."""
+    if not path.is_file():
+        raise CatvaeError(f"synthesis info not found: {path} (it records how the synthetic set was made: "
+                          "context, sampling)")
+    return read_json(path)
+
+
+@dataclass(frozen=True)
+class _ClassImages:
+    """The class's real test images (scored) and training images (context, memorisation, diversity yardstick)."""
+
+    test_rows: pd.DataFrame
+    train_rows: pd.DataFrame
+    test: np.ndarray
+    train: np.ndarray
+
+    @classmethod
+    def load(cls, split: pd.DataFrame, split_csv: str, class_name: str, size: int, channels: int) -> "_ClassImages":
+        test_rows = class_rows(split, class_name, "test")
+        if test_rows.empty:
+            raise CatvaeError(f"no test images of class {class_name!r} in split file {split_csv}: nothing to score on")
+        train_rows = class_rows(split, class_name, "train")
+        if train_rows.empty:
+            raise CatvaeError(f"no training images of class {class_name!r} in split file {split_csv}")
+        return cls(test_rows, train_rows, load_images(list(test_rows["abspath"]), size, channels),
+                   load_images(list(train_rows["abspath"]), size, channels))
+
+
+def _reconstruction(
+    model: torch.nn.Module, payload: dict, class_name: str, real: _ClassImages, split_csv: str, context_mode: str,
+    seed: int, dev: torch.device,
+) -> tuple[dict, dict | None, str]:
+    """Reconstruction metrics of the held-out test images through the latent code, the CAT-VAE's own-features
+    metrics (None for other models), and which inputs the decoder got (`recon_path`)."""
+    from catvae.metrics.reconstruction import reconstruction_metrics
+
+    conditional = generator(payload["model_name"]).conditional
     labels, mods = (
-        encode_conditions(test_rows, payload["classes"], payload["modalities"], split_csv) if conditional else (None, None)
+        encode_conditions(real.test_rows, payload["classes"], payload["modalities"], split_csv) if conditional
+        else (None, None)
     )
     own = None
     if not model.encodes:
-        rec, recon_path = {"ssim": None, "psnr": None, "mse": None, "n": None}, "n/a (no encoder)"
         log.info("%s/%s: %s", payload["model_name"], class_name, NO_ENCODER_NOTE)
+        return {"ssim": None, "psnr": None, "mse": None, "n": None}, own, "n/a (no encoder)"
+    if getattr(model, "uses_context", False):
+        own = reconstruction_metrics(
+            real.test, batched(lambda x, y, m: model.reconstruct(x), real.test, None, None, dev))
+        contexts = ContextSampler(model, real.train, context_mode, seed, dev)
+        recon = batched(lambda x, y, m: model.reconstruct(x, context=contexts.next(len(x))), real.test, None,
+                        None, dev)
+        recon_path = f"z + {context_mode} context"
     else:
-        if uses_context:
-            own = reconstruction_metrics(
-                real_test, batched(lambda x, y, m: model.reconstruct(x), real_test, None, None, dev))
-            contexts = ContextSampler(model, real_train, context_mode, seed, dev)
-            recon = batched(lambda x, y, m: model.reconstruct(x, context=contexts.next(len(x))), real_test, None,
-                            None, dev)
-            recon_path = f"z + {context_mode} context"
-        else:
-            recon = batched(lambda x, y, m: model.reconstruct(x, labels=y, modalities=m), real_test, labels, mods, dev)
-            recon_path = "z + labels" if conditional else "z"
-        rec = reconstruction_metrics(real_test, recon)
-        log.info("%s/%s reconstruction of %d test images from %s: SSIM %.4f PSNR %.2f MSE %.5f%s",
-                 payload["model_name"], class_name, rec["n"], recon_path, rec["ssim"], rec["psnr"], rec["mse"],
-                 f" (own features: SSIM {own['ssim']:.4f})" if own else "")
+        recon = batched(lambda x, y, m: model.reconstruct(x, labels=y, modalities=m), real.test, labels, mods, dev)
+        recon_path = "z + labels" if conditional else "z"
+    rec = reconstruction_metrics(real.test, recon)
+    log.info("%s/%s reconstruction of %d test images from %s: SSIM %.4f PSNR %.2f MSE %.5f%s",
+             payload["model_name"], class_name, rec["n"], recon_path, rec["ssim"], rec["psnr"], rec["mse"],
+             f" (own features: SSIM {own['ssim']:.4f})" if own else "")
+    return rec, own, recon_path
 
-    # Synthetic images: FID/KID against held-out real, memorisation against training images.
+
+def _synthetic_quality(
+    payload: dict, class_name: str, real: _ClassImages, synthetic_manifest: str, *, inception_weights: str | None,
+    max_fid_images: int, near_copy_ssim: float, diversity_pairs: int, seed: int, dev: torch.device,
+) -> dict[str, dict]:
+    """The synthetic images' FID/KID against the held-out real images, memorisation of the real training images,
+    and diversity beside the real training images': {"fid", "memorisation", "diversity", "diversity_real"}."""
+    from catvae.metrics.diversity import pair_diversity
+    from catvae.metrics.fidelity import fid_kid
+    from catvae.metrics.memorisation import memorisation
+
     synth = read_manifest(synthetic_manifest, required=("index", "class", "model", "path"))
     synth = synth[synth["class"] == class_name].head(max_fid_images)
-    fake = load_images(list(synth["abspath"]), size, channels)
-    fid = fid_kid(real_test, fake, weights_path=inception_weights, max_images=max_fid_images, device=str(dev), seed=seed)
-    memo = memorisation(fake, real_train, near_copy_ssim=near_copy_ssim)
+    fake = load_images(list(synth["abspath"]), int(payload["image_size"]), int(payload["channels"]))
+    fid = fid_kid(real.test, fake, weights_path=inception_weights, max_images=max_fid_images, device=str(dev),
+                  seed=seed)
+    memo = memorisation(fake, real.train, near_copy_ssim=near_copy_ssim)
     if not len(fake):
         memo["note"] = "n/a: no synthetic images (largest target at or below the real training count)"
     diversity = pair_diversity(fake, n_pairs=diversity_pairs, seed=seed, name=f"synthetic {class_name} images")
-    diversity_real = pair_diversity(real_train, n_pairs=diversity_pairs, seed=seed,
+    diversity_real = pair_diversity(real.train, n_pairs=diversity_pairs, seed=seed,
                                     name=f"real training {class_name} images")
     log.info("%s/%s diversity (MS-SSIM of random pairs, lower = more diverse): synthetic %s, real training %s",
              payload["model_name"], class_name, diversity["ms_ssim"], diversity_real["ms_ssim"])
+    return {"fid": fid, "memorisation": memo, "diversity": diversity, "diversity_real": diversity_real}
 
-    # Inference time per generated image, with the same conditions synthesis uses.
+
+def _inference_ms(
+    model: torch.nn.Module, payload: dict, class_name: str, real: _ClassImages, split_csv: str, seed: int,
+    dev: torch.device, context_mode: str, sampling: dict, timing_images: int, timing_batch: int,
+    timing_seconds: float,
+) -> float:
+    """Inference time per generated image, with the same conditions synthesis uses."""
+    from catvae.metrics.resources import time_generation
+
     generate, checked = _generation_fn(
-        model, payload, class_name, real_train, train_rows, split_csv, seed, dev, conditional, context_mode, sampling,
-        timing_batch,
+        model, payload, class_name, real.train, real.train_rows, split_csv, seed, dev,
+        generator(payload["model_name"]).conditional, context_mode, sampling, timing_batch,
     )
     with checked():  # the cvae's labels were validated once, outside the timed loop
-        ms_per_image = time_generation(generate, timing_images, timing_batch, dev, min_seconds=timing_seconds)
+        return time_generation(generate, timing_images, timing_batch, dev, min_seconds=timing_seconds)
 
-    quality = {
+
+def _quality_record(
+    model: torch.nn.Module, payload: dict, class_name: str, rec: dict, own: dict | None, recon_path: str,
+    synthetic: dict[str, dict], stats: dict, ms_per_image: float, dev: torch.device, context_mode: str,
+    sampling: dict, *, config_name: str, seed: int, fold: int, replicate: int, checkpoint: str,
+) -> dict:
+    """quality.json (docs/ARCHITECTURE.md): the scores, the training's cost and device, and what was scored."""
+    uses_context = bool(getattr(model, "uses_context", False))
+    fid, diversity, diversity_real = synthetic["fid"], synthetic["diversity"], synthetic["diversity_real"]
+    return {
         "model": payload["model_name"],
         "class": class_name,
         "ssim": rec["ssim"],
@@ -190,7 +260,7 @@ def evaluate_generator(
         "device_name": stats.get("device_name"),
         "amp_dtype": stats.get("amp_dtype"),
         "parameters": stats.get("parameters"),
-        "memorisation": memo,
+        "memorisation": synthetic["memorisation"],
         "diversity_ms_ssim": diversity["ms_ssim"],
         "diversity_ms_ssim_real": diversity_real["ms_ssim"],
         "diversity_ms_ssim_note": diversity.get("note"),
@@ -205,8 +275,6 @@ def evaluate_generator(
         "replicate": int(replicate),
         "checkpoint": str(checkpoint),
     }
-    write_json(out_json, quality)
-    return quality
 
 
 def export_latents(checkpoint: str, split_csv: str, out_npz: str, device: str = "auto", threads: int = 1) -> dict:

@@ -22,10 +22,10 @@ import torch
 from catvae.data.images import load_images, save_png
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
-from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
-from catvae.generators.latents import LatentSampler, encode_means, sampling_options
 from catvae.data.split import read_split
-from catvae.generators.train import class_rows, encode_conditions
+from catvae.generators.checkpoint import build_from_checkpoint, load_checkpoint
+from catvae.generators.conditioning import class_rows, encode_conditions, modality_cycle
+from catvae.generators.latents import LatentSampler, encode_means, sampling_options
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import to_device
 from catvae.registry import generator
@@ -107,6 +107,9 @@ def synthesise(
     The conditional VAE gets the class label, and cycles through the modalities present in the
     class's training images (in the order of the checkpoint's modality list), so image i has modality
     `present[i % len(present)]`. Returns the info.json dict, which records the context and the sampling.
+
+    The steps: how many images (`_SynthesisCounts`), the model and its conditions, the images (`_generate`), then
+    info.json and the manifest.
     """
     check_context_mode(context_mode)
     if not targets:
@@ -116,16 +119,8 @@ def synthesise(
     payload = load_checkpoint(checkpoint)
     model_name = payload["model_name"]
     split = read_split(split_csv)
-    counts = split[split["partition"] == "train"]["class"].value_counts()
     train_rows = class_rows(split, class_name, "train")
-    n_real = len(train_rows)
-    if n_real == 0:
-        raise CatvaeError(f"no training images of class {class_name!r} in split file {split_csv}")
-    majority = int(counts.max())
-    largest = max(resolve_target(t, majority) for t in targets)
-    for_arms = targets_for(n_real, largest)
-    for_tstr = 0 if tstr_images is None else tstr_count(tstr_images, targets, majority)
-    count = max(for_arms, for_tstr)
+    counts = _SynthesisCounts.of(split, train_rows, class_name, split_csv, targets, tstr_images)
 
     files = outputs if isinstance(outputs, SynthesisFiles) else SynthesisFiles.in_folder(outputs)
     images_dir = Path(files.images)
@@ -138,47 +133,23 @@ def synthesise(
     context_used = context_mode if uses_context else None
     sampling = sampling_options(sampling, model_name)
     seed_everything(seed)
-    modality_cycle = _modality_cycle(payload, train_rows, class_name) if conditional else None
+    cycle = modality_cycle(payload, train_rows, class_name) if conditional else None
 
-    rows = []
+    rows: list[dict] = []
     sampling_info: dict = dict(sampling)          # replaced by what was fitted when images are generated
-    if count:
-        log.info("generating %d %s images of class %r (context %s, z from %s)", count, model_name, class_name,
+    if counts.count:
+        log.info("generating %d %s images of class %r (context %s, z from %s)", counts.count, model_name, class_name,
                  context_used, sampling["mode"])
-        real = load_images(list(train_rows["abspath"]), int(payload["image_size"]), int(payload["channels"]))
-        sampler = ContextSampler(model, real, context_mode, seed, dev) if uses_context else None
-        latents = latent_sampler(model, payload, sampling, real, train_rows, split_csv, seed, dev)
-        sampling_info = latents.info
-        gen = torch.Generator().manual_seed(int(seed))  # CPU: the same seed gives the same latents on every device
-        done = 0
-        while done < count:
-            n = min(batch_size, count - done)
-            kwargs = {}
-            if sampler is not None:
-                kwargs["context"] = sampler.next(n)
-            if conditional:
-                kwargs["labels"] = torch.full((n,), payload["classes"].index(class_name), dtype=torch.long, device=dev)
-                kwargs["modalities"] = torch.as_tensor(
-                    [modality_cycle[(done + i) % len(modality_cycle)] for i in range(n)], dtype=torch.long, device=dev
-                )
-            with torch.no_grad():
-                images = model.generate(n, generator=gen, latents=latents.next(n), **kwargs)
-                images = images.float().clamp(0, 1).cpu().numpy()
-            for i, image in enumerate(images):
-                index = done + i
-                png = images_dir / f"{class_name}_{index:05d}.png"
-                save_png(png, image)
-                rows.append({"index": index, "class": class_name, "model": model_name,
-                             "path": os.path.relpath(png, Path(files.manifest).parent)})
-            done += n
-            log.info("%s/%s: %d/%d images", model_name, class_name, done, count)
+        rows, sampling_info = _generate(model, payload, class_name, counts.count, train_rows, split_csv,
+                                        context_mode if uses_context else None, sampling, cycle, seed, dev,
+                                        batch_size, files)
 
     info = {
-        "model": model_name, "class": class_name, "n_real_train": n_real, "majority_train": majority,
-        "targets": [t if isinstance(t, str) else int(t) for t in targets], "largest_target": largest,
-        "n_generated": count, "n_for_arms": for_arms, "n_for_tstr": for_tstr, "context": context_used,
-        "sampling": sampling_info, "seed": int(seed), "checkpoint": str(checkpoint),
-        "modalities": [payload["modalities"][m] for m in modality_cycle] if modality_cycle else None,
+        "model": model_name, "class": class_name, "n_real_train": counts.n_real, "majority_train": counts.majority,
+        "targets": [t if isinstance(t, str) else int(t) for t in targets], "largest_target": counts.largest,
+        "n_generated": counts.count, "n_for_arms": counts.for_arms, "n_for_tstr": counts.for_tstr,
+        "context": context_used, "sampling": sampling_info, "seed": int(seed), "checkpoint": str(checkpoint),
+        "modalities": [payload["modalities"][m] for m in cycle] if cycle else None,
         "device": str(dev), "device_name": device_name(dev),
         # the subjects whose images synthesis read (context features, modalities): training subjects only
         "real_subjects": sorted(set(train_rows["subject"].astype(str))) if "subject" in train_rows.columns else None,
@@ -187,6 +158,70 @@ def synthesise(
     write_json(files.info, info)
     write_csv(files.manifest, pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
     return info
+
+
+@dataclass(frozen=True)
+class _SynthesisCounts:
+    """How many images one class gets: enough for the largest target's arm and for TSTR, whichever is more."""
+
+    n_real: int          # the class's real training images
+    majority: int        # the largest class's real training count ('balance')
+    largest: int         # the largest target, resolved
+    for_arms: int
+    for_tstr: int
+
+    @property
+    def count(self) -> int:
+        return max(self.for_arms, self.for_tstr)
+
+    @classmethod
+    def of(cls, split: pd.DataFrame, train_rows: pd.DataFrame, class_name: str, split_csv: str,
+           targets: Sequence[int | str], tstr_images: int | Literal["largest"] | None) -> "_SynthesisCounts":
+        n_real = len(train_rows)
+        if n_real == 0:
+            raise CatvaeError(f"no training images of class {class_name!r} in split file {split_csv}")
+        majority = int(split[split["partition"] == "train"]["class"].value_counts().max())
+        largest = max(resolve_target(t, majority) for t in targets)
+        for_tstr = 0 if tstr_images is None else tstr_count(tstr_images, targets, majority)
+        return cls(n_real, majority, largest, targets_for(n_real, largest), for_tstr)
+
+
+def _generate(
+    model: torch.nn.Module, payload: dict, class_name: str, count: int, train_rows: pd.DataFrame, split_csv: str,
+    context_mode: str | None, sampling: dict, cycle: list[int] | None, seed: int, dev: torch.device, batch_size: int,
+    files: SynthesisFiles,
+) -> tuple[list[dict], dict]:
+    """Generate `count` images in batches and write them as PNGs; return the manifest rows and the sampling record
+    (the prior, or the mixture fitted to the class's encoder means). `context_mode` None: the model reads no
+    context; `cycle` None: it takes no conditions."""
+    model_name, images_dir = payload["model_name"], Path(files.images)
+    real = load_images(list(train_rows["abspath"]), int(payload["image_size"]), int(payload["channels"]))
+    sampler = ContextSampler(model, real, context_mode, seed, dev) if context_mode is not None else None
+    latents = latent_sampler(model, payload, sampling, real, train_rows, split_csv, seed, dev)
+    gen = torch.Generator().manual_seed(int(seed))  # CPU: the same seed gives the same latents on every device
+    rows, done = [], 0
+    while done < count:
+        n = min(batch_size, count - done)
+        kwargs = {}
+        if sampler is not None:
+            kwargs["context"] = sampler.next(n)
+        if cycle is not None:
+            kwargs["labels"] = torch.full((n,), payload["classes"].index(class_name), dtype=torch.long, device=dev)
+            kwargs["modalities"] = torch.as_tensor(
+                [cycle[(done + i) % len(cycle)] for i in range(n)], dtype=torch.long, device=dev
+            )
+        with torch.no_grad():
+            images = model.generate(n, generator=gen, latents=latents.next(n), **kwargs)
+            images = images.float().clamp(0, 1).cpu().numpy()
+        for i, image in enumerate(images):
+            index = done + i
+            png = images_dir / f"{class_name}_{index:05d}.png"
+            save_png(png, image)
+            rows.append({"index": index, "class": class_name, "model": model_name,
+                         "path": os.path.relpath(png, Path(files.manifest).parent)})
+        done += n
+        log.info("%s/%s: %d/%d images", model_name, class_name, done, count)
+    return rows, latents.info
 
 
 def check_class(payload: dict, class_name: str, checkpoint: str) -> None:
@@ -256,18 +291,6 @@ class ContextSampler:
         if feats is None:
             raise CatvaeError(f"model {self.model.name!r} returned no context features")
         return feats.float()
-
-
-def _modality_cycle(payload: dict, train_rows: pd.DataFrame, class_name: str) -> list[int]:
-    """Modality indices present among the class's training images, in the checkpoint's modality order."""
-    present = set(train_rows["modality"])
-    cycle = [i for i, m in enumerate(payload["modalities"]) if m in present]
-    if not cycle:
-        raise CatvaeError(
-            f"class {class_name!r} training images have modalities {sorted(present)}, none of the generator's "
-            f"{payload['modalities']}"
-        )
-    return cycle
 
 
 def _remove_stale(out: Path, class_name: str) -> None:

@@ -24,8 +24,8 @@ import logging
 import math
 import os
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -45,13 +45,14 @@ from catvae.generators.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from catvae.generators.conditioning import encode_conditions, training_rows
 from catvae.generators.latents import ACTIVE_THRESHOLD, active_dims, encode_means
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.logs import PROGRESS
 from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
-from catvae.registry import ALL_CLASSES, generator
+from catvae.registry import generator
 
 log = logging.getLogger("catvae.generators.train")
 
@@ -76,59 +77,6 @@ def replicate_seed(seed: int, replicate: int) -> int:
     if replicate < 0:
         raise CatvaeError(f"generator replicate must be >= 0, got {replicate}")
     return int(seed) + int(replicate)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Which images a generator sees (shared with synthesis and evaluation, so all three agree)
-# --------------------------------------------------------------------------------------------------------------
-
-
-def class_rows(split: pd.DataFrame, class_name: str, partition: str) -> pd.DataFrame:
-    """Rows of one class in one partition, in file order (so results do not depend on pandas' sort)."""
-    return split[(split["class"] == class_name) & (split["partition"] == partition)].reset_index(drop=True)
-
-
-def encode_conditions(
-    rows: pd.DataFrame, classes: Sequence[str], modalities: Sequence[str], split_csv: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class index in `classes` and modality index in `modalities` for every row (the cvae's conditions)."""
-    unknown_classes = sorted(set(rows["class"]) - set(classes))
-    if unknown_classes:
-        raise CatvaeError(f"split file {split_csv} has class(es) {unknown_classes} not in config classes {list(classes)}")
-    unknown_modalities = sorted(set(rows["modality"]) - set(modalities))
-    if unknown_modalities:
-        raise CatvaeError(
-            f"split file {split_csv} has modality value(s) {unknown_modalities} not in config key "
-            f"'dataset.modalities' {list(modalities)}"
-        )
-    class_index = {c: i for i, c in enumerate(classes)}
-    modality_index = {m: i for i, m in enumerate(modalities)}
-    labels = np.array([class_index[c] for c in rows["class"]], dtype=np.int64)
-    mods = np.array([modality_index[m] for m in rows["modality"]], dtype=np.int64)
-    return labels, mods
-
-
-def training_rows(
-    split: pd.DataFrame, split_csv: str, model_name: str, group: str, classes: Sequence[str], partition: str = "train"
-) -> pd.DataFrame:
-    """The training (or `partition`) images of one generator: one class for vae/catvae, every class for cvae."""
-    if generator(model_name).conditional:
-        if group != ALL_CLASSES:
-            raise CatvaeError(
-                f"model {model_name!r} trains over all classes: group must be {ALL_CLASSES!r}, got {group!r}"
-            )
-        rows = split[split["partition"] == partition]
-        rows = rows[rows["class"].isin(classes)].reset_index(drop=True)
-        label = "any class"
-    else:
-        if group not in classes:
-            raise CatvaeError(f"generator group {group!r} is not one of the classes {list(classes)}")
-        rows = class_rows(split, group, partition)
-        label = f"class {group!r}"
-    if rows.empty:
-        word = "training" if partition == "train" else ("validation" if partition == "val" else partition)
-        raise CatvaeError(f"no {word} images of {label} in split file {split_csv}")
-    return rows
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -163,50 +111,156 @@ def train_generator(
     with the same configuration continues from it and
     deletes it once the run is complete. `on_epoch_end(epoch)` runs after each epoch's resume checkpoint
     (1-based epoch); an exception there stops training as a crash would. Returns the train_stats dict.
-    """
-    from catvae.metrics.resources import PeakMemory
-    from catvae.models import build_generator, count_parameters
 
+    The steps, in order (the order of the random draws is part of the resume contract): load the images
+    (`_load_training_data`), seed and build the model and its optimiser (`_build_optimisation`), continue from a
+    resume checkpoint if one fits (`_resume`), train the remaining epochs (`_run_epochs`), then keep the selected
+    epoch's weights and write the outputs (`_finish`).
+    """
     conditional = generator(model_name).conditional
     hp = _training_options(model_name, options)
     set_threads(threads)
     dev = resolve_device(device)
     amp_dtype = resolve_amp_dtype(hp["amp"], dev, key=f"generators.{model_name}.amp")
-    channels_last = use_channels_last(dev, amp_dtype)
     files = outputs if isinstance(outputs, GeneratorFiles) else GeneratorFiles.in_folder(outputs)
     resume_path = Path(resume_dir) if resume_dir else Path(files.checkpoint).parent / ".resume"
     resume_path = resume_path / RESUME_FILE
 
+    data = _load_training_data(split_csv, model_name, group, classes, modalities, image_size, channels, conditional,
+                               validate=hp["selection"] == "best_val" or hp["plateau"] is not None)
+    job = _Job(
+        model_name=model_name, group=group, image_size=image_size, channels=channels, options=options,
+        classes=list(classes), modalities=list(modalities), seed=seed, hp=hp, device=dev, amp_dtype=amp_dtype,
+        channels_last=use_channels_last(dev, amp_dtype), conditional=conditional,
+        fingerprint=config_fingerprint(
+            model_name=model_name, group=group, image_size=image_size, channels=channels, options=options,
+            classes=list(classes), modalities=list(modalities), seed=seed,
+            rows=data.rows[["path", "class", "modality"]].to_dict("list"),
+            # Another GPU model or precision gives other numbers: its resume file must not be continued here.
+            device_name=device_name(dev), amp_dtype=dtype_name(amp_dtype),
+        ),
+    )
+    opt = _build_optimisation(job, data)
+    progress = _resume(resume_path, job, opt)
+    tensors = _device_tensors(job, opt.model, data)
+    log.info(
+        "training %s/%s on %d images (%dx%d, %d channel(s)) for %d epochs on %s (%s)%s",
+        model_name, group, len(data.rows), image_size, image_size, channels, hp["epochs"], dev, device_name(dev),
+        f", AMP {dtype_name(amp_dtype)}" if amp_dtype else "",
+    )
+    run = _run_epochs(job, opt, progress, tensors, resume_path, on_epoch_end)
+    stats = _finish(job, opt, progress, run, data, files)
+    _remove_resume(resume_path)
+    log.info("finished %s/%s in %.1f s (peak %.0f MB)", model_name, group, run.wall_time, run.peak_mb)
+    return stats
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The pieces of a training run, in the order train_generator calls them
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one training run is: fixed before the first epoch, recorded in every checkpoint."""
+
+    model_name: str
+    group: str
+    image_size: int
+    channels: int
+    options: dict
+    classes: list[str]
+    modalities: list[str]
+    seed: int
+    hp: dict[str, Any]               # the validated training keys (`_training_options`)
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    conditional: bool
+    fingerprint: str
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes) if self.conditional else 1
+
+    @property
+    def n_modalities(self) -> int:
+        return len(self.modalities) if self.conditional else 1
+
+
+@dataclass(frozen=True)
+class _TrainingData:
+    """The generator's training rows and images on the host, the cvae's codes, and the validation set (or None)."""
+
+    rows: pd.DataFrame
+    images: np.ndarray
+    labels: np.ndarray | None
+    mods: np.ndarray | None
+    val: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None
+
+
+@dataclass
+class _Optimisation:
+    """The model and what updates it (all saved in the resume checkpoint)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    scaler: torch.amp.GradScaler
+
+
+@dataclass
+class _Progress:
+    """What the run has done so far: empty at the start, or restored from a resume checkpoint."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, Any] | None = None      # {"epoch", "val_loss", "model_state"} of the lowest validation loss
+    start_epoch: int = 0
+    elapsed_before: float = 0.0
+    peak_before: float = 0.0
+    resumed_from: int | None = None
+
+
+@dataclass(frozen=True)
+class _EpochsRun:
+    """The whole run's cost (earlier attempts included), once the last epoch has run."""
+
+    wall_time: float
+    peak_mb: float
+    peak_scope: str | None
+
+
+def _load_training_data(
+    split_csv: str, model_name: str, group: str, classes: Sequence[str], modalities: Sequence[str], image_size: int,
+    channels: int, conditional: bool, *, validate: bool,
+) -> _TrainingData:
+    """Read the split and load the group's training images (and, with `validate`, its validation images)."""
     split = read_split(split_csv)
     rows = training_rows(split, split_csv, model_name, group, classes)
-    images_np = load_images(list(rows["abspath"]), image_size, channels)
-    images = torch.from_numpy(images_np)
-    labels_np, mods_np = encode_conditions(rows, classes, modalities, split_csv) if conditional else (None, None)
-    validate = hp["selection"] == "best_val" or hp["plateau"] is not None
+    images = load_images(list(rows["abspath"]), image_size, channels)
+    labels, mods = encode_conditions(rows, classes, modalities, split_csv) if conditional else (None, None)
     val = _validation_set(split, split_csv, model_name, group, classes, modalities, image_size, channels,
                           conditional) if validate else None
-    n_classes = len(classes) if conditional else 1
-    n_modalities = len(modalities) if conditional else 1
+    return _TrainingData(rows, images, labels, mods, val)
 
-    fingerprint = config_fingerprint(
-        model_name=model_name, group=group, image_size=image_size, channels=channels, options=options,
-        classes=list(classes), modalities=list(modalities), seed=seed,
-        rows=rows[["path", "class", "modality"]].to_dict("list"),
-        # Another GPU model or precision gives other numbers: its resume file must not be continued here.
-        device_name=device_name(dev), amp_dtype=dtype_name(amp_dtype),
-    )
 
-    seed_everything(seed)
+def _build_optimisation(job: _Job, data: _TrainingData) -> _Optimisation:
+    """Seed, then build the model, its optimiser, the plateau scheduler and the AMP scaler."""
+    from catvae.models import build_generator
+
+    hp = job.hp
+    seed_everything(job.seed)
     model = build_generator(
-        model_name, image_size=image_size, channels=channels, options=dict(options),
-        n_classes=n_classes, n_modalities=n_modalities,
-    ).to(dev)
-    if channels_last:
+        job.model_name, image_size=job.image_size, channels=job.channels, options=dict(job.options),
+        n_classes=job.n_classes, n_modalities=job.n_modalities,
+    ).to(job.device)
+    if job.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if conditional:  # once per data set, on the host; each step's codes are slices of these
-        model.check_conditions(torch.from_numpy(labels_np), torch.from_numpy(mods_np))
+    if job.conditional:  # once per data set, on the host; each step's codes are slices of these
+        model.check_conditions(torch.from_numpy(data.labels), torch.from_numpy(data.mods))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_adam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"], keras=generator(model_name).keras)
+    optimizer = build_adam(trainable, lr=hp["lr"], weight_decay=hp["weight_decay"],
+                           keras=generator(job.model_name).keras)
     scheduler = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", patience=hp["plateau"]["patience"], factor=hp["plateau"]["factor"]
@@ -214,94 +268,126 @@ def train_generator(
         if hp["plateau"]
         else None
     )
-    scaler = grad_scaler(amp_dtype)
+    return _Optimisation(model, optimizer, scheduler, grad_scaler(job.amp_dtype))
 
-    history: list[dict[str, float]] = []
-    best: dict[str, Any] | None = None      # {"epoch", "val_loss", "model_state"} of the lowest validation loss
-    start_epoch, elapsed_before, peak_before, resumed_from = 0, 0.0, 0.0, None
-    resume = _load_resume(resume_path, fingerprint, hp["epochs"])
-    if resume is not None:
-        model.load_state_dict(resume["model_state"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        if scheduler is not None and resume.get("scheduler_state") is not None:
-            scheduler.load_state_dict(resume["scheduler_state"])
-        if resume.get("scaler_state"):
-            scaler.load_state_dict(resume["scaler_state"])
-        restore_rng_state(resume["rng_state"], dev)
-        history = list(resume["history"])
-        best = resume.get("best")
-        start_epoch = resumed_from = int(resume["epoch"])
-        elapsed_before = float(resume.get("elapsed_s", 0.0))
-        peak_before = float(resume.get("peak_memory_mb") or 0.0)
-        log.info("resuming %s/%s from epoch %d (%s)", model_name, group, start_epoch, resume_path)
 
-    images = images.to(dev)
-    labels = torch.from_numpy(labels_np).to(dev) if conditional else None
-    mods = torch.from_numpy(mods_np).to(dev) if conditional else None
+def _resume(resume_path: Path, job: _Job, opt: _Optimisation) -> _Progress:
+    """Continue from the resume checkpoint if it belongs to this run (weights, optimiser, scheduler, scaler, RNG
+    states, history, best epoch so far); a fresh `_Progress` otherwise."""
+    resume = _load_resume(resume_path, job.fingerprint, job.hp["epochs"])
+    if resume is None:
+        return _Progress()
+    opt.model.load_state_dict(resume["model_state"])
+    opt.optimizer.load_state_dict(resume["optimizer_state"])
+    if opt.scheduler is not None and resume.get("scheduler_state") is not None:
+        opt.scheduler.load_state_dict(resume["scheduler_state"])
+    if resume.get("scaler_state"):
+        opt.scaler.load_state_dict(resume["scaler_state"])
+    restore_rng_state(resume["rng_state"], job.device)
+    progress = _Progress(
+        history=list(resume["history"]), best=resume.get("best"), start_epoch=int(resume["epoch"]),
+        elapsed_before=float(resume.get("elapsed_s", 0.0)), peak_before=float(resume.get("peak_memory_mb") or 0.0),
+        resumed_from=int(resume["epoch"]),
+    )
+    log.info("resuming %s/%s from epoch %d (%s)", job.model_name, job.group, progress.start_epoch, resume_path)
+    return progress
+
+
+def _device_tensors(job: _Job, model: torch.nn.Module, data: _TrainingData) -> dict[str, Any]:
+    """The training images and codes, and the validation set, on the device (the validation codes checked once)."""
+    dev = job.device
+    val = data.val
     if val is not None:
-        if conditional:  # validated once, like the training codes; each epoch's pass then skips the range checks
+        if job.conditional:  # validated once, like the training codes; each epoch's pass then skips the range checks
             model.check_conditions(val[1], val[2])
         val = tuple(t.to(dev) if t is not None else None for t in val)
+    return {
+        "images": torch.from_numpy(data.images).to(dev),
+        "labels": torch.from_numpy(data.labels).to(dev) if job.conditional else None,
+        "mods": torch.from_numpy(data.mods).to(dev) if job.conditional else None,
+        "val": val,
+    }
+
+
+def _codes_checked(job: _Job, model: torch.nn.Module) -> Callable[[], AbstractContextManager]:
+    """The cvae's `conditions_checked` (its codes were validated once: skip the per-step range checks)."""
+    return model.conditions_checked if job.conditional else nullcontext
+
+
+def _checkpoint_payload(job: _Job, opt: _Optimisation, progress: _Progress, epoch: int, elapsed: float, peak: float,
+                        final: bool = False) -> dict[str, Any]:
+    """Everything a checkpoint holds: the run's description, every state, the history and the cost so far."""
+    return {
+        "model_name": job.model_name, "group": job.group, "image_size": job.image_size, "channels": job.channels,
+        "options": dict(job.options), "classes": list(job.classes), "modalities": list(job.modalities),
+        "n_classes": job.n_classes, "n_modalities": job.n_modalities, "seed": job.seed, "epoch": epoch,
+        "model_state": opt.model.state_dict(), "optimizer_state": opt.optimizer.state_dict(),
+        "scheduler_state": opt.scheduler.state_dict() if opt.scheduler is not None else None,
+        "scaler_state": opt.scaler.state_dict() if opt.scaler.is_enabled() else None,
+        "rng_state": capture_rng_state(job.device), "history": list(progress.history),
+        "fingerprint": job.fingerprint, "elapsed_s": elapsed, "peak_memory_mb": peak, "device": str(job.device),
+        "selection": job.hp["selection"],
+        **({} if final else {"best": progress.best}),  # the final checkpoint's model_state *is* the selected one
+    }
+
+
+def _run_epochs(job: _Job, opt: _Optimisation, progress: _Progress, tensors: dict[str, Any], resume_path: Path,
+                on_epoch_end: Callable[[int], None] | None) -> _EpochsRun:
+    """Train epochs `progress.start_epoch + 1` .. `epochs`: one training pass, the validation pass, the scheduler
+    step and the best-epoch bookkeeping each, a resume checkpoint every `checkpoint_every` epochs."""
+    from catvae.metrics.resources import PeakMemory
+
+    hp, model, optimizer = job.hp, opt.model, opt.optimizer
+    images, labels, mods, val = tensors["images"], tensors["labels"], tensors["mods"], tensors["val"]
     # Validation losses use the objective at the end of any beta warm-up (cvae), the same for every epoch.
     val_loss_epoch = int(getattr(model, "warmup_end", 0))
-    log.info(
-        "training %s/%s on %d images (%dx%d, %d channel(s)) for %d epochs on %s (%s)%s",
-        model_name, group, len(rows), image_size, image_size, channels, hp["epochs"], dev, device_name(dev),
-        f", AMP {dtype_name(amp_dtype)}" if amp_dtype else "",
-    )
-
-    def payload(epoch: int, elapsed: float, peak: float, final: bool = False) -> dict[str, Any]:
-        return {
-            "model_name": model_name, "group": group, "image_size": image_size, "channels": channels,
-            "options": dict(options), "classes": list(classes), "modalities": list(modalities),
-            "n_classes": n_classes, "n_modalities": n_modalities, "seed": seed, "epoch": epoch,
-            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-            "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-            "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
-            "rng_state": capture_rng_state(dev), "history": list(history), "fingerprint": fingerprint,
-            "elapsed_s": elapsed, "peak_memory_mb": peak, "device": str(dev),
-            "selection": hp["selection"],
-            **({} if final else {"best": best}),     # the final checkpoint's model_state *is* the selected one
-        }
-
     started = time.perf_counter()
-    peak_mb, peak_scope = peak_before, None
-    codes_checked = model.conditions_checked if conditional else nullcontext  # skip per-step range checks
-    for epoch in range(start_epoch + 1, hp["epochs"] + 1):
+    peak_mb, peak_scope = progress.peak_before, None
+    codes_checked = _codes_checked(job, model)  # skip per-step range checks
+    for epoch in range(progress.start_epoch + 1, hp["epochs"] + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         # One measurement block per epoch: its peak is known as soon as the epoch ends, so a resume checkpoint
         # carries the peak so far and a resumed run still reports the whole run's peak.
-        with PeakMemory(dev) as peak, codes_checked():
+        with PeakMemory(job.device) as peak, codes_checked():
             means = _train_epoch(
-                model, optimizer, scaler, images, labels, mods,
-                epoch=epoch, seed=seed, batch_size=hp["batch_size"], grad_clip=hp["grad_clip"], amp_dtype=amp_dtype,
-                channels_last=channels_last,
+                model, optimizer, opt.scaler, images, labels, mods,
+                epoch=epoch, seed=job.seed, batch_size=hp["batch_size"], grad_clip=hp["grad_clip"],
+                amp_dtype=job.amp_dtype, channels_last=job.channels_last,
             )
         peak_mb, peak_scope = max(peak_mb, float(peak.peak_mb)), peak.scope
         with codes_checked():
             val_means = _validate(model, *val, batch_size=hp["batch_size"],
                                   loss_epoch=max(epoch - 1, val_loss_epoch)) if val is not None else {}
         monitored = val_means.get("total", means["total"])
-        if scheduler is not None:
-            scheduler.step(monitored)
-        if hp["selection"] == "best_val" and (best is None or monitored < best["val_loss"]):
-            best = {"epoch": epoch, "val_loss": monitored,
-                    "model_state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        if opt.scheduler is not None:
+            opt.scheduler.step(monitored)
+        if hp["selection"] == "best_val" and (progress.best is None or monitored < progress.best["val_loss"]):
+            progress.best = {"epoch": epoch, "val_loss": monitored,
+                             "model_state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         seconds = time.perf_counter() - t0
-        history.append({"epoch": epoch, **means, **{f"val_{k}": v for k, v in val_means.items()}, "lr": lr,
-                        "seconds": seconds})
+        progress.history.append({"epoch": epoch, **means, **{f"val_{k}": v for k, v in val_means.items()},
+                                 "lr": lr, "seconds": seconds})
         log.info(
-            "%s/%s epoch %d/%d: %s%s lr %.3g (%.1f s)", model_name, group, epoch, hp["epochs"],
+            "%s/%s epoch %d/%d: %s%s lr %.3g (%.1f s)", job.model_name, job.group, epoch, hp["epochs"],
             " ".join(f"{k} {v:.4g}" for k, v in means.items()),
             f" | val total {val_means['total']:.4g}" if val_means else "", lr, seconds, extra=PROGRESS,
         )
         if epoch % hp["checkpoint_every"] == 0 and epoch < hp["epochs"]:
-            save_checkpoint(resume_path, payload(epoch, elapsed_before + time.perf_counter() - started, peak_mb))
+            elapsed = progress.elapsed_before + time.perf_counter() - started
+            save_checkpoint(resume_path, _checkpoint_payload(job, opt, progress, epoch, elapsed, peak_mb))
         if on_epoch_end is not None:
             on_epoch_end(epoch)
-    wall_time = elapsed_before + time.perf_counter() - started
+    return _EpochsRun(progress.elapsed_before + time.perf_counter() - started, peak_mb, peak_scope)
 
+
+def _finish(job: _Job, opt: _Optimisation, progress: _Progress, run: _EpochsRun, data: _TrainingData,
+            files: GeneratorFiles) -> dict[str, Any]:
+    """Load the selected epoch's weights, count the active latent dimensions, write the checkpoint, the history and
+    train_stats.json; return the stats."""
+    from catvae.models import count_parameters
+
+    hp, model, best = job.hp, opt.model, progress.best
     selected = hp["epochs"]
     if best is not None:
         model.load_state_dict(best["model_state"])
@@ -309,32 +395,31 @@ def train_generator(
         log.info("selected epoch %d of %d (lowest validation loss %.6g)", selected, hp["epochs"], best["val_loss"])
     n_active = None  # a model without an encoder (diffusion) has no latent means to count
     if model.encodes:
-        with codes_checked():  # the training codes were validated once, before the first epoch
-            n_active = active_dims(encode_means(model, images_np, labels_np, mods_np, dev))
-    final = payload(hp["epochs"], wall_time, peak_mb, final=True)
+        with _codes_checked(job, model)():  # the training codes were validated once, before the first epoch
+            n_active = active_dims(encode_means(model, data.images, data.labels, data.mods, job.device))
+    final = _checkpoint_payload(job, opt, progress, hp["epochs"], run.wall_time, run.peak_mb, final=True)
     final["selected_epoch"] = selected
     save_checkpoint(files.checkpoint, final)
-    write_csv(files.history, pd.DataFrame(history))
+    write_csv(files.history, pd.DataFrame(progress.history))
+    rows, history, dev = data.rows, progress.history, job.device
     stats = {
-        "model": model_name, "group": group, "wall_time_s": wall_time, "peak_memory_mb": peak_mb,
-        "peak_memory_scope": peak_scope,
+        "model": job.model_name, "group": job.group, "wall_time_s": run.wall_time, "peak_memory_mb": run.peak_mb,
+        "peak_memory_scope": run.peak_scope,
         "device": str(dev), "n_train": len(rows), "epochs": hp["epochs"], "parameters": count_parameters(model),
-        "attention": options.get("attention") if model.uses_context else None,
-        "amp": hp["amp"], "amp_dtype": dtype_name(amp_dtype), "channels_last": channels_last,
-        "device_name": device_name(dev), "seed": seed,
-        "image_size": image_size, "channels": channels, "batch_size": hp["batch_size"],
-        "resumed_from_epoch": resumed_from, "final_loss": history[-1]["total"] if history else None,
+        "attention": job.options.get("attention") if model.uses_context else None,
+        "amp": hp["amp"], "amp_dtype": dtype_name(job.amp_dtype), "channels_last": job.channels_last,
+        "device_name": device_name(dev), "seed": job.seed,
+        "image_size": job.image_size, "channels": job.channels, "batch_size": hp["batch_size"],
+        "resumed_from_epoch": progress.resumed_from, "final_loss": history[-1]["total"] if history else None,
         # which subjects the generator learned from, so a reader (and a test) can check no test subject did
         "train_subjects": sorted(set(rows["subject"].astype(str))) if "subject" in rows.columns else None,
         "selection": hp["selection"], "best_epoch": selected if best is not None else None,
         "best_val_loss": best["val_loss"] if best is not None else None,
-        "n_val": len(val[0]) if val is not None else 0,
+        "n_val": len(data.val[0]) if data.val is not None else 0,
         "active_latent_dims": n_active, "active_threshold": ACTIVE_THRESHOLD,
         "latent_dim": int(getattr(model, "latent_dim", 0)),
     }
     write_json(files.stats, stats)
-    _remove_resume(resume_path)
-    log.info("finished %s/%s in %.1f s (peak %.0f MB)", model_name, group, wall_time, peak_mb)
     return stats
 
 

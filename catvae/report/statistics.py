@@ -225,6 +225,171 @@ def _point_metrics(true: np.ndarray, pred: np.ndarray, probs: np.ndarray, classe
     return {name: math.nan if metrics[name] is None else float(metrics[name]) for name in METRICS}
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# The pieces SubjectBootstrap is built from: coded predictions, the subject resamples (shared by every arm), each
+# run's sufficient statistics, a metric of one fold's runs under subject weights, and each arm's run weights.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _coded_predictions(run: Run, classes: Sequence[str]) -> pd.DataFrame:
+    """The run's rows checked and coded: subject (str), true / pred (class indices), ``prob_<class>``."""
+    classes = list(classes)
+    where = run.source or f"predictions of arm {run.arm} fold {run.fold} seed {run.seed}"
+    frame = run.predictions
+    prob_columns = [f"prob_{c}" for c in classes]
+    missing = [c for c in ["subject", "true", *prob_columns] if c not in frame.columns]
+    if missing:
+        raise CatvaeError(f"{where}: missing column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise CatvaeError(f"{where}: no predictions")
+    if frame["subject"].isna().any() or (frame["subject"].astype(str).str.strip() == "").any():
+        raise CatvaeError(f"{where}: empty subject id(s); the bootstrap resamples subjects")
+    lookup = {c: i for i, c in enumerate(classes)}
+    out = pd.DataFrame({"subject": frame["subject"].astype(str)})
+    for column in ("true", "pred"):
+        if column not in frame.columns:
+            continue
+        codes = frame[column].astype(str).map(lookup)
+        if codes.isna().any():
+            bad = sorted(set(frame.loc[codes.isna(), column].astype(str)))[:5]
+            raise CatvaeError(f"{where}: {column} class(es) {bad} not in {classes}")
+        out[column] = codes.astype(int).to_numpy()
+    probs = frame[prob_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(probs).all():
+        raise CatvaeError(f"{where}: non-numeric or missing probabilities")
+    if "pred" not in out:
+        out["pred"] = probs.argmax(axis=1)
+    for i, column in enumerate(prob_columns):
+        out[column] = probs[:, i]
+    return out
+
+
+def _clusters(runs: Sequence[Run], tables: Sequence[pd.DataFrame]) -> list[tuple[int, str]]:
+    """Sorted (fold, subject) clusters; every run of a fold must have tested the same subjects."""
+    per_fold: dict[int, tuple[frozenset[str], str]] = {}
+    for run, table in zip(runs, tables):
+        subjects = frozenset(table["subject"])
+        where = run.source or f"arm {run.arm} fold {run.fold} seed {run.seed}"
+        if run.fold not in per_fold:
+            per_fold[run.fold] = (subjects, where)
+        elif per_fold[run.fold][0] != subjects:
+            first, other = per_fold[run.fold]
+            diff = sorted(first ^ subjects)[:5]
+            raise CatvaeError(f"{where}: tests other subjects than {other} in fold {run.fold} "
+                              f"(e.g. {diff}); paired comparisons need one test set per fold")
+    return sorted((fold, subject) for fold, (subjects, _) in per_fold.items() for subject in subjects)
+
+
+@dataclass(frozen=True)
+class _SubjectResamples:
+    """The subject level of the bootstrap, drawn once and shared by every arm (what makes comparisons paired):
+    the sorted (fold, subject) clusters and ``[B, S]`` multiplicities, each fold's subjects drawn with
+    replacement, as many as the fold has, from ``default_rng(seed)`` fold by fold in sorted order."""
+
+    clusters: list[tuple[int, str]]
+    folds: list[int]
+    weights: np.ndarray                   # [B, S]
+    fold_weights: dict[int, np.ndarray]   # fold -> [B, S_f], contiguous (the matrix products read it)
+
+    @classmethod
+    def draw(cls, runs: Sequence[Run], tables: Sequence[pd.DataFrame], resamples: int,
+             seed: int) -> "_SubjectResamples":
+        clusters = _clusters(runs, tables)
+        folds = sorted({fold for fold, _ in clusters})
+        weights = _draw_subjects(clusters, folds, resamples, seed)
+        fold_weights = {fold: np.ascontiguousarray(weights[:, _members(clusters, fold)]) for fold in folds}
+        return cls(clusters, folds, weights, fold_weights)
+
+    def members(self, fold: int) -> np.ndarray:
+        """Indices in `clusters` of the fold's subjects."""
+        return _members(self.clusters, fold)
+
+
+def _draw_subjects(clusters: Sequence[tuple[int, str]], folds: Sequence[int], resamples: int,
+                   seed: int) -> np.ndarray:
+    """``[B, S]`` multiplicities: each fold's subjects drawn with replacement, as many as the fold has."""
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((resamples, len(clusters)))
+    for fold in folds:
+        members = _members(clusters, fold)
+        weights[:, members] = _multiplicities(rng, resamples, members.size)
+    return weights
+
+
+def _members(clusters: Sequence[tuple[int, str]], fold: int) -> np.ndarray:
+    return np.array([i for i, (f, _) in enumerate(clusters) if f == fold])
+
+
+def _run_statistics(run: Run, table: pd.DataFrame, subjects: _SubjectResamples,
+                    classes: Sequence[str]) -> _RunStatistics:
+    """One run's per-subject sufficient statistics (confusion counts, Mann-Whitney pair counts) on its fold's
+    subjects, and its own metrics (every subject once)."""
+    members = subjects.members(run.fold)
+    local = {subjects.clusters[i][1]: j for j, i in enumerate(members)}
+    k, n = len(classes), members.size
+    cluster = table["subject"].map(local).to_numpy()
+    true, pred = table["true"].to_numpy(), table["pred"].to_numpy()
+    probs = table[[f"prob_{c}" for c in classes]].to_numpy()
+    confusion = np.zeros((n, k, k))
+    np.add.at(confusion, (cluster, true, pred), 1)
+    scored = [1] if k == 2 else list(range(k))  # binary: the positive (second) class only
+    pair_counts, positives, negatives = [], [], []
+    for c in scored:
+        positive = true == c
+        pair_counts.append(_pair_counts(probs[:, c], positive, cluster, n))
+        positives.append(np.bincount(cluster[positive], minlength=n).astype(float))
+        negatives.append(np.bincount(cluster[~positive], minlength=n).astype(float))
+    stats = _RunStatistics(run, members, confusion, pair_counts, positives, negatives, {})
+    # The run's own metrics: its statistics with every subject once (the formulas scikit-learn uses; tested).
+    ones = np.ones((1, n))
+    stats.point.update({metric: float(_fold_metric([stats], metric, ones, k)[0, 0]) for metric in METRICS})
+    return stats
+
+
+def _fold_metric(runs: Sequence[_RunStatistics], metric: str, weights: np.ndarray, n_classes: int) -> np.ndarray:
+    """``[B, R_f]``: the metric of runs of one fold with subject multiplicities `weights` ``[B, S_f]``. The
+    runs' statistics sit side by side so that one matrix product serves them all (BLAS is far faster on
+    one wide product than on many narrow ones)."""
+    if not runs:
+        return np.zeros((weights.shape[0], 0))
+    b, r, n, k = weights.shape[0], len(runs), weights.shape[1], n_classes
+    if metric in ("balanced_accuracy", "macro_f1"):
+        stacked = np.concatenate([run.confusion.reshape(n, k * k) for run in runs], axis=1)
+        confusion = (weights @ stacked).reshape(b, r, k, k)
+        fn = balanced_accuracy_from_confusion if metric == "balanced_accuracy" else macro_f1_from_confusion
+        return fn(confusion)
+    per_class = []
+    for c in range(len(runs[0].pair_counts)):
+        pairs = np.concatenate([run.pair_counts[c] for run in runs], axis=1)  # [S_f, R_f S_f]
+        # w_b' A_r w_b for every run r at once, through BLAS
+        numerator = np.einsum("brs,bs->br", (weights @ pairs).reshape(b, r, n), weights)
+        pos = weights @ np.stack([run.positives[c] for run in runs], axis=1)
+        neg = weights @ np.stack([run.negatives[c] for run in runs], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class.append(np.where(pos * neg > 0, numerator / (pos * neg), np.nan))
+    return np.mean(per_class, axis=0)  # NaN when any class is undefined, as for the point estimate
+
+
+def _run_weights(arm: str, runs: Sequence[_RunStatistics], folds: Sequence[int], resamples: int, seed: int,
+                 interval: str) -> np.ndarray:
+    """``[B, R]`` weights of the arm's runs: 1 everywhere for ``subjects``; for ``two_level`` each fold's R
+    runs drawn with replacement (multiplicity n) from ``default_rng([seed, crc32(arm)])`` and rescaled,
+    ``1 + sqrt(R / (R - 1)) (n - 1)``, so the weighted mean's resampling variance is the unbiased s^2 / R rather
+    than (R - 1) / R of it; a fold with a single run keeps weight 1 (no training variance can be estimated from one
+    run)."""
+    weights = np.ones((resamples, len(runs)))
+    if interval == "subjects":
+        return weights
+    rng = np.random.default_rng([seed, zlib.crc32(arm.encode())])
+    for fold in folds:
+        members = np.array([i for i, r in enumerate(runs) if r.run.fold == fold])
+        if members.size < 2:
+            continue
+        scale = math.sqrt(members.size / (members.size - 1))
+        weights[:, members] = 1 + scale * (_multiplicities(rng, resamples, members.size) - 1)
+    return weights
+
+
 class SubjectBootstrap:
     """Two-level bootstrap over test subjects and training runs (or subjects only), shared by every arm (paired).
 
@@ -234,6 +399,10 @@ class SubjectBootstrap:
     run draws come from ``default_rng([seed, crc32(arm)])``, fold by fold over its runs sorted by seed, so
     the result depends neither on the order of `runs` nor on which other arms are present. `interval` is
     ``"two_level"`` (subjects and runs redrawn) or ``"subjects"`` (runs fixed), see :data:`INTERVALS`.
+
+    Built from named pieces: each run's predictions are coded (`_coded_predictions`), the subjects drawn once
+    (`_SubjectResamples`), each run reduced to per-subject statistics (`_run_statistics`) and each arm's runs
+    weighted (`_run_weights`); a metric on weighted subjects is `_fold_metric`.
     """
 
     def __init__(self, runs: Sequence[Run], classes: Sequence[str], *, resamples: int = 9999,
@@ -249,11 +418,8 @@ class SubjectBootstrap:
                               f"got {interval!r}")
         self.classes = list(classes)
         self.resamples, self.ci, self.seed, self.interval_kind = int(resamples), float(ci), int(seed), interval
-        tables = [self._check(run) for run in runs]
-        self.clusters = self._clusters(runs, tables)
-        self.folds = sorted({fold for fold, _ in self.clusters})
-        self.weights = self._draw()
-        self._fold_weights = {fold: np.ascontiguousarray(self.weights[:, self._members(fold)]) for fold in self.folds}
+        tables = [_coded_predictions(run, self.classes) for run in runs]
+        self._subjects = _SubjectResamples.draw(runs, tables, self.resamples, self.seed)
         by_arm: dict[str, list[tuple[Run, pd.DataFrame]]] = {}
         for run, table in zip(runs, tables):
             group = by_arm.setdefault(run.arm, [])
@@ -282,110 +448,13 @@ class SubjectBootstrap:
         return cls(load_runs(metrics, predictions, arm_key=arm_key, seed_key=seed_key), classes,
                    resamples=resamples, ci=ci, seed=seed, interval=interval)
 
-    # ------------------------------------------------------------------------------- construction
-
-    def _check(self, run: Run) -> pd.DataFrame:
-        """The run's rows checked and coded: subject (str), true / pred (class indices), ``prob_<class>``."""
-        where = run.source or f"predictions of arm {run.arm} fold {run.fold} seed {run.seed}"
-        frame = run.predictions
-        prob_columns = [f"prob_{c}" for c in self.classes]
-        missing = [c for c in ["subject", "true", *prob_columns] if c not in frame.columns]
-        if missing:
-            raise CatvaeError(f"{where}: missing column(s) {', '.join(missing)}")
-        if frame.empty:
-            raise CatvaeError(f"{where}: no predictions")
-        if frame["subject"].isna().any() or (frame["subject"].astype(str).str.strip() == "").any():
-            raise CatvaeError(f"{where}: empty subject id(s); the bootstrap resamples subjects")
-        lookup = {c: i for i, c in enumerate(self.classes)}
-        out = pd.DataFrame({"subject": frame["subject"].astype(str)})
-        for column in ("true", "pred"):
-            if column not in frame.columns:
-                continue
-            codes = frame[column].astype(str).map(lookup)
-            if codes.isna().any():
-                bad = sorted(set(frame.loc[codes.isna(), column].astype(str)))[:5]
-                raise CatvaeError(f"{where}: {column} class(es) {bad} not in {self.classes}")
-            out[column] = codes.astype(int).to_numpy()
-        probs = frame[prob_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-        if not np.isfinite(probs).all():
-            raise CatvaeError(f"{where}: non-numeric or missing probabilities")
-        if "pred" not in out:
-            out["pred"] = probs.argmax(axis=1)
-        for i, column in enumerate(prob_columns):
-            out[column] = probs[:, i]
-        return out
-
-    @staticmethod
-    def _clusters(runs: Sequence[Run], tables: Sequence[pd.DataFrame]) -> list[tuple[int, str]]:
-        """Sorted (fold, subject) clusters; every run of a fold must have tested the same subjects."""
-        per_fold: dict[int, tuple[frozenset[str], str]] = {}
-        for run, table in zip(runs, tables):
-            subjects = frozenset(table["subject"])
-            where = run.source or f"arm {run.arm} fold {run.fold} seed {run.seed}"
-            if run.fold not in per_fold:
-                per_fold[run.fold] = (subjects, where)
-            elif per_fold[run.fold][0] != subjects:
-                first, other = per_fold[run.fold]
-                diff = sorted(first ^ subjects)[:5]
-                raise CatvaeError(f"{where}: tests other subjects than {other} in fold {run.fold} "
-                                  f"(e.g. {diff}); paired comparisons need one test set per fold")
-        return sorted((fold, subject) for fold, (subjects, _) in per_fold.items() for subject in subjects)
-
-    def _members(self, fold: int) -> np.ndarray:
-        return np.array([i for i, (f, _) in enumerate(self.clusters) if f == fold])
-
-    def _draw(self) -> np.ndarray:
-        """``[B, S]`` multiplicities: each fold's subjects drawn with replacement, as many as the fold has."""
-        rng = np.random.default_rng(self.seed)
-        weights = np.zeros((self.resamples, len(self.clusters)))
-        for fold in self.folds:
-            members = self._members(fold)
-            weights[:, members] = _multiplicities(rng, self.resamples, members.size)
-        return weights
-
-    def _run_weights(self, arm: str, runs: Sequence[_RunStatistics]) -> np.ndarray:
-        """``[B, R]`` weights of the arm's runs: 1 everywhere for ``subjects``; for ``two_level`` each fold's R
-        runs drawn with replacement (multiplicity n) and rescaled, ``1 + sqrt(R / (R - 1)) (n - 1)``, so the
-        weighted mean's resampling variance is the unbiased s^2 / R rather than (R - 1) / R of it; a fold with
-        a single run keeps weight 1 (no training variance can be estimated from one run)."""
-        weights = np.ones((self.resamples, len(runs)))
-        if self.interval_kind == "subjects":
-            return weights
-        rng = np.random.default_rng([self.seed, zlib.crc32(arm.encode())])
-        for fold in self.folds:
-            members = np.array([i for i, r in enumerate(runs) if r.run.fold == fold])
-            if members.size < 2:
-                continue
-            scale = math.sqrt(members.size / (members.size - 1))
-            weights[:, members] = 1 + scale * (_multiplicities(rng, self.resamples, members.size) - 1)
-        return weights
-
     def _arm_statistics(self, arm: str, group: list[tuple[Run, pd.DataFrame]]) -> _ArmStatistics:
         group = sorted(group, key=lambda item: (item[0].fold, item[0].seed))
-        runs = [self._run_statistics(run, table) for run, table in group]
+        runs = [_run_statistics(run, table, self._subjects, self.classes) for run, table in group]
         return _ArmStatistics(runs, [table for _, table in group], self._run_weights(arm, runs))
 
-    def _run_statistics(self, run: Run, table: pd.DataFrame) -> _RunStatistics:
-        members = self._members(run.fold)
-        local = {self.clusters[i][1]: j for j, i in enumerate(members)}
-        k, n = len(self.classes), members.size
-        cluster = table["subject"].map(local).to_numpy()
-        true, pred = table["true"].to_numpy(), table["pred"].to_numpy()
-        probs = table[[f"prob_{c}" for c in self.classes]].to_numpy()
-        confusion = np.zeros((n, k, k))
-        np.add.at(confusion, (cluster, true, pred), 1)
-        scored = [1] if k == 2 else list(range(k))  # binary: the positive (second) class only
-        pair_counts, positives, negatives = [], [], []
-        for c in scored:
-            positive = true == c
-            pair_counts.append(_pair_counts(probs[:, c], positive, cluster, n))
-            positives.append(np.bincount(cluster[positive], minlength=n).astype(float))
-            negatives.append(np.bincount(cluster[~positive], minlength=n).astype(float))
-        stats = _RunStatistics(run, members, confusion, pair_counts, positives, negatives, {})
-        # The run's own metrics: its statistics with every subject once (the formulas scikit-learn uses; tested).
-        ones = np.ones((1, n))
-        stats.point.update({metric: float(self._fold_runs([stats], metric, ones)[0, 0]) for metric in METRICS})
-        return stats
+    def _run_weights(self, arm: str, runs: Sequence[_RunStatistics]) -> np.ndarray:
+        return _run_weights(arm, runs, self.folds, self.resamples, self.seed, self.interval_kind)
 
     def with_interval(self, interval: str) -> "SubjectBootstrap":
         """The same subject resamples and run statistics with another interval kind (:data:`INTERVALS`), e.g.
@@ -400,6 +469,20 @@ class SubjectBootstrap:
         return other
 
     # ------------------------------------------------------------------------------------ results
+
+    @property
+    def clusters(self) -> list[tuple[int, str]]:
+        """The sorted (fold, subject) clusters."""
+        return self._subjects.clusters
+
+    @property
+    def folds(self) -> list[int]:
+        return self._subjects.folds
+
+    @property
+    def weights(self) -> np.ndarray:
+        """``[B, S]`` subject multiplicities of every resample (shared by every arm)."""
+        return self._subjects.weights
 
     @property
     def arms(self) -> list[str]:
@@ -442,31 +525,9 @@ class SubjectBootstrap:
     def run_replicates(self, arm: str, metric: str) -> np.ndarray:
         """``[B, R]``: each run's metric on each resample's subjects (runs sorted by fold, seed)."""
         metric, runs = self._metric(metric), self._stats(arm).runs
-        return np.concatenate([self._fold_runs([r for r in runs if r.run.fold == fold], metric,
-                                               self._fold_weights[fold]) for fold in self.folds], axis=1)
-
-    def _fold_runs(self, runs: Sequence[_RunStatistics], metric: str, weights: np.ndarray) -> np.ndarray:
-        """``[B, R_f]``: the metric of runs of one fold with subject multiplicities `weights` ``[B, S_f]``. The
-        runs' statistics sit side by side so that one matrix product serves them all (BLAS is far faster on
-        one wide product than on many narrow ones)."""
-        if not runs:
-            return np.zeros((weights.shape[0], 0))
-        b, r, n, k = weights.shape[0], len(runs), weights.shape[1], len(self.classes)
-        if metric in ("balanced_accuracy", "macro_f1"):
-            stacked = np.concatenate([run.confusion.reshape(n, k * k) for run in runs], axis=1)
-            confusion = (weights @ stacked).reshape(b, r, k, k)
-            fn = balanced_accuracy_from_confusion if metric == "balanced_accuracy" else macro_f1_from_confusion
-            return fn(confusion)
-        per_class = []
-        for c in range(len(runs[0].pair_counts)):
-            pairs = np.concatenate([run.pair_counts[c] for run in runs], axis=1)  # [S_f, R_f S_f]
-            # w_b' A_r w_b for every run r at once, through BLAS
-            numerator = np.einsum("brs,bs->br", (weights @ pairs).reshape(b, r, n), weights)
-            pos = weights @ np.stack([run.positives[c] for run in runs], axis=1)
-            neg = weights @ np.stack([run.negatives[c] for run in runs], axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                per_class.append(np.where(pos * neg > 0, numerator / (pos * neg), np.nan))
-        return np.mean(per_class, axis=0)  # NaN when any class is undefined, as for the point estimate
+        return np.concatenate([_fold_metric([r for r in runs if r.run.fold == fold], metric,
+                                            self._subjects.fold_weights[fold], len(self.classes))
+                               for fold in self.folds], axis=1)
 
     def replicates(self, arm: str, metric: str) -> np.ndarray:
         """``[B]`` bootstrap replicates of the arm's metric: the run-weighted mean of :meth:`run_replicates`,

@@ -3,6 +3,7 @@ metrics and the held-out metrics and predictions."""
 
 from pathlib import Path
 
+from catvae.report.captions import PROTOCOL_INFLATION_CAPTION
 from catvae.report.protocol_inflation import (
     protocol_inflation_figure,
     protocol_inflation_table,
@@ -14,11 +15,6 @@ from catvae.report.statistics import SubjectBootstrap
 from catvae.report.tables import load_records, write_table
 from catvae.runner import run_step
 
-CAPTION = ("Protocol inflation: per arm, accuracy under the reference's protocol (random 80/20 split of every real"
-           " image plus the arm's extras, generators trained on every image of the class) beside the held-out"
-           " balanced accuracy on unseen test subjects, the share of synthetic images in the paper protocol's scored"
-           " 20%, and the paper's Table 7 value at the same target rank")
-
 
 def build():
     params = snakemake.params
@@ -27,7 +23,7 @@ def build():
     frame = protocol_inflation_table(load_records(snakemake.input.paper), bootstrap, heldout,
                                      list(params.method_order))
     note = f"{rise_note(rise_summary(frame))} Held-out CI: {bootstrap.describe()}."
-    write_table(table_frame(frame), Path(snakemake.output.csv).with_suffix(""), caption=CAPTION,
+    write_table(table_frame(frame), Path(snakemake.output.csv).with_suffix(""), caption=PROTOCOL_INFLATION_CAPTION,
                 config_name=params.config_name, seeds=list(params.seeds), note=note)
     protocol_inflation_figure(frame, snakemake.output.png, note=rise_note(rise_summary(frame)))
 
