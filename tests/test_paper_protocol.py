@@ -214,10 +214,11 @@ def _predictions(path, n_subjects, accuracy, rng):
 
 def _inflation_inputs(tmp_path):
     rng = np.random.default_rng(0)
-    arms = {"none": (None, None, 0.70, 0.80), "catvae@balance": ("balance", 416, 0.72, 0.85),
-            "catvae@501": (501, 501, 0.73, 0.88), "catvae@1002": (1002, 1002, 0.74, 0.93)}
+    # (target, pool count, held-out accuracy, paper-protocol accuracy, paper-protocol balanced accuracy)
+    arms = {"none": (None, None, 0.70, 0.80, 0.60), "catvae@balance": ("balance", 416, 0.72, 0.85, 0.83),
+            "catvae@501": (501, 501, 0.73, 0.88, 0.87), "catvae@1002": (1002, 1002, 0.74, 0.93, 0.92)}
     paper, heldout, predictions = [], [], []
-    for arm, (target, count, held, pp) in arms.items():
+    for arm, (target, count, held, pp, pp_balanced) in arms.items():
         method = arm.split("@")[0]
         for seed in (0, 1):
             path = tmp_path / f"{arm}_{seed}.csv"
@@ -226,7 +227,7 @@ def _inflation_inputs(tmp_path):
                             "classes": CLASSES, "accuracy": acc})
             predictions.append(path)
             paper.append({"arm": arm, "method": method, "target": target, "target_count": count, "seed": seed,
-                          "accuracy": pp + 0.01 * seed, "balanced_accuracy": pp, "n_test": 100,
+                          "accuracy": pp + 0.01 * seed, "balanced_accuracy": pp_balanced, "n_test": 100,
                           "n_test_synthetic": 0 if count is None else count // 20})
     bootstrap = SubjectBootstrap.from_records(heldout, predictions, resamples=200, seed=0)
     return paper, heldout, bootstrap
@@ -245,14 +246,39 @@ def test_protocol_inflation_table_puts_both_protocols_and_table7_side_by_side(tm
     # targets matched to Table 7 by rank: balance -> 830, 501 -> 1000, 1002 -> 2000
     assert list(frame["Paper Table 7"]) == [PAPER_TABLE7[("none", None)], PAPER_TABLE7[("catvae", 0)],
                                             PAPER_TABLE7[("catvae", 1)], PAPER_TABLE7[("catvae", 2)]]
-    summary = rise_summary(frame).set_index("method").loc["catvae"]
-    base = bootstrap.interval("none", "balanced_accuracy").estimate
-    assert summary["paper rise"] == pytest.approx(0.935 - 0.805)
-    assert summary["held-out rise"] == pytest.approx(held.estimate - base)
-    assert summary["protocol share"] == pytest.approx(1 - summary["held-out rise"] / summary["paper rise"])
-    assert "Cat-VAE" in rise_note(rise_summary(frame)) or "CAT-VAE" in rise_note(rise_summary(frame))
+    held_out = {arm: bootstrap.interval(arm, "balanced_accuracy").estimate for arm in bootstrap.arms}
+    summary = rise_summary(frame, bootstrap).set_index(["method", "step"])
+    # real only -> largest target, both protocols in balanced accuracy (Table 7's accuracy beside)
+    step = summary.loc[("catvae", "augmentation")]
+    assert (step["from"], step["to"]) == ("real only", 1002)
+    assert step["paper rise"] == pytest.approx(0.92 - 0.60)
+    assert step["paper accuracy rise"] == pytest.approx(0.935 - 0.805)
+    assert step["held-out rise"] == pytest.approx(held_out["catvae@1002"] - held_out["none"])
+    assert step["held-out rise CI"] == bootstrap.compare("catvae@1002", "none", "balanced_accuracy")[0]
+    assert step["protocol share"] == pytest.approx(1 - step["held-out rise"] / step["paper rise"])
+    # the rise with the target: smallest -> largest target of the method
+    step = summary.loc[("catvae", "target")]
+    assert (step["from"], step["to"]) == ("balance", 1002)
+    assert step["paper rise"] == pytest.approx(0.92 - 0.83)
+    assert step["held-out rise"] == pytest.approx(held_out["catvae@1002"] - held_out["catvae@balance"])
+    assert step["held-out rise CI"] == bootstrap.compare("catvae@1002", "catvae@balance", "balanced_accuracy")[0]
+    note = rise_note(rise_summary(frame, bootstrap))
+    assert "CAT-VAE, real only -> 1002: paper protocol +32.0 points (accuracy +13.0)" in note
+    assert "CAT-VAE, balance -> 1002: paper protocol +9.0 points" in note
+    assert rise_summary(frame)["held-out rise CI"].isna().all()  # no bootstrap, no interval
     out = protocol_inflation_figure(frame, tmp_path / "inflation.png", note="note")
     assert out.stat().st_size > 10_000
+
+
+def test_rise_note_says_when_the_held_out_estimate_keeps_the_whole_rise(tmp_path):
+    paper, heldout, bootstrap = _inflation_inputs(tmp_path)
+    frame = protocol_inflation_table(paper, bootstrap, heldout, ["catvae"])
+    summary = rise_summary(frame)
+    summary["held-out rise"] = summary["paper rise"] + 0.01
+    summary["protocol share"] = 1 - summary["held-out rise"] / summary["paper rise"]
+    assert rise_note(summary).count("the held-out estimate keeps all of it") == 2
+    summary["protocol share"] = float("nan")
+    assert rise_note(summary).count("no rise under the paper protocol") == 2
 
 
 def test_protocol_inflation_needs_held_out_runs_of_every_paper_arm(tmp_path):

@@ -22,10 +22,11 @@ def build():
     bootstrap = SubjectBootstrap.from_records(heldout, snakemake.input.predictions, **params.bootstrap)
     frame = protocol_inflation_table(load_records(snakemake.input.paper), bootstrap, heldout,
                                      list(params.method_order))
-    note = f"{rise_note(rise_summary(frame))} Held-out CI: {bootstrap.describe()}."
+    rise = rise_note(rise_summary(frame, bootstrap))
+    note = f"{rise} Held-out CI: {bootstrap.describe()}."
     write_table(table_frame(frame), Path(snakemake.output.csv).with_suffix(""), caption=PROTOCOL_INFLATION_CAPTION,
                 config_name=params.config_name, seeds=list(params.seeds), note=note)
-    protocol_inflation_figure(frame, snakemake.output.png, note=rise_note(rise_summary(frame)))
+    protocol_inflation_figure(frame, snakemake.output.png, note=rise)
 
 
 run_step(snakemake, build)
