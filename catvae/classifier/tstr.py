@@ -92,8 +92,9 @@ def run_tstr(
     `options['epochs']` epochs, score the epoch `select` picks ('best_val' | 'last', see the module) on the real
     test split, through the arms' own path (`train_and_select`, `score_selected`: the same seeding, CNN, selection
     and metrics, and autocast on CUDA when `options['amp']`, the config key `classifier.amp`); write the test
-    predictions to `predictions_csv` (``path, subject, true, pred, prob_<class>...``, as an arm's predictions.csv: what the subject bootstrap reads)
-    and the scores to `out_json` (written last, so a run that stopped early leaves no tstr.json); return the scores."""
+    predictions to `predictions_csv` (``path, subject, true, pred, prob_<class>...``, as an arm's predictions.csv:
+    what the subject bootstrap reads) and the scores to `out_json` (written last, so a run that stopped early leaves
+    no tstr.json); return the scores."""
     options = check_options(options)
     if select not in SELECT_MODES:  # the arms' epoch rules, under TSTR's own config key
         raise CatvaeError(f"config key 'quality.tstr_select' must be one of {list(SELECT_MODES)}, got {select!r}")
