@@ -90,6 +90,21 @@ def defaults(*keys: str) -> dict:
     return block
 
 
+def schema_enum(*keys: str) -> tuple:
+    """The values the schema accepts for one key, e.g. `schema_enum("classifier", "baselines")` (a list's items'),
+    so that code names a set of choices without writing it again."""
+    schema = _read_schema(str(SCHEMA_PATH))
+    for depth, key in enumerate(keys):
+        try:
+            schema = schema["properties"][key]
+        except KeyError:
+            raise CatvaeError(f"config key '{'.'.join(keys[: depth + 1])}' is not in the schema") from None
+    schema = schema.get("items", schema)
+    if "enum" not in schema:
+        raise CatvaeError(f"config key '{'.'.join(keys)}' has no enum in the schema")
+    return tuple(schema["enum"])
+
+
 def _with_defaults(validator_class: type) -> type:
     """A jsonschema validator that fills in `default` values of every (nested) property as it validates."""
     validate_properties = validator_class.VALIDATORS["properties"]

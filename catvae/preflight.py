@@ -21,21 +21,13 @@ from catvae.config import check_dataset_root, raise_problems
 from catvae.data.brats import subject_folders
 from catvae.data.slicing import candidate_slices, parse_selection
 from catvae.registry import generator
+from catvae.vocabulary.arms import study_arms  # noqa: F401 - the arms list (re-exported: callers plan with it)
 
 #: Bytes of a PNG's fixed parts: signature, IHDR and IEND chunks.
 _PNG_FIXED = 8 + 25 + 12
 #: Pillow splits the image data into IDAT chunks (12 bytes of header and checksum each), measured about 12 KB apart
 #: on random 512 px images; one chunk per 8 KB keeps the bound safe (tests/test_preflight.py checks it).
 _IDAT_CHUNK = 8192
-
-
-def study_arms(models: Sequence[str], targets: Sequence[Any], baselines: Sequence[str]) -> list[str]:
-    """Classifier arms: real only (plus the class-weighted loss), every generator x target, and the reviewer's
-    resampling baselines x target (the names the Snakefile's `train_classifier` jobs take)."""
-    out = ["none"] + [b for b in baselines if b == "weighted"]
-    out += [f"{m}@{t}" for m in models for t in targets]
-    out += [f"{b}@{t}" for b in baselines if b != "weighted" for t in targets]
-    return out
 
 
 def png_bytes(image_size: int) -> int:

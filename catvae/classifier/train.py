@@ -47,6 +47,7 @@ from catvae.models import count_parameters
 from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
+from catvae.vocabulary.arms import WEIGHTED
 
 log = logging.getLogger("catvae.classifier.train")
 
@@ -275,7 +276,7 @@ def selection_record(history: pd.DataFrame, chosen: int, select: str, patience: 
 
 def arm_class_weights(method: str, labels: torch.Tensor, n_classes: int) -> list[float] | None:
     """Inverse-class-frequency loss weights for the `weighted` arm (from its own training labels); None otherwise."""
-    return inverse_frequency_weights(labels.tolist(), n_classes) if method == "weighted" else None
+    return inverse_frequency_weights(labels.tolist(), n_classes) if method == WEIGHTED else None
 
 
 def run_arm(

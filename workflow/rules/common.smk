@@ -19,8 +19,10 @@ os.environ.update(
 
 from catvae.config import check_config_files, check_dataset_root, validate_config
 from catvae.data.classes import dataset_classes, dataset_modalities
-from catvae.preflight import check_outputs_fit, check_study, study_arms
+from catvae.preflight import check_outputs_fit, check_study
 from catvae.registry import ALL_CLASSES, generator
+from catvae.vocabulary.arms import ARM_WILDCARD, study_arms
+from catvae.vocabulary.arms import arm_generator as _arm_generator
 
 # Validate once at start-up, fill every default, and stop with a message that names the bad key. `--config` values
 # are passed apart because Snakemake hands their nested scalars over as strings; the schema says what they are.
@@ -71,7 +73,7 @@ wildcard_constraints:
     seed=r"\d+",
     fold=r"\d+",
     rep=r"\d+",
-    arm=r"[A-Za-z]+(@[A-Za-z0-9]+)?",
+    arm=ARM_WILDCARD,
 
 
 def generator_group(model, cls):
@@ -107,8 +109,7 @@ def arms():
 
 def arm_generator(arm):
     """The generator an arm draws synthetic images from, or None."""
-    method = arm.split("@")[0]
-    return method if method in MODELS else None
+    return _arm_generator(arm, MODELS)
 
 
 def arm_replicate(wildcards):
