@@ -87,7 +87,8 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 def cmd_train_generator(args: argparse.Namespace) -> None:
     from catvae.data.classes import dataset_classes, dataset_modalities
-    from catvae.generators.train import replicate_seed, train_generator
+    from catvae.generators.train import train_generator
+    from catvae.vocabulary.layout import replicate_seed
 
     cfg = _config(args)
     ds = cfg["dataset"]
@@ -111,7 +112,7 @@ def cmd_train_generator(args: argparse.Namespace) -> None:
 def cmd_synthesise(args: argparse.Namespace) -> None:
     from catvae.generators.checkpoint import load_checkpoint
     from catvae.generators.synthesis import synthesise
-    from catvae.generators.train import replicate_seed
+    from catvae.vocabulary.layout import replicate_seed
 
     cfg = _config(args)
     model = load_checkpoint(args.checkpoint)["model_name"]
@@ -162,7 +163,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
 def cmd_tstr(args: argparse.Namespace) -> None:
     from catvae.classifier.tstr import run_tstr
     from catvae.data.classes import dataset_classes
-    from catvae.generators.train import replicate_seed
+    from catvae.vocabulary.layout import replicate_seed
 
     cfg = _config(args)
     classes = dataset_classes(cfg["dataset"])

@@ -22,6 +22,7 @@ from catvae.data.brats import subject_folders
 from catvae.data.slicing import candidate_slices, parse_selection
 from catvae.registry import generator
 from catvae.vocabulary.arms import study_arms  # noqa: F401 - the arms list (re-exported: callers plan with it)
+from catvae.vocabulary.layout import LATENT_MODEL, Layout
 
 #: Bytes of a PNG's fixed parts: signature, IHDR and IEND chunks.
 _PNG_FIXED = 8 + 25 + 12
@@ -49,7 +50,7 @@ def job_counts(cfg: Mapping[str, Any], classes: Sequence[str]) -> dict[str, int]
     models = list(cfg["generators"]["models"])
     arms = study_arms(models, cfg["synthesis"]["targets"], cfg["classifier"]["baselines"])
     per_fold_rep = folds * reps
-    has_cvae = "cvae" in models
+    has_cvae = LATENT_MODEL in models
     paper = int(cfg["classifier"]["paper_protocol"])
     counts = {
         "phantom": int(cfg["dataset"]["kind"] == "phantom"),
@@ -93,7 +94,7 @@ def subject_count(dataset: Mapping[str, Any]) -> int | None:
 
 def manifest_path(cfg: Mapping[str, Any]) -> Path:
     """Where `extract` writes the slice manifest (`results/<dataset.name>/data/manifest.csv`)."""
-    return Path(cfg["results"]) / cfg["dataset"]["name"] / "data" / "manifest.csv"
+    return Path(Layout.of(cfg).data("manifest"))
 
 
 def slice_bound(dataset: Mapping[str, Any], subjects: int | None) -> int | None:

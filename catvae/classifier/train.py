@@ -48,6 +48,7 @@ from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
 from catvae.vocabulary.arms import WEIGHTED
+from catvae.vocabulary.layout import CLASSIFIER_FILES
 
 log = logging.getLogger("catvae.classifier.train")
 
@@ -116,9 +117,7 @@ class ClassifierFiles(JobFiles):
     checkpoint: Path
     training_set: Path
 
-    DEFAULT_NAMES = {"metrics": "metrics.json", "history": "history.csv", "predictions": "predictions.csv",
-                     "confusion": "confusion.csv", "confusion_png": "confusion.png", "checkpoint": "checkpoint.pt",
-                     "training_set": "training_set.csv"}
+    DEFAULT_NAMES = CLASSIFIER_FILES
 
 
 def load_table(

@@ -7,13 +7,11 @@ rule train_generator:
     input:
         split=SPLIT,
     output:
-        checkpoint=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/checkpoint.pt",
-        history=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/history.csv",
-        stats=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/train_stats.json",
+        **L.generator_files(),
     log:
-        f"{R}/logs/train_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{group}}.log",
+        L.log("train_generator/fold{fold}_{model}_rep{rep}_{group}"),
     benchmark:
-        f"{R}/benchmarks/train_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{group}}.tsv"
+        L.benchmark("train_generator/fold{fold}_{model}_rep{rep}_{group}")
     conda:
         ENV
     threads: 2
@@ -38,15 +36,13 @@ rule synthesise:
         checkpoint=generator_checkpoint,
         split=SPLIT,
     output:
-        manifest=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/manifest.csv",
-        info=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/info.json",
-        images=directory(
-            f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/images"
-        ),
+        manifest=L.synthetic_files()["manifest"],
+        info=L.synthetic_files()["info"],
+        images=directory(L.synthetic_files()["images"]),
     log:
-        f"{R}/logs/synthesise/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.log",
+        L.log("synthesise/fold{fold}_{model}_rep{rep}_{cls}"),
     benchmark:
-        f"{R}/benchmarks/synthesise/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.tsv"
+        L.benchmark("synthesise/fold{fold}_{model}_rep{rep}_{cls}")
     conda:
         ENV
     threads: 2
@@ -70,14 +66,14 @@ rule evaluate_generator:
     input:
         unpack(trained_generator),
         split=SPLIT,
-        manifest=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/manifest.csv",
-        info=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/info.json",
+        manifest=L.synthetic_files()["manifest"],
+        info=L.synthetic_files()["info"],
     output:
-        quality=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/quality.json",
+        quality=L.quality(),
     log:
-        f"{R}/logs/evaluate_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.log",
+        L.log("evaluate_generator/fold{fold}_{model}_rep{rep}_{cls}"),
     benchmark:
-        f"{R}/benchmarks/evaluate_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.tsv"
+        L.benchmark("evaluate_generator/fold{fold}_{model}_rep{rep}_{cls}")
     conda:
         ENV
     threads: 2
@@ -103,12 +99,11 @@ rule tstr:
         unpack(generator_manifests),
         split=SPLIT,
     output:
-        json=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/tstr.json",
-        predictions=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/tstr_predictions.csv",
+        **L.tstr_files(),
     log:
-        f"{R}/logs/tstr/fold{{fold}}_{{model}}_rep{{rep}}.log",
+        L.log("tstr/fold{fold}_{model}_rep{rep}"),
     benchmark:
-        f"{R}/benchmarks/tstr/fold{{fold}}_{{model}}_rep{{rep}}.tsv"
+        L.benchmark("tstr/fold{fold}_{model}_rep{rep}")
     conda:
         ENV
     threads: 2
@@ -131,14 +126,16 @@ rule tstr:
 
 rule export_latents:
     input:
-        checkpoint=f"{R}/generators/fold{{fold}}/cvae/rep{{rep}}/all/checkpoint.pt",
+        checkpoint=L.generator_files(model=LATENT_MODEL, group=ALL_CLASSES)[
+            "checkpoint"
+        ],
         split=SPLIT,
     output:
-        f"{R}/generators/fold{{fold}}/cvae/rep{{rep}}/all/latents.npz",
+        L.latents(),
     log:
-        f"{R}/logs/export_latents/fold{{fold}}_rep{{rep}}.log",
+        L.log("export_latents/fold{fold}_rep{rep}"),
     benchmark:
-        f"{R}/benchmarks/export_latents/fold{{fold}}_rep{{rep}}.tsv"
+        L.benchmark("export_latents/fold{fold}_rep{rep}")
     conda:
         ENV
     threads: 2

@@ -1,7 +1,7 @@
 """Snakemake adapter: quality figures of one generator replicate of one fold for one class."""
 
 from catvae.generators.evaluate import evaluate_generator
-from catvae.generators.train import replicate_seed
+from catvae.vocabulary.layout import replicate_seed
 from catvae.runner import run_step
 
 run_step(
