@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 from catvae import __version__
 from catvae.errors import CatvaeError
 from catvae.logs import setup_logging
-from catvae.registry import GENERATORS
+from catvae.registry import ALL_CLASSES, GENERATORS
+from catvae.vocabulary import steps
 
 SCHEMA_DEFAULTS = "the schema's defaults"
 
@@ -99,7 +100,7 @@ def cmd_train_generator(args: argparse.Namespace) -> None:
         group=args.group,
         image_size=ds["image_size"],
         channels=ds["channels"],
-        options=cfg["generators"][args.model],
+        options=steps.training_options(cfg, args.model),
         classes=dataset_classes(ds),
         modalities=dataset_modalities(ds),
         seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
@@ -122,9 +123,9 @@ def cmd_synthesise(args: argparse.Namespace) -> None:
         args.out,
         class_name=args.cls,
         targets=cfg["synthesis"]["targets"],
-        tstr_images=cfg["quality"]["tstr_images"] or "largest",
-        context_mode=cfg["generators"].get(model, {}).get("context", "mean"),
-        sampling=cfg["generators"].get(model, {}).get("sampling"),
+        tstr_images=steps.tstr_images(cfg),
+        context_mode=steps.synthesis_option(cfg, model, "context"),
+        sampling=steps.synthesis_option(cfg, model, "sampling"),
         seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
         device=cfg["device"],
         batch_size=cfg["synthesis"]["batch_size"],
@@ -142,7 +143,6 @@ def cmd_classify(args: argparse.Namespace) -> None:
     synthetic = {}
     if args.synthetic:
         synthetic = {cls: str(Path(args.synthetic) / cls / "manifest.csv") for cls in classes}
-    clf = cfg["classifier"]
     metrics = run_arm(
         args.split,
         args.out,
@@ -150,7 +150,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
         seed=args.seed,
         classes=classes,
         synthetic_manifests=synthetic,
-        options=clf,
+        options=steps.classifier_options(cfg),
         config_name=cfg["config_name"],
         fold=args.fold,
         device=cfg["device"],
@@ -174,9 +174,9 @@ def cmd_tstr(args: argparse.Namespace) -> None:
         args.predictions or Path(args.out).with_name("tstr_predictions.csv"),
         model=args.model,
         classes=classes,
-        tstr_images=cfg["quality"]["tstr_images"] or "largest",
+        tstr_images=steps.tstr_images(cfg),
         targets=cfg["synthesis"]["targets"],
-        options=cfg["classifier"],
+        options=steps.classifier_options(cfg),
         seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
         config_name=cfg["config_name"],
         select=cfg["quality"]["tstr_select"],
@@ -225,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train-generator", cmd_train_generator, "train one generator on the training split")
     p.add_argument("--model", required=True, choices=list(GENERATORS), help="which generator to train")
-    p.add_argument("--group", required=True, help="class name (vae, catvae) or 'all' (cvae)")
+    per_class = ", ".join(n for n, spec in GENERATORS.items() if not spec.conditional)
+    conditional = ", ".join(n for n, spec in GENERATORS.items() if spec.conditional)
+    p.add_argument("--group", required=True, help=f"class name ({per_class}) or '{ALL_CLASSES}' ({conditional})")
     p.add_argument("--split", required=True, help="split.csv")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.csv, train_stats.json")
     p.add_argument("--replicate", type=int, default=0, help="generator replicate (seed synthesis.seed + replicate)")

@@ -66,3 +66,48 @@ def test_the_vocabulary_imports_no_torch():
     """The Snakefile reads it when it plans the DAG."""
     code = "import sys, catvae.vocabulary.arms; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_step_settings_from_a_validated_config():
+    """One config -> step-arguments mapping for the rules' params and the CLI (catvae/vocabulary/steps.py)."""
+    from catvae.config import validate_config
+    from catvae.vocabulary import steps
+
+    cfg = validate_config({"generators": {"models": ["vae", "catvae", "ddpm"]}})
+    assert steps.tstr_images(cfg) == "largest"
+    assert steps.tstr_images(validate_config({"quality": {"tstr_images": 7}})) == 7
+    assert steps.synthesis_option(cfg, "catvae", "context") == cfg["generators"]["catvae"]["context"]
+    assert steps.synthesis_option(cfg, "ddpm", "context") == "mean"  # the CAT-VAE's schema default; unread there
+    assert steps.synthesis_option(cfg, "ddpm", "sampling") == {}
+    assert not set(steps.training_options(cfg, "catvae")) & set(steps.SYNTHESIS_ONLY_KEYS)
+    assert steps.paper_training_options(cfg, "vae")["selection"] == "last"
+    assert list(steps.classifier_options(cfg)) == list(steps.CLASSIFIER_KEYS)
+
+
+def test_enums_and_the_sampling_default_come_from_the_schema():
+    from catvae.config import defaults
+    from catvae.data.policy import NONFINITE, ON_ERROR
+    from catvae.data.slicing import SELECTION_MODES
+    from catvae.generators.latents import DEFAULT_SAMPLING, SAMPLING_MODES
+
+    assert DEFAULT_SAMPLING == defaults("generators", "vae", "sampling") == {
+        "mode": "prior", "components": 10, "covariance": "full"}
+    assert SAMPLING_MODES == ("prior", "gmm")
+    assert ON_ERROR == schema_enum("dataset", "on_error") and NONFINITE == schema_enum("dataset", "nonfinite")
+    assert SELECTION_MODES == ("center", "all", "stride")
+
+
+def test_layout_paths_and_seeds():
+    from catvae.vocabulary.layout import Layout, arm_replicate, classifier_runs, replicate_seed
+
+    layout = Layout.of({"results": "results", "dataset": {"name": "phantom"}})
+    assert layout.generator_dir() == "results/phantom/generators/fold{fold}/{model}/rep{rep}/{group}"
+    assert layout.synthetic_files(0, "vae", 1, "Tumor")["manifest"] == (
+        "results/phantom/synthetic/fold0/vae/rep1/Tumor/manifest.csv")
+    assert layout.classifier_files()["metrics"] == "results/phantom/classifier/fold{fold}/{arm}/seed{seed}/metrics.json"
+    assert layout.latents(0, 0) == "results/phantom/generators/fold0/cvae/rep0/all/latents.npz"
+    assert layout.log("split/fold{fold}") == "results/phantom/logs/split/fold{fold}.log"
+    assert [replicate_seed(5, r) for r in range(3)] == [5, 6, 7] and arm_replicate(5, 3) == 2
+    assert list(classifier_runs([0, 1], ["none"], [0])) == [(0, "none", 0), (1, "none", 0)]
+    with pytest.raises(CatvaeError):
+        replicate_seed(5, -1)

@@ -36,7 +36,7 @@ from catvae.classifier.evaluate import (
     score,
     write_confusion,
 )
-from catvae.config import defaults
+from catvae.config import defaults, schema_enum
 from catvae.data.images import load_images
 from catvae.data.split import read_split
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
@@ -54,7 +54,7 @@ log = logging.getLogger("catvae.classifier.train")
 
 OPTION_KEYS = ("image_size", "channels", "epochs", "batch_size", "lr")
 #: Optional keys and their defaults (the schema's): which epoch is scored, early stopping.
-SELECT_MODES = ("best_val", "last")
+SELECT_MODES = schema_enum("classifier", "select")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc", "seconds"]
 HELD_OUT = "held-out"
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from catvae.config import schema_enum
 from catvae.data.images import load_images, save_png
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
@@ -32,7 +33,7 @@ from catvae.registry import generator
 
 log = logging.getLogger("catvae.generators.synthesis")
 
-CONTEXT_MODES = ("zero", "mean", "sample")
+CONTEXT_MODES = schema_enum("generators", "catvae", "context")
 MANIFEST_COLUMNS = ["index", "class", "model", "path"]
 
 

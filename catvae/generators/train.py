@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from catvae.config import defaults
+from catvae.config import defaults, schema_enum
 from catvae.data.images import load_images
 from catvae.data.split import read_split
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
@@ -56,7 +56,7 @@ from catvae.vocabulary.layout import GENERATOR_FILES
 
 log = logging.getLogger("catvae.generators.train")
 
-SELECTIONS = ("last", "best_val")
+SELECTIONS = schema_enum("generators", "vae", "selection")
 RESUME_FILE = "resume.pt"
 
 

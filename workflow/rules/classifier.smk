@@ -21,7 +21,7 @@ rule train_classifier:
         runtime=60,
         gpu=GPU,
     params:
-        options=classifier_options(),
+        options=steps.classifier_options(config),
         classes=CLASSES,
         config_name=config["config_name"],
         device=config["device"],

@@ -26,6 +26,7 @@ from catvae.vocabulary.arms import arm_generator as _arm_generator
 from catvae.vocabulary.layout import LATENT_MODEL, PAPER_PROTOCOL, Layout
 from catvae.vocabulary.layout import arm_replicate as _arm_replicate
 from catvae.vocabulary.layout import classifier_runs, generator_runs, replicate_seed
+from catvae.vocabulary import steps
 
 # Validate once at start-up, fill every default, and stop with a message that names the bad key. `--config` values
 # are passed apart because Snakemake hands their nested scalars over as strings; the schema says what they are.
@@ -67,7 +68,7 @@ REPLICATES = list(range(config["generators"]["replicates"]))
 GPU = 0 if config["device"] == "cpu" else 1
 SPLIT = L.split()
 # Synthetic images per class the train-on-synthetic/test-on-real score uses ("largest" = the largest target).
-TSTR_IMAGES = config["quality"]["tstr_images"] or "largest"
+TSTR_IMAGES = steps.tstr_images(config)
 
 
 wildcard_constraints:
@@ -85,24 +86,10 @@ def generator_group(model, cls):
     return generator(model).group_of(cls)
 
 
-# Generator keys read only at synthesis: changing them must not re-train (params trigger) or block a resume.
-SYNTHESIS_ONLY_KEYS = ("context", "sampling")
-
-
-def synthesis_option(key, default):
-    """A params function: the synthesis-only `key` of the wildcard generator's block; `default` where the model has no
-    such key (a diffusion model has no latent sampling) - one rule for the held-out and the paper-protocol synthesis.
-    """
-    return lambda w: config["generators"][w.model].get(key, default)
-
-
-def training_options(model):
-    """The `generators.<model>` block without the keys only synthesis reads."""
-    return {
-        k: v
-        for k, v in config["generators"][model].items()
-        if k not in SYNTHESIS_ONLY_KEYS
-    }
+def synthesis_option(key):
+    """A params function: the synthesis-only `key` of the wildcard generator's block (catvae.vocabulary.steps), one
+    rule for the held-out and the paper-protocol synthesis."""
+    return lambda w: steps.synthesis_option(config, w.model, key)
 
 
 def arms():
@@ -144,21 +131,6 @@ def study_targets():
             L.figure("protocol_inflation"),
         ]
     return targets
-
-
-def classifier_options():
-    """The `classifier` keys the CNN training reads (arms and TSTR alike)."""
-    keys = (
-        "image_size",
-        "channels",
-        "epochs",
-        "batch_size",
-        "lr",
-        "select",
-        "patience",
-        "amp",
-    )
-    return {k: config["classifier"][k] for k in keys}
 
 
 def extract_input(wildcards):
@@ -256,12 +228,6 @@ def paper_arm_synthetic(wildcards):
 
 def paper_metrics_files(name="metrics_paper_protocol.json"):
     return [f"{L.paper_classifier_dir(a, s)}/{name}" for a in arms() for s in SEEDS]
-
-
-def paper_generator_options(model):
-    """The model's training keys; with no validation images (every image trains) it keeps its last epoch and no
-    plateau schedule, which need them (docs/DEPARTURES.md)."""
-    return {**training_options(model), "selection": "last", "plateau": None}
 
 
 TABLE_PARAMS = dict(

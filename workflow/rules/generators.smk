@@ -20,7 +20,7 @@ rule train_generator:
         runtime=lambda w: 720 if config["generators"][w.model]["epochs"] > 100 else 120,
         gpu=GPU,
     params:
-        options=lambda w: training_options(w.model),
+        options=lambda w: steps.training_options(config, w.model),
         image_size=DATASET["image_size"],
         channels=DATASET["channels"],
         classes=CLASSES,
@@ -53,8 +53,8 @@ rule synthesise:
     params:
         targets=config["synthesis"]["targets"],
         tstr_images=TSTR_IMAGES,
-        context=synthesis_option("context", "mean"),
-        sampling=synthesis_option("sampling", {}),
+        context=synthesis_option("context"),
+        sampling=synthesis_option("sampling"),
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
         device=config["device"],
@@ -112,7 +112,7 @@ rule tstr:
         runtime=60,
         gpu=GPU,
     params:
-        options=classifier_options(),
+        options=steps.classifier_options(config),
         classes=CLASSES,
         tstr_images=TSTR_IMAGES,
         select=config["quality"]["tstr_select"],

@@ -47,7 +47,7 @@ rule train_paper_generator:
         runtime=lambda w: 720 if config["generators"][w.model]["epochs"] > 100 else 120,
         gpu=GPU,
     params:
-        options=lambda w: paper_generator_options(w.model),
+        options=lambda w: steps.paper_training_options(config, w.model),
         image_size=DATASET["image_size"],
         channels=DATASET["channels"],
         classes=CLASSES,
@@ -80,8 +80,8 @@ rule synthesise_paper:
     params:
         targets=config["synthesis"]["targets"],
         tstr_images=None,
-        context=synthesis_option("context", "mean"),
-        sampling=synthesis_option("sampling", {}),
+        context=synthesis_option("context"),
+        sampling=synthesis_option("sampling"),
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
         device=config["device"],
@@ -107,7 +107,7 @@ rule paper_protocol_classifier:
         runtime=60,
         gpu=GPU,
     params:
-        options=classifier_options(),
+        options=steps.classifier_options(config),
         classes=CLASSES,
         paper_seed=config["classifier"]["paper_protocol_seed"],
         config_name=config["config_name"],
