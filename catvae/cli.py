@@ -34,7 +34,7 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
     folder, folds against subjects, disk space with the checkpoints), so a config this calls valid is one that
     `snakemake` starts."""
     from catvae.config import check_dataset_root, dump_config
-    from catvae.data.classes import dataset_classes, dataset_modalities
+    from catvae.data.kinds import dataset_classes, dataset_modalities
     from catvae.preflight import check_outputs_fit, check_study, checkpoint_text
 
     cfg = _config(args)
@@ -62,14 +62,14 @@ def cmd_phantom(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    from catvae.data.prepare import prepare_dataset
+    from catvae.data.kinds import BratsKind, dataset_kind, prepare_dataset
 
     dataset = _config(args)["dataset"]
     if args.root:
         dataset["root"] = args.root
-        if dataset["kind"] == "phantom":
-            dataset["kind"] = "brats"
-    cohort = args.root if dataset["kind"] == "phantom" else None
+        if dataset_kind(dataset).phantom_cohort:  # --root names a BraTS-layout folder: the phantom is read as one
+            dataset["kind"] = BratsKind.name
+    cohort = args.root if dataset_kind(dataset).phantom_cohort else None
     summary = prepare_dataset(dataset, args.out, cohort=cohort, threads=args.threads)
     print(summary)
 
@@ -87,7 +87,7 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 
 def cmd_train_generator(args: argparse.Namespace) -> None:
-    from catvae.data.classes import dataset_classes, dataset_modalities
+    from catvae.data.kinds import dataset_classes, dataset_modalities
     from catvae.generators.train import train_generator
     from catvae.vocabulary.layout import replicate_seed
 
@@ -136,7 +136,7 @@ def cmd_synthesise(args: argparse.Namespace) -> None:
 
 def cmd_classify(args: argparse.Namespace) -> None:
     from catvae.classifier.train import run_arm
-    from catvae.data.classes import dataset_classes
+    from catvae.data.kinds import dataset_classes
 
     cfg = _config(args)
     classes = dataset_classes(cfg["dataset"])
@@ -162,7 +162,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
 def cmd_tstr(args: argparse.Namespace) -> None:
     from catvae.classifier.tstr import run_tstr
-    from catvae.data.classes import dataset_classes
+    from catvae.data.kinds import dataset_classes
     from catvae.vocabulary.layout import replicate_seed
 
     cfg = _config(args)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from catvae.config import check_dataset_root, raise_problems
-from catvae.data.brats import subject_folders
+from catvae.data.kinds import dataset_kind
 from catvae.data.slicing import candidate_slices, parse_selection
 from catvae.registry import generator
 from catvae.vocabulary.arms import study_arms  # noqa: F401 - the arms list (re-exported: callers plan with it)
@@ -53,7 +53,7 @@ def job_counts(cfg: Mapping[str, Any], classes: Sequence[str]) -> dict[str, int]
     has_cvae = LATENT_MODEL in models
     paper = int(cfg["classifier"]["paper_protocol"])
     counts = {
-        "phantom": int(cfg["dataset"]["kind"] == "phantom"),
+        "phantom": int(dataset_kind(cfg["dataset"]).phantom_cohort),
         "extract": 1,
         "split": folds,
         "train_generator": per_fold_rep * sum(len(generator(m).groups(classes)) for m in models),
@@ -85,11 +85,7 @@ def job_counts(cfg: Mapping[str, Any], classes: Sequence[str]) -> dict[str, int]
 
 def subject_count(dataset: Mapping[str, Any]) -> int | None:
     """Subjects known before extraction: the phantom's `n_subjects`, a BraTS root's subject folders; else None."""
-    if dataset["kind"] == "phantom":
-        return int(dataset["phantom"]["n_subjects"])
-    if dataset["kind"] == "brats" and dataset.get("root") and Path(dataset["root"]).is_dir():
-        return len(subject_folders(Path(dataset["root"])))
-    return None
+    return dataset_kind(dataset).subjects(dataset)
 
 
 def manifest_path(cfg: Mapping[str, Any]) -> Path:
@@ -105,7 +101,7 @@ def slice_bound(dataset: Mapping[str, Any], subjects: int | None) -> int | None:
     if subjects is None:
         return None
     selection = parse_selection(dataset["selection"])
-    if dataset["kind"] == "phantom":
+    if dataset_kind(dataset).phantom_cohort:  # the phantom's volume shape is in the config
         per_volume = len(candidate_slices(dataset["phantom"]["shape"], dataset["planes"], selection))
     elif selection.mode == "center":
         per_volume = len(dataset["planes"]) * selection.k
@@ -265,8 +261,7 @@ def check_study(
     problems = []
     folds, subjects = cfg["evaluation"]["folds"], subject_count(cfg["dataset"])
     if subjects is not None and folds > subjects:
-        where = ("dataset.phantom.n_subjects" if cfg["dataset"]["kind"] == "phantom"
-                 else f"subject folders under {cfg['dataset']['root']}")
+        where = dataset_kind(cfg["dataset"]).subjects_where(cfg["dataset"])
         problems.append(f"config key 'evaluation.folds' is {folds} but there are only {subjects} subjects "
                         f"({where}) to deal into test folds")
     preflight = plan(cfg, classes)

@@ -37,7 +37,7 @@ def test_every_kind_returns_the_one_summary_type():
     from catvae.data.brats_extract import extract_dataset
     from catvae.data.folder import prepare_folder_dataset
     from catvae.data.medmnist import prepare_medmnist_dataset
-    from catvae.data.prepare import prepare_dataset
+    from catvae.data.kinds import prepare_dataset
     from catvae.data.publish import PreparedDataset
 
     for function in (extract_dataset, prepare_folder_dataset, prepare_medmnist_dataset, prepare_dataset):

@@ -21,7 +21,7 @@ from catvae.config import validate_config
 from catvae.data.brats import discover_brats, parse_overrides
 from catvae.data.brats_extract import extract_dataset
 from catvae.data.normalize import normalize_volume
-from catvae.data.prepare import prepare_dataset
+from catvae.data.kinds import prepare_dataset
 from catvae.data.validate import mask_problem
 from catvae.errors import CatvaeError
 

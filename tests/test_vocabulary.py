@@ -111,3 +111,26 @@ def test_layout_paths_and_seeds():
     assert list(classifier_runs([0, 1], ["none"], [0])) == [(0, "none", 0), (1, "none", 0)]
     with pytest.raises(CatvaeError):
         replicate_seed(5, -1)
+
+
+def test_dataset_kinds_are_the_schema_enum_and_declare_their_inputs():
+    from catvae.data.kinds import KINDS, dataset_classes, dataset_kind
+
+    assert tuple(KINDS) == schema_enum("dataset", "kind")
+    assert dataset_kind({"kind": "phantom"}).inputs({"kind": "phantom"}, "results/x/phantom") == {
+        "cohort": "results/x/phantom"}
+    assert dataset_kind({"kind": "brats"}).inputs({"kind": "brats", "root": "/data/b"}, "c") == {"root": "/data/b"}
+    files = [{"path": "a.npz", "modality": "a"}, {"path": "b.npz", "modality": "b"}]
+    medmnist = {"kind": "medmnist", "medmnist": {"files": files}}
+    assert dataset_kind(medmnist).inputs(medmnist, "c") == {"medmnist": ["a.npz", "b.npz"]}
+    assert [k for k, kind in KINDS.items() if kind.needs_root] == ["brats", "folder"]
+    assert dataset_classes({"kind": "phantom"}) == ["NoTumor", "Tumor"]
+    with pytest.raises(CatvaeError, match="dataset.kind"):
+        dataset_kind({"kind": "gan"})
+
+
+def test_the_kinds_and_their_readers_import_without_a_cycle():
+    """Each module imports on its own, first, in a fresh interpreter (an import cycle fails one of them)."""
+    for module in ("catvae.data.kinds", "catvae.data.folder", "catvae.data.medmnist", "catvae.config",
+                   "catvae.vocabulary.steps", "catvae.vocabulary.layout", "catvae.preflight"):
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)

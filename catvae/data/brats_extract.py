@@ -1,7 +1,7 @@
 """BraTS volumes -> labelled 2D PNG slices, ``manifest.csv``, ``discarded.csv`` and ``skipped_subjects.csv``.
 
 The ``brats`` and ``phantom`` dataset kinds (the phantom cohort is written in the BraTS layout); the other kinds
-have their own modules, and `catvae.data.prepare` picks one per ``dataset.kind``.
+have their own modules, and `catvae.data.kinds` picks one per ``dataset.kind``.
 
 Work is split by subject: each task loads one subject's mask and then one sequence at a time, so memory stays
 at a few volumes per worker whatever the cohort size, and subjects run in parallel processes

@@ -35,6 +35,11 @@ class DatasetFiles(JobFiles):
     DEFAULT_NAMES = DATASET_FILES
 
 
+def dataset_modality(dataset: Any) -> str:
+    """The one modality name of a dataset without MRI sequences or per-file modalities: the dataset's name."""
+    return dataset.get("name", "image")
+
+
 def manifest_row(subject: str, modality: str, cls: str, rel_path: str) -> list[Any]:
     """A manifest row for a dataset without planes: plane ``""``, slice_index -1, tumor_voxels -1,
     brain_fraction NaN (see docs/ARCHITECTURE.md)."""

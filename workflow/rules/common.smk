@@ -18,7 +18,7 @@ os.environ.update(
 )
 
 from catvae.config import check_config_files, check_dataset_root, validate_config
-from catvae.data.classes import dataset_classes, dataset_modalities
+from catvae.data.kinds import dataset_classes, dataset_kind, dataset_modalities
 from catvae.preflight import check_outputs_fit, check_study
 from catvae.registry import ALL_CLASSES, generator
 from catvae.vocabulary.arms import ARM_WILDCARD, study_arms
@@ -134,8 +134,14 @@ def study_targets():
 
 
 def extract_input(wildcards):
-    """The phantom cohort is a rule output; real datasets are read in place from dataset.root."""
-    return {"cohort": L.phantom()} if DATASET["kind"] == "phantom" else {}
+    """What extract reads (catvae.data.kinds): the phantom cohort (a rule output), dataset.root, or MedMNIST files."""
+    return dataset_kind(DATASET).inputs(DATASET, L.phantom())
+
+
+def inception_input(wildcards):
+    """The InceptionV3 weights FID/KID read, where quality.inception_weights names them."""
+    weights = config["quality"]["inception_weights"]
+    return {"inception_weights": weights} if weights else {}
 
 
 def trained_generator(wildcards):

@@ -65,6 +65,7 @@ rule synthesise:
 rule evaluate_generator:
     input:
         unpack(trained_generator),
+        unpack(inception_input),
         split=SPLIT,
         manifest=L.synthetic_files()["manifest"],
         info=L.synthetic_files()["info"],
@@ -82,6 +83,7 @@ rule evaluate_generator:
         runtime=60,
         gpu=GPU,
     params:
+        # the weights are read from the input; the param stays so that the params of earlier runs are unchanged
         inception_weights=config["quality"]["inception_weights"],
         max_fid_images=config["quality"]["max_fid_images"],
         near_copy_ssim=config["quality"]["near_copy_ssim"],

@@ -12,7 +12,7 @@ run_step(
         snakemake.input.manifest,
         snakemake.output.quality,
         class_name=snakemake.wildcards.cls,
-        inception_weights=snakemake.params.inception_weights,
+        inception_weights=snakemake.input.get("inception_weights"),
         max_fid_images=snakemake.params.max_fid_images,
         near_copy_ssim=snakemake.params.near_copy_ssim,
         diversity_pairs=snakemake.params.diversity_pairs,
