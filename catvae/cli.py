@@ -51,7 +51,7 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
 
 
 def cmd_phantom(args: argparse.Namespace) -> None:
-    from catvae.data.phantom import write_phantom_cohort
+    from catvae.data.brats.phantom import write_phantom_cohort
 
     cfg = _config(args)["dataset"]["phantom"]
     shape = tuple(args.shape) if args.shape else tuple(cfg["shape"])

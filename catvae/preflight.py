@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from catvae.config import check_dataset_root, raise_problems
 from catvae.data.kinds import dataset_kind
-from catvae.data.slicing import candidate_slices, parse_selection
+from catvae.data.brats.slicing import candidate_slices, parse_selection
 from catvae.registry import generator
 from catvae.vocabulary.arms import study_arms  # noqa: F401 - the arms list (re-exported: callers plan with it)
 from catvae.vocabulary.layout import LATENT_MODEL, Layout

@@ -87,7 +87,7 @@ def test_step_settings_from_a_validated_config():
 def test_enums_and_the_sampling_default_come_from_the_schema():
     from catvae.config import defaults
     from catvae.data.policy import NONFINITE, ON_ERROR
-    from catvae.data.slicing import SELECTION_MODES
+    from catvae.data.brats.slicing import SELECTION_MODES
     from catvae.generators.latents import DEFAULT_SAMPLING, SAMPLING_MODES
 
     assert DEFAULT_SAMPLING == defaults("generators", "vae", "sampling") == {

@@ -66,18 +66,18 @@ class BratsKind(DatasetKind):
     name = "brats"
 
     def classes(self, dataset: Mapping[str, Any]) -> list[str]:
-        from catvae.data.slicing import NO_TUMOR, TUMOR
+        from catvae.data.brats.slicing import NO_TUMOR, TUMOR
 
         return [NO_TUMOR, TUMOR]  # Tumor is the positive class
 
     def modalities(self, dataset: Mapping[str, Any]) -> list[str]:
-        from catvae.data.brats import canonical_modalities
+        from catvae.data.brats.discover import canonical_modalities
 
         return canonical_modalities(dataset["modalities"])
 
     def subjects(self, dataset: Mapping[str, Any]) -> int | None:
         if dataset.get("root") and Path(dataset["root"]).is_dir():
-            from catvae.data.brats import subject_folders
+            from catvae.data.brats.discover import subject_folders
 
             return len(subject_folders(Path(dataset["root"])))
         return None
@@ -89,7 +89,7 @@ class BratsKind(DatasetKind):
         return root
 
     def prepare(self, dataset, out_dir, cohort, threads):
-        from catvae.data.brats_extract import extract_dataset
+        from catvae.data.brats.extract import extract_dataset
 
         return extract_dataset(
             Path(self.volumes_root(dataset, cohort)),
