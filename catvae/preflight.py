@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from catvae.config import check_dataset_root, raise_problems
-from catvae.data.kinds import dataset_kind
 from catvae.data.brats.slicing import candidate_slices, parse_selection
+from catvae.data.kinds import dataset_kind
 from catvae.registry import generator
-from catvae.vocabulary.arms import study_arms  # noqa: F401 - the arms list (re-exported: callers plan with it)
+from catvae.vocabulary.arms import BALANCE, study_arms  # noqa: F401 - the arms list (re-exported: callers plan with it)
 from catvae.vocabulary.layout import LATENT_MODEL, Layout
 
 #: Bytes of a PNG's fixed parts: signature, IHDR and IEND chunks.
@@ -153,7 +153,7 @@ def plan(cfg: Mapping[str, Any], classes: Sequence[str]) -> Preflight:
     counts = _manifest_class_counts(manifest)
     numbers = [int(t) for t in cfg["synthesis"]["targets"] if not isinstance(t, str)]
     source = "the largest target"
-    if "balance" in cfg["synthesis"]["targets"]:
+    if BALANCE in cfg["synthesis"]["targets"]:
         majority = max(counts.values()) if counts else slices
         source = (f"'balance' bounded by the largest class in {manifest}" if counts
                   else "'balance' bounded by every slice extraction can write" if slices is not None

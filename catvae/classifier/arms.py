@@ -23,7 +23,7 @@ from catvae.classifier.augment import draw_recipe
 from catvae.data.images import read_manifest
 from catvae.data.split import check_split
 from catvae.errors import CatvaeError
-from catvae.vocabulary.arms import RESAMPLING, Arm
+from catvae.vocabulary.arms import BALANCE, RESAMPLING, Arm
 
 EXTRA_COLUMNS = ["class", "abspath", "source", "origin", "subject", "recipe"]
 
@@ -91,7 +91,7 @@ def build_training_set(
     empty = [c for c, n in n_real.items() if n == 0]
     if empty:
         raise CatvaeError(f"split.csv has no training images of class(es) {empty}")
-    target_count = None if target is None else (max(n_real.values()) if target == "balance" else int(target))
+    target_count = None if target is None else (max(n_real.values()) if target == BALANCE else int(target))
 
     parts = []
     for k, cls in enumerate(classes):

@@ -29,7 +29,9 @@ from catvae.data.split import read_split
 from catvae.generators.train import class_rows, encode_conditions
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import to_device
-from catvae.registry import generator
+from catvae.registry import ALL_CLASSES, generator
+from catvae.vocabulary.arms import BALANCE
+from catvae.vocabulary.steps import LARGEST
 
 log = logging.getLogger("catvae.generators.synthesis")
 
@@ -49,7 +51,7 @@ def targets_for(n_real_train: int, target: int | str, *, majority: int | None = 
 def resolve_target(target: int | str, majority: int | None) -> int:
     """A target as a count: ints pass through, "balance" becomes the majority class's real training count."""
     if isinstance(target, str):
-        if target.strip().lower() == "balance":
+        if target.strip().lower() == BALANCE:
             if majority is None:
                 raise CatvaeError("synthesis target 'balance' needs the majority class count")
             return int(majority)
@@ -64,7 +66,7 @@ def resolve_target(target: int | str, majority: int | None) -> int:
 def tstr_count(tstr_images: int | Literal["largest"], targets: Sequence[int | str], majority: int) -> int:
     """Synthetic images per class the TSTR score trains on: `tstr_images`, or "largest" = the largest target
     ('balance' being the majority class's real training count)."""
-    if tstr_images == "largest":
+    if tstr_images == LARGEST:
         return max(resolve_target(t, majority) for t in targets)
     if isinstance(tstr_images, bool) or not isinstance(tstr_images, int) or tstr_images < 1:
         raise CatvaeError(f"config key 'quality.tstr_images' must be a positive integer or null, got {tstr_images!r}")
@@ -195,7 +197,7 @@ def check_class(payload: dict, class_name: str, checkpoint: str) -> None:
     if class_name not in payload["classes"]:
         raise CatvaeError(f"class {class_name!r} is not among the classes {payload['classes']} of {checkpoint}")
     group = payload.get("group")
-    if group not in (None, "all", class_name):
+    if group not in (None, ALL_CLASSES, class_name):
         raise CatvaeError(f"generator checkpoint {checkpoint} was trained on class {group!r}, not {class_name!r}")
 
 
