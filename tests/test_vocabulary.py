@@ -134,3 +134,14 @@ def test_the_kinds_and_their_readers_import_without_a_cycle():
     for module in ("catvae.data.kinds", "catvae.data.folder", "catvae.data.medmnist", "catvae.config",
                    "catvae.vocabulary.steps", "catvae.vocabulary.layout", "catvae.preflight"):
         subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+
+
+def test_the_reports_vocabulary_agrees_with_the_schema():
+    """The interval kinds and metrics the statistics label are the schema's enums; the comparisons' default is the
+    schema's default."""
+    from catvae.config import defaults
+    from catvae.report.statistics import DEFAULT_COMPARE, INTERVALS, METRICS
+
+    assert tuple(INTERVALS) == schema_enum("evaluation", "interval")
+    assert set(schema_enum("evaluation", "primary")) <= set(METRICS)
+    assert list(DEFAULT_COMPARE) == defaults("evaluation")["compare"] == ["none", "oversample", "vae"]

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from catvae.config import defaults
 from catvae.errors import CatvaeError
 from catvae.registry import GENERATORS
 from catvae.vocabulary.arms import Arm, reference_arm, reference_labels
@@ -648,8 +649,9 @@ def split_arm(arm: str) -> tuple[str, str | None]:
     return Arm.split(arm)
 
 
-#: The default of ``evaluation.compare``: real only, random oversampling, and the VAE (the CAT-VAE paper's claim).
-DEFAULT_COMPARE: tuple[str, ...] = ("none", "oversample", "vae")
+#: The default of ``evaluation.compare`` (the schema's): real only, random oversampling, and the VAE (the CAT-VAE
+#: paper's claim).
+DEFAULT_COMPARE: tuple[str, ...] = tuple(defaults("evaluation")["compare"])
 
 
 def comparison_pairs(arms: Iterable[str], references: Sequence[str] = DEFAULT_COMPARE) -> list[tuple[str, str]]:
