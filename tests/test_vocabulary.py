@@ -145,3 +145,11 @@ def test_the_reports_vocabulary_agrees_with_the_schema():
     assert tuple(INTERVALS) == schema_enum("evaluation", "interval")
     assert set(schema_enum("evaluation", "primary")) <= set(METRICS)
     assert list(DEFAULT_COMPARE) == defaults("evaluation")["compare"] == ["none", "oversample", "vae"]
+
+
+def test_the_brats_sequences_are_the_schema_enum():
+    """The four canonical sequences and the 2023 aliases are `dataset.modalities`' enum; the phantom writes the four."""
+    from catvae.data.brats import discover, phantom
+
+    assert set(discover.MODALITIES) | set(discover.ALIASES) == set(schema_enum("dataset", "modalities"))
+    assert phantom.MODALITIES is discover.MODALITIES
