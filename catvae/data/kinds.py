@@ -162,7 +162,11 @@ class MedmnistKind(DatasetKind):
         return medmnist_modalities(dataset["medmnist"]["files"], dataset.get("on_error"))
 
     def inputs(self, dataset: Mapping[str, Any], cohort: str) -> dict[str, Any]:
-        return {"medmnist": [str(f["path"]) for f in dataset["medmnist"]["files"]]}
+        """The files extract reads: every configured file, less those `on_error: skip` leaves out."""
+        from catvae.data.medmnist import resolve_files
+
+        usable = resolve_files(dataset["medmnist"]["files"], dataset.get("on_error"))
+        return {"medmnist": [str(f.path) for f in usable]}
 
     def problems(self, dataset: Mapping[str, Any]) -> list[str]:
         files = dataset["medmnist"]["files"]
