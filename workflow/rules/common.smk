@@ -139,9 +139,11 @@ def extract_input(wildcards):
 
 
 def inception_input(wildcards):
-    """The InceptionV3 weights FID/KID read, where quality.inception_weights names them."""
+    """The InceptionV3 weights FID/KID read, where quality.inception_weights names a file. A path with no file is not
+    an input: the job then records FID/KID as n/a with the path it did not find (the param), as a missing file never
+    stopped a study."""
     weights = config["quality"]["inception_weights"]
-    return {"inception_weights": weights} if weights else {}
+    return {"inception_weights": weights} if weights and Path(weights).is_file() else {}
 
 
 def trained_generator(wildcards):

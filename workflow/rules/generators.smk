@@ -83,7 +83,7 @@ rule evaluate_generator:
         runtime=60,
         gpu=GPU,
     params:
-        # the weights are read from the input; the param stays so that the params of earlier runs are unchanged
+        # the weights are read from the input; the param names a configured path with no file (FID/KID n/a)
         inception_weights=config["quality"]["inception_weights"],
         max_fid_images=config["quality"]["max_fid_images"],
         near_copy_ssim=config["quality"]["near_copy_ssim"],

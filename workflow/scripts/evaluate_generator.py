@@ -12,7 +12,8 @@ run_step(
         snakemake.input.manifest,
         snakemake.output.quality,
         class_name=snakemake.wildcards.cls,
-        inception_weights=snakemake.input.get("inception_weights"),
+        # the declared weights file, else the configured path with no file there (FID/KID n/a, saying where)
+        inception_weights=snakemake.input.get("inception_weights") or snakemake.params.inception_weights,
         max_fid_images=snakemake.params.max_fid_images,
         near_copy_ssim=snakemake.params.near_copy_ssim,
         diversity_pairs=snakemake.params.diversity_pairs,
