@@ -1,6 +1,6 @@
 """Benchmark BraTS slice extraction against its floor: reading and decoding the same NIfTI files.
 
-Writes a cohort of full-size `.nii.gz` subjects (the embedded phantom when `catvae.data.phantom` is there,
+Writes a cohort of full-size `.nii.gz` subjects (the embedded phantom when `catvae.data.brats.phantom` is there,
 else synthetic brain-like int16 volumes), then prints seconds per subject for
 
 - floor: nibabel load + gzip decode of the files extraction reads (the mask and each requested sequence),
@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from catvae.data.brats import discover_brats  # noqa: E402
-from catvae.data.brats_extract import extract_dataset  # noqa: E402
+from catvae.data.brats.discover import discover_brats  # noqa: E402
+from catvae.data.brats.extract import extract_dataset  # noqa: E402
 
 
 def write_cohort(out_dir: Path, n_subjects: int, shape: tuple[int, int, int], seed: int) -> str:
@@ -38,7 +38,7 @@ def write_cohort(out_dir: Path, n_subjects: int, shape: tuple[int, int, int], se
     if len(subjects) == n_subjects and subjects and _shape_of(subjects[0].seg) == shape:
         return "reused"
     try:
-        from catvae.data.phantom import write_phantom_cohort
+        from catvae.data.brats.phantom import write_phantom_cohort
     except ImportError:
         _write_synthetic_cohort(out_dir, n_subjects, shape, seed)
         return "synthetic"

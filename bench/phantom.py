@@ -13,7 +13,7 @@ import argparse
 import tempfile
 import time
 
-from catvae.data.phantom import _template, central_slice_tumor_fraction, write_phantom_cohort
+from catvae.data.brats.phantom import _template, central_slice_tumor_fraction, write_phantom_cohort
 
 
 def main() -> None:

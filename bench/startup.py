@@ -132,7 +132,7 @@ def prepare(config: Path, work: Path, device: str, subjects: int | None, shape: 
 
 def job_specs(config: Path, split: Path, cfg: dict, work: Path, device: str) -> dict[str, dict]:
     """The measured jobs: the config's first generator on its first class, and the real-only classifier arm."""
-    from catvae.data.classes import dataset_classes
+    from catvae.data.kinds import dataset_classes
     from catvae.registry import generator
 
     model = cfg["generators"]["models"][0]

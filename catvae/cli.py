@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 from catvae import __version__
 from catvae.errors import CatvaeError
 from catvae.logs import setup_logging
-from catvae.registry import GENERATORS
+from catvae.registry import ALL_CLASSES, GENERATORS
+from catvae.vocabulary import steps
 
 SCHEMA_DEFAULTS = "the schema's defaults"
 
@@ -33,7 +34,7 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
     folder, folds against subjects, disk space with the checkpoints), so a config this calls valid is one that
     `snakemake` starts."""
     from catvae.config import check_dataset_root, dump_config
-    from catvae.data.classes import dataset_classes, dataset_modalities
+    from catvae.data.kinds import dataset_classes, dataset_modalities
     from catvae.preflight import check_outputs_fit, check_study, checkpoint_text
 
     cfg = _config(args)
@@ -50,7 +51,7 @@ def cmd_validate_config(args: argparse.Namespace) -> None:
 
 
 def cmd_phantom(args: argparse.Namespace) -> None:
-    from catvae.data.phantom import write_phantom_cohort
+    from catvae.data.brats.phantom import write_phantom_cohort
 
     cfg = _config(args)["dataset"]["phantom"]
     shape = tuple(args.shape) if args.shape else tuple(cfg["shape"])
@@ -61,14 +62,14 @@ def cmd_phantom(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    from catvae.data.prepare import prepare_dataset
+    from catvae.data.kinds import BratsKind, dataset_kind, prepare_dataset
 
     dataset = _config(args)["dataset"]
     if args.root:
         dataset["root"] = args.root
-        if dataset["kind"] == "phantom":
-            dataset["kind"] = "brats"
-    cohort = args.root if dataset["kind"] == "phantom" else None
+        if dataset_kind(dataset).phantom_cohort:  # --root names a BraTS-layout folder: the phantom is read as one
+            dataset["kind"] = BratsKind.name
+    cohort = args.root if dataset_kind(dataset).phantom_cohort else None
     summary = prepare_dataset(dataset, args.out, cohort=cohort, threads=args.threads)
     print(summary)
 
@@ -86,8 +87,9 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 
 def cmd_train_generator(args: argparse.Namespace) -> None:
-    from catvae.data.classes import dataset_classes, dataset_modalities
-    from catvae.generators.train import replicate_seed, train_generator
+    from catvae.data.kinds import dataset_classes, dataset_modalities
+    from catvae.generators.train import train_generator
+    from catvae.vocabulary.layout import replicate_seed
 
     cfg = _config(args)
     ds = cfg["dataset"]
@@ -98,7 +100,7 @@ def cmd_train_generator(args: argparse.Namespace) -> None:
         group=args.group,
         image_size=ds["image_size"],
         channels=ds["channels"],
-        options=cfg["generators"][args.model],
+        options=steps.training_options(cfg, args.model),
         classes=dataset_classes(ds),
         modalities=dataset_modalities(ds),
         seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
@@ -111,7 +113,7 @@ def cmd_train_generator(args: argparse.Namespace) -> None:
 def cmd_synthesise(args: argparse.Namespace) -> None:
     from catvae.generators.checkpoint import load_checkpoint
     from catvae.generators.synthesis import synthesise
-    from catvae.generators.train import replicate_seed
+    from catvae.vocabulary.layout import replicate_seed
 
     cfg = _config(args)
     model = load_checkpoint(args.checkpoint)["model_name"]
@@ -121,9 +123,9 @@ def cmd_synthesise(args: argparse.Namespace) -> None:
         args.out,
         class_name=args.cls,
         targets=cfg["synthesis"]["targets"],
-        tstr_images=cfg["quality"]["tstr_images"] or "largest",
-        context_mode=cfg["generators"].get(model, {}).get("context", "mean"),
-        sampling=cfg["generators"].get(model, {}).get("sampling"),
+        tstr_images=steps.tstr_images(cfg),
+        context_mode=steps.synthesis_option(cfg, model, "context"),
+        sampling=steps.synthesis_option(cfg, model, "sampling"),
         seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
         device=cfg["device"],
         batch_size=cfg["synthesis"]["batch_size"],
@@ -134,14 +136,13 @@ def cmd_synthesise(args: argparse.Namespace) -> None:
 
 def cmd_classify(args: argparse.Namespace) -> None:
     from catvae.classifier.train import run_arm
-    from catvae.data.classes import dataset_classes
+    from catvae.data.kinds import dataset_classes
 
     cfg = _config(args)
     classes = dataset_classes(cfg["dataset"])
     synthetic = {}
     if args.synthetic:
         synthetic = {cls: str(Path(args.synthetic) / cls / "manifest.csv") for cls in classes}
-    clf = cfg["classifier"]
     metrics = run_arm(
         args.split,
         args.out,
@@ -149,7 +150,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
         seed=args.seed,
         classes=classes,
         synthetic_manifests=synthetic,
-        options=clf,
+        options=steps.classifier_options(cfg),
         config_name=cfg["config_name"],
         fold=args.fold,
         device=cfg["device"],
@@ -161,8 +162,8 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
 def cmd_tstr(args: argparse.Namespace) -> None:
     from catvae.classifier.tstr import run_tstr
-    from catvae.data.classes import dataset_classes
-    from catvae.generators.train import replicate_seed
+    from catvae.data.kinds import dataset_classes
+    from catvae.vocabulary.layout import replicate_seed
 
     cfg = _config(args)
     classes = dataset_classes(cfg["dataset"])
@@ -173,9 +174,9 @@ def cmd_tstr(args: argparse.Namespace) -> None:
         args.predictions or Path(args.out).with_name("tstr_predictions.csv"),
         model=args.model,
         classes=classes,
-        tstr_images=cfg["quality"]["tstr_images"] or "largest",
+        tstr_images=steps.tstr_images(cfg),
         targets=cfg["synthesis"]["targets"],
-        options=cfg["classifier"],
+        options=steps.classifier_options(cfg),
         seed=replicate_seed(cfg["synthesis"]["seed"], args.replicate),
         config_name=cfg["config_name"],
         select=cfg["quality"]["tstr_select"],
@@ -224,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train-generator", cmd_train_generator, "train one generator on the training split")
     p.add_argument("--model", required=True, choices=list(GENERATORS), help="which generator to train")
-    p.add_argument("--group", required=True, help="class name (vae, catvae) or 'all' (cvae)")
+    per_class = ", ".join(n for n, spec in GENERATORS.items() if not spec.conditional)
+    conditional = ", ".join(n for n, spec in GENERATORS.items() if spec.conditional)
+    p.add_argument("--group", required=True, help=f"class name ({per_class}) or '{ALL_CLASSES}' ({conditional})")
     p.add_argument("--split", required=True, help="split.csv")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, history.csv, train_stats.json")
     p.add_argument("--replicate", type=int, default=0, help="generator replicate (seed synthesis.seed + replicate)")

@@ -21,7 +21,6 @@ import jsonschema
 import yaml
 
 from catvae.errors import CatvaeError
-
 from catvae.registry import generator
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
@@ -88,6 +87,21 @@ def defaults(*keys: str) -> dict:
     for err in _Validator(schema).iter_errors(block):  # fills defaults as it walks; {} is always valid here
         raise CatvaeError(f"schema defaults of '{'.'.join(keys)}' do not validate: {err.message}")
     return block
+
+
+def schema_enum(*keys: str) -> tuple:
+    """The values the schema accepts for one key, e.g. `schema_enum("classifier", "baselines")` (a list's items'),
+    so that code names a set of choices without writing it again."""
+    schema = _read_schema(str(SCHEMA_PATH))
+    for depth, key in enumerate(keys):
+        try:
+            schema = schema["properties"][key]
+        except KeyError:
+            raise CatvaeError(f"config key '{'.'.join(keys[: depth + 1])}' is not in the schema") from None
+    schema = schema.get("items", schema)
+    if "enum" not in schema:
+        raise CatvaeError(f"config key '{'.'.join(keys)}' has no enum in the schema")
+    return tuple(schema["enum"])
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -347,7 +361,9 @@ def check_dataset_root(dataset: Mapping[str, Any]) -> None:
     Snakemake calls this when it parses the workflow, so `snakemake -n` already says what is missing instead of
     planning jobs that fail inside `extract`. A relative root is read from the working directory, as the jobs do.
     """
-    if dataset["kind"] not in ("brats", "folder") or not dataset.get("root"):
+    from catvae.data.kinds import KINDS  # the kinds' readers import this module
+
+    if not KINDS[dataset["kind"]].needs_root or not dataset.get("root"):
         return
     root = Path(dataset["root"])
     if not root.is_dir():
@@ -358,7 +374,7 @@ def check_dataset_root(dataset: Mapping[str, Any]) -> None:
 def _semantic_problems(cfg: dict) -> list[str]:
     """Cross-key rules, each checked on its own: a value the schema already refused (a wrong type) skips its rule."""
     problems: list[str] = []
-    for rule in (_root_given, _medmnist_files, _split_fractions, _percentiles, _image_size_multiple):
+    for rule in (_kind_problems, _split_fractions, _percentiles, _image_size_multiple):
         try:
             problems += rule(cfg)
         except (KeyError, TypeError, AttributeError):  # the schema's message names that key already
@@ -366,25 +382,11 @@ def _semantic_problems(cfg: dict) -> list[str]:
     return problems
 
 
-def _root_given(cfg: dict) -> list[str]:
-    ds = cfg["dataset"]
-    if ds["kind"] in ("brats", "folder") and not ds.get("root"):
-        return [f"config key 'dataset.root' is required for dataset.kind '{ds['kind']}'"]
-    return []
+def _kind_problems(cfg: dict) -> list[str]:
+    """What the dataset kind needs beyond the schema (`dataset.root`, MedMNIST files; catvae.data.kinds)."""
+    from catvae.data.kinds import KINDS  # the kinds' readers import this module
 
-
-def _medmnist_files(cfg: dict) -> list[str]:
-    ds = cfg["dataset"]
-    if ds["kind"] != "medmnist":
-        return []
-    files = ds["medmnist"]["files"]
-    if not files:
-        return ["config key 'dataset.medmnist.files' must list at least one .npz file for kind 'medmnist'"]
-    paths = [f["path"] for f in files]
-    twice = [p for i, p in enumerate(paths) if p in paths[:i]]
-    if twice:  # the same images would enter the study twice, as two modalities or class ranges
-        return [f"config key 'dataset.medmnist.files': path {twice[0]!r} is given more than once"]
-    return []
+    return KINDS[cfg["dataset"]["kind"]].problems(cfg["dataset"])
 
 
 def _split_fractions(cfg: dict) -> list[str]:

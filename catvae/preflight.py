@@ -18,24 +18,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from catvae.config import check_dataset_root, raise_problems
-from catvae.data.brats import subject_folders
-from catvae.data.slicing import candidate_slices, parse_selection
+from catvae.data.brats.slicing import candidate_slices, parse_selection
+from catvae.data.kinds import dataset_kind
 from catvae.registry import generator
+from catvae.vocabulary.arms import BALANCE, study_arms  # noqa: F401 - the arms list (re-exported: callers plan with it)
+from catvae.vocabulary.layout import LATENT_MODEL, Layout
 
 #: Bytes of a PNG's fixed parts: signature, IHDR and IEND chunks.
 _PNG_FIXED = 8 + 25 + 12
 #: Pillow splits the image data into IDAT chunks (12 bytes of header and checksum each), measured about 12 KB apart
 #: on random 512 px images; one chunk per 8 KB keeps the bound safe (tests/test_preflight.py checks it).
 _IDAT_CHUNK = 8192
-
-
-def study_arms(models: Sequence[str], targets: Sequence[Any], baselines: Sequence[str]) -> list[str]:
-    """Classifier arms: real only (plus the class-weighted loss), every generator x target, and the reviewer's
-    resampling baselines x target (the names the Snakefile's `train_classifier` jobs take)."""
-    out = ["none"] + [b for b in baselines if b == "weighted"]
-    out += [f"{m}@{t}" for m in models for t in targets]
-    out += [f"{b}@{t}" for b in baselines if b != "weighted" for t in targets]
-    return out
 
 
 def png_bytes(image_size: int) -> int:
@@ -57,10 +50,10 @@ def job_counts(cfg: Mapping[str, Any], classes: Sequence[str]) -> dict[str, int]
     models = list(cfg["generators"]["models"])
     arms = study_arms(models, cfg["synthesis"]["targets"], cfg["classifier"]["baselines"])
     per_fold_rep = folds * reps
-    has_cvae = "cvae" in models
+    has_cvae = LATENT_MODEL in models
     paper = int(cfg["classifier"]["paper_protocol"])
     counts = {
-        "phantom": int(cfg["dataset"]["kind"] == "phantom"),
+        "phantom": int(dataset_kind(cfg["dataset"]).phantom_cohort),
         "extract": 1,
         "split": folds,
         "train_generator": per_fold_rep * sum(len(generator(m).groups(classes)) for m in models),
@@ -92,16 +85,12 @@ def job_counts(cfg: Mapping[str, Any], classes: Sequence[str]) -> dict[str, int]
 
 def subject_count(dataset: Mapping[str, Any]) -> int | None:
     """Subjects known before extraction: the phantom's `n_subjects`, a BraTS root's subject folders; else None."""
-    if dataset["kind"] == "phantom":
-        return int(dataset["phantom"]["n_subjects"])
-    if dataset["kind"] == "brats" and dataset.get("root") and Path(dataset["root"]).is_dir():
-        return len(subject_folders(Path(dataset["root"])))
-    return None
+    return dataset_kind(dataset).subjects(dataset)
 
 
 def manifest_path(cfg: Mapping[str, Any]) -> Path:
     """Where `extract` writes the slice manifest (`results/<dataset.name>/data/manifest.csv`)."""
-    return Path(cfg["results"]) / cfg["dataset"]["name"] / "data" / "manifest.csv"
+    return Path(Layout.of(cfg).data("manifest"))
 
 
 def slice_bound(dataset: Mapping[str, Any], subjects: int | None) -> int | None:
@@ -112,7 +101,7 @@ def slice_bound(dataset: Mapping[str, Any], subjects: int | None) -> int | None:
     if subjects is None:
         return None
     selection = parse_selection(dataset["selection"])
-    if dataset["kind"] == "phantom":
+    if dataset_kind(dataset).phantom_cohort:  # the phantom's volume shape is in the config
         per_volume = len(candidate_slices(dataset["phantom"]["shape"], dataset["planes"], selection))
     elif selection.mode == "center":
         per_volume = len(dataset["planes"]) * selection.k
@@ -164,7 +153,7 @@ def plan(cfg: Mapping[str, Any], classes: Sequence[str]) -> Preflight:
     counts = _manifest_class_counts(manifest)
     numbers = [int(t) for t in cfg["synthesis"]["targets"] if not isinstance(t, str)]
     source = "the largest target"
-    if "balance" in cfg["synthesis"]["targets"]:
+    if BALANCE in cfg["synthesis"]["targets"]:
         majority = max(counts.values()) if counts else slices
         source = (f"'balance' bounded by the largest class in {manifest}" if counts
                   else "'balance' bounded by every slice extraction can write" if slices is not None
@@ -272,8 +261,7 @@ def check_study(
     problems = []
     folds, subjects = cfg["evaluation"]["folds"], subject_count(cfg["dataset"])
     if subjects is not None and folds > subjects:
-        where = ("dataset.phantom.n_subjects" if cfg["dataset"]["kind"] == "phantom"
-                 else f"subject folders under {cfg['dataset']['root']}")
+        where = dataset_kind(cfg["dataset"]).subjects_where(cfg["dataset"])
         problems.append(f"config key 'evaluation.folds' is {folds} but there are only {subjects} subjects "
                         f"({where}) to deal into test folds")
     preflight = plan(cfg, classes)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from catvae.data.phantom import render_phantom_preview, write_phantom_cohort  # noqa: E402
+from catvae.data.brats.phantom import render_phantom_preview, write_phantom_cohort  # noqa: E402
 
 
 def main() -> None:

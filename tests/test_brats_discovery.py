@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catvae.data.brats import canonical_modalities, discover_brats
+from catvae.data.brats.discover import canonical_modalities, discover_brats
 from catvae.errors import CatvaeError
 from helpers_nifti import brain, write_nifti, write_subject
 

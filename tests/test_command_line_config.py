@@ -162,7 +162,7 @@ def test_preflight_summary_counts_the_jobs_snakemake_plans(study):
     """The summary's jobs by rule are computed from the config; they must be what `snakemake -n` plans, printed
     once."""
     from catvae.config import validate_config
-    from catvae.data.classes import dataset_classes
+    from catvae.data.kinds import dataset_classes
     from catvae.preflight import job_counts
     from conftest import job_counts as planned
 
@@ -201,7 +201,7 @@ def test_checkpoints_that_do_not_fit_stop_a_run_before_its_first_job(study):
     study, a run stops before any job with the disk message.
     """
     from catvae.config import validate_config
-    from catvae.data.classes import dataset_classes
+    from catvae.data.kinds import dataset_classes
     from catvae.preflight import checkpoint_bytes, free_bytes, plan
 
     workdir, _ = study

@@ -10,7 +10,9 @@ import ast
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent / "catvae" / "data"
-KIND_MODULES = {"catvae.data.brats_extract", "catvae.data.folder", "catvae.data.medmnist"}
+#: Each dataset kind's code: the BraTS-layout package (brats and the phantom) and one module per other kind.
+KIND_MODULES = {"catvae.data.brats": DATA / "brats", "catvae.data.folder": DATA / "folder.py",
+                "catvae.data.medmnist": DATA / "medmnist.py"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -24,20 +26,33 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_no_dataset_kind_imports_another_kind():
-    for module in sorted(KIND_MODULES):
-        path = DATA / f"{module.rsplit('.', 1)[1]}.py"
-        assert path.is_file(), path
-        others = _imports(path) & (KIND_MODULES - {module})
-        assert not others, f"{path.name} imports {sorted(others)}; move what they share into a shared module"
+    for module, where in sorted(KIND_MODULES.items()):
+        assert where.exists(), where
+        for path in sorted(where.glob("*.py")) if where.is_dir() else [where]:
+            others = {name for name in _imports(path) for other in set(KIND_MODULES) - {module}
+                      if name == other or name.startswith(other + ".")}
+            assert not others, f"{path.name} imports {sorted(others)}; move what they share into a shared module"
+
+
+def test_shared_modules_import_no_kind():
+    """What every kind uses (catvae/data/*.py but the kinds' readers) imports no kind's reader at its top; the
+    dispatcher, kinds.py, imports them inside its methods only."""
+    for path in sorted(DATA.glob("*.py")):
+        if path.name in ("folder.py", "medmnist.py"):
+            continue
+        top = {node.module for node in ast.parse(path.read_text()).body
+               if isinstance(node, ast.ImportFrom) and node.module}
+        kinds = {name for name in top for kind in KIND_MODULES if name == kind or name.startswith(kind + ".")}
+        assert not kinds, f"{path.name} imports {sorted(kinds)} at its top"
 
 
 def test_every_kind_returns_the_one_summary_type():
     import typing
 
-    from catvae.data.brats_extract import extract_dataset
+    from catvae.data.brats.extract import extract_dataset
     from catvae.data.folder import prepare_folder_dataset
     from catvae.data.medmnist import prepare_medmnist_dataset
-    from catvae.data.prepare import prepare_dataset
+    from catvae.data.kinds import prepare_dataset
     from catvae.data.publish import PreparedDataset
 
     for function in (extract_dataset, prepare_folder_dataset, prepare_medmnist_dataset, prepare_dataset):

@@ -18,11 +18,11 @@ from helpers_nifti import SHAPE, brain, tumour_mask, write_nifti, write_subject
 from PIL import Image
 
 from catvae.config import validate_config
-from catvae.data.brats import discover_brats, parse_overrides
-from catvae.data.brats_extract import extract_dataset
-from catvae.data.normalize import normalize_volume
-from catvae.data.prepare import prepare_dataset
-from catvae.data.validate import mask_problem
+from catvae.data.brats.discover import discover_brats, parse_overrides
+from catvae.data.brats.extract import extract_dataset
+from catvae.data.brats.normalize import normalize_volume
+from catvae.data.kinds import prepare_dataset
+from catvae.data.brats.validate import mask_problem
 from catvae.errors import CatvaeError
 
 GOOD = ("BraTS20_Training_001", "BraTS20_Training_002", "BraTS20_Training_003")
@@ -164,7 +164,7 @@ def test_nonfinite_zero_uses_the_volume_and_logs_the_count(tmp_path, clean, capl
     root = good_cohort(tmp_path / "brats")
     nan_flair_subject(root)
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="catvae.data.brats_extract"):
+    with caplog.at_level(logging.WARNING, logger="catvae.data.brats.extract"):
         summary = extract(root, out, nonfinite="zero")
     assert summary.nonfinite_zeroed == {"BraTS20_Training_008/flair": 64}
     assert "BraTS20_Training_008: flair BraTS20_Training_008_flair.nii.gz has 64 non-finite voxel(s), used as 0" \
@@ -319,7 +319,7 @@ def test_subject_355_is_skipped_without_the_override_and_used_with_it(tmp_path, 
     assert without.subjects_used == 3 and without.skipped_subjects == [S355]
     assert skipped(tmp_path / "without")[S355].startswith(f"missing seg; unrecognised file '{SEGM}'")
 
-    with caplog.at_level(logging.INFO, logger="catvae.data.brats"):
+    with caplog.at_level(logging.INFO, logger="catvae.data.brats.discover"):
         used = extract(root, tmp_path / "with", brats={"overrides": OVERRIDE})
     assert used.subjects_used == 4 and used.skipped_subjects == []
     assert f"subject {S355}: seg from {SEGM} (config key 'dataset.brats.overrides')" in caplog.text
@@ -333,7 +333,7 @@ def test_override_wins_over_a_well_named_file_and_accepts_2023_names(tmp_path, c
     root = tmp_path / "brats"
     folder = write_subject(root, "S1", modalities=["flair"])
     write_nifti(folder / "other" / "flair_fixed.nii.gz", brain(seed=7))
-    with caplog.at_level(logging.INFO, logger="catvae.data.brats"):
+    with caplog.at_level(logging.INFO, logger="catvae.data.brats.discover"):
         subjects, skipped_ = discover_brats(root, ["flair"], {"S1": {"t2f": "other/flair_fixed.nii.gz"}})
     assert skipped_ == []  # the sub-folder the override points into is not an off-naming entry
     assert subjects[0].images["flair"] == folder / "other" / "flair_fixed.nii.gz"
@@ -349,7 +349,7 @@ def test_override_problems(tmp_path, caplog):
                                           rf"dataset\.brats\.overrides\.{S355}\.seg"):
         extract(root, tmp_path / "o1", brats={"overrides": OVERRIDE})
     subject_355(root)
-    with caplog.at_level(logging.WARNING, logger="catvae.data.brats"):
+    with caplog.at_level(logging.WARNING, logger="catvae.data.brats.discover"):
         extract(root, tmp_path / "o2", brats={"overrides": {**OVERRIDE, "BraTS20_Training_999": {"seg": "x.nii"}}})
     assert "BraTS20_Training_999" in caplog.text and "override not used" in caplog.text
     for bad, key in [({"S": {"dwi": "x"}}, "overrides.S.dwi"), ({"S": {"seg": "/abs.nii"}}, "overrides.S.seg"),
@@ -371,7 +371,7 @@ def test_paper_config_carries_the_355_override():
 
 
 def test_phantom_cohort_passes_validation(tmp_path):
-    from catvae.data.phantom import write_phantom_cohort
+    from catvae.data.brats.phantom import write_phantom_cohort
 
     cohort = tmp_path / "phantom"
     write_phantom_cohort(cohort, 2, shape=(24, 28, 20), seed=0)

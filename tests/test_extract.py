@@ -10,11 +10,11 @@ import pytest
 from helpers_nifti import SHAPE, TUMOUR_BOX, brain, write_nifti, write_subject
 from PIL import Image
 
-from catvae.data.brats_extract import extract_dataset
+from catvae.data.brats.extract import extract_dataset
 from catvae.data.images import square_image
 from catvae.data.manifest import DISCARDED_COLUMNS, MANIFEST_COLUMNS
-from catvae.data.normalize import brain_mask, load_volume, normalization_params, normalize_volume
-from catvae.data.slicing import (
+from catvae.data.brats.normalize import brain_mask, load_volume, normalization_params, normalize_volume
+from catvae.data.brats.slicing import (
     PLANE_AXES,
     Selection,
     SliceFilter,
@@ -184,7 +184,7 @@ def _expected_class(plane: str, index: int, box) -> str:
 @pytest.mark.parametrize("threads", [1, 2])
 def test_extract_end_to_end(cohort, tmp_path, threads, caplog):
     out = tmp_path / f"data{threads}"
-    with caplog.at_level(logging.INFO, logger="catvae.data.brats_extract"):
+    with caplog.at_level(logging.INFO, logger="catvae.data.brats.extract"):
         summary = extract_dataset(
             cohort, out, modalities=["flair"], planes=["axial", "sagittal", "coronal"],
             selection={"mode": "center", "k": 1}, image_size=32, normalization=None, filter=LOOSE, threads=threads,

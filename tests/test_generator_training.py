@@ -437,7 +437,8 @@ def test_resume_equals_uninterrupted_run_on_cuda(split_csv, tmp_path):
 
 
 def test_outputs_named_one_by_one_and_replicate_seeds(split_csv, tmp_path):
-    from catvae.generators.train import GeneratorFiles, replicate_seed
+    from catvae.generators.train import GeneratorFiles
+    from catvae.vocabulary.layout import replicate_seed
 
     files = GeneratorFiles(tmp_path / "w.pt", tmp_path / "logs" / "h.csv", tmp_path / "s.json")
     stats = train("vae", split_csv, files, epochs=1)

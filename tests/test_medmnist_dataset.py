@@ -14,7 +14,7 @@ from PIL import Image
 
 from catvae.config import validate_config
 from catvae.config import load_config
-from catvae.data.classes import dataset_classes, dataset_modalities
+from catvae.data.kinds import dataset_classes, dataset_modalities
 from catvae.data.medmnist import medmnist_classes, medmnist_modalities, prepare_medmnist_dataset
 from catvae.errors import CatvaeError
 

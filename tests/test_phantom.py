@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from catvae.data import phantom
-from catvae.data.phantom import (
+from catvae.data.brats import phantom
+from catvae.data.brats.phantom import (
     MODALITIES,
     central_slice_flags,
     central_slice_tumor_fraction,
@@ -17,7 +17,7 @@ from catvae.data.phantom import (
     simulate_subject,
     write_phantom_cohort,
 )
-from catvae.data.phantom_tumor import low_frequency_field
+from catvae.data.brats.phantom_tumor import low_frequency_field
 from catvae.errors import CatvaeError
 
 SHAPE = (48, 48, 32)

@@ -12,7 +12,6 @@ smaller target's extras, as the synthetic manifests' prefix rule does for genera
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,36 +23,19 @@ from catvae.classifier.augment import draw_recipe
 from catvae.data.images import read_manifest
 from catvae.data.split import check_split
 from catvae.errors import CatvaeError
+from catvae.vocabulary.arms import BALANCE, RESAMPLING, Arm
 
-BASELINES = ("oversample", "classic")
-#: Arms without a target: real training images only (`weighted` changes the loss, not the images).
-REAL_ONLY = ("none", "weighted")
-_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 EXTRA_COLUMNS = ["class", "abspath", "source", "origin", "subject", "recipe"]
 
 
 def parse_arm(arm: str) -> tuple[str, int | str | None]:
-    """Split an arm name into (method, target), raising CatvaeError on anything malformed.
+    """Split an arm name into (method, target), raising CatvaeError on anything malformed (`Arm.parse`).
 
     `"none"` -> `("none", None)`; `"weighted"` -> `("weighted", None)`; `"catvae@1000"` -> `("catvae", 1000)`;
-    `"classic@balance"` -> `("classic", "balance")`. Method names are restricted to `[A-Za-z0-9_-]` because they
-    name folders.
+    `"classic@balance"` -> `("classic", "balance")`.
     """
-    if not isinstance(arm, str) or not arm:
-        raise CatvaeError(f"classifier arm must be a non-empty string, got {arm!r}")
-    if arm in REAL_ONLY:
-        return arm, None
-    parts = arm.split("@")
-    if len(parts) != 2:
-        raise CatvaeError(f"classifier arm {arm!r} must be one of {list(REAL_ONLY)} or '<method>@<target>' (one '@')")
-    method, target = parts
-    if not _NAME.match(method) or method in REAL_ONLY:
-        raise CatvaeError(f"classifier arm {arm!r}: method {method!r} must be a generator name or one of {BASELINES}")
-    if target == "balance":
-        return method, "balance"
-    if not re.fullmatch(r"[0-9]+", target) or int(target) < 1:
-        raise CatvaeError(f"classifier arm {arm!r}: target {target!r} must be a positive integer or 'balance'")
-    return method, int(target)
+    parsed = Arm.parse(arm)
+    return parsed.method, parsed.target
 
 
 @dataclass
@@ -109,7 +91,7 @@ def build_training_set(
     empty = [c for c, n in n_real.items() if n == 0]
     if empty:
         raise CatvaeError(f"split.csv has no training images of class(es) {empty}")
-    target_count = None if target is None else (max(n_real.values()) if target == "balance" else int(target))
+    target_count = None if target is None else (max(n_real.values()) if target == BALANCE else int(target))
 
     parts = []
     for k, cls in enumerate(classes):
@@ -118,7 +100,7 @@ def build_training_set(
             continue
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), k]))
         pool = real[real["class"] == cls].reset_index(drop=True)
-        if method in BASELINES:
+        if method in RESAMPLING:
             parts.append(_resample(pool, cls, n_extra, rng, augment=method == "classic"))
         else:
             parts.append(synthetic_rows(method, cls, n_extra, synthetic_manifests))

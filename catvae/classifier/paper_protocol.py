@@ -44,6 +44,7 @@ from catvae.device import resolve_device, set_threads
 from catvae.errors import CatvaeError
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import amp_dtype as resolve_amp_dtype
+from catvae.vocabulary.layout import PAPER_CLASSIFIER_FILES
 
 log = logging.getLogger("catvae.classifier.paper_protocol")
 
@@ -114,8 +115,7 @@ class PaperProtocolFiles(JobFiles):
     history: Path
     training_set: Path
 
-    DEFAULT_NAMES = {"metrics": "metrics_paper_protocol.json", "history": "history.csv",
-                     "training_set": "training_set.csv"}
+    DEFAULT_NAMES = PAPER_CLASSIFIER_FILES
 
 
 def run_paper_protocol(

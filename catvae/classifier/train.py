@@ -36,7 +36,7 @@ from catvae.classifier.evaluate import (
     score,
     write_confusion,
 )
-from catvae.config import defaults
+from catvae.config import defaults, schema_enum
 from catvae.data.images import load_images
 from catvae.data.split import read_split
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
@@ -47,12 +47,14 @@ from catvae.models import count_parameters
 from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
+from catvae.vocabulary.arms import WEIGHTED
+from catvae.vocabulary.layout import CLASSIFIER_FILES
 
 log = logging.getLogger("catvae.classifier.train")
 
 OPTION_KEYS = ("image_size", "channels", "epochs", "batch_size", "lr")
 #: Optional keys and their defaults (the schema's): which epoch is scored, early stopping.
-SELECT_MODES = ("best_val", "last")
+SELECT_MODES = schema_enum("classifier", "select")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc", "seconds"]
 HELD_OUT = "held-out"
 
@@ -115,9 +117,7 @@ class ClassifierFiles(JobFiles):
     checkpoint: Path
     training_set: Path
 
-    DEFAULT_NAMES = {"metrics": "metrics.json", "history": "history.csv", "predictions": "predictions.csv",
-                     "confusion": "confusion.csv", "confusion_png": "confusion.png", "checkpoint": "checkpoint.pt",
-                     "training_set": "training_set.csv"}
+    DEFAULT_NAMES = CLASSIFIER_FILES
 
 
 def load_table(
@@ -317,7 +317,7 @@ def score_selected(
 
 def arm_class_weights(method: str, labels: torch.Tensor, n_classes: int) -> list[float] | None:
     """Inverse-class-frequency loss weights for the `weighted` arm (from its own training labels); None otherwise."""
-    return inverse_frequency_weights(labels.tolist(), n_classes) if method == "weighted" else None
+    return inverse_frequency_weights(labels.tolist(), n_classes) if method == WEIGHTED else None
 
 
 def run_arm(

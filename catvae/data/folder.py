@@ -29,9 +29,8 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from catvae.config import config_block, defaults
-from catvae.data.classes import dataset_modalities
 from catvae.data.images import image_to_gray, save_png, square_image
-from catvae.data.manifest import DISCARDED_COLUMNS, DatasetFiles, discarded_row, manifest_row
+from catvae.data.manifest import DISCARDED_COLUMNS, DatasetFiles, dataset_modality, discarded_row, manifest_row
 from catvae.data.policy import SkippedSubject, parse_on_error, write_skipped
 from catvae.data.publish import PreparedDataset, publish_images
 from catvae.errors import CatvaeError
@@ -156,7 +155,7 @@ def prepare_folder_dataset(dataset: Mapping[str, Any], out_dir: str | os.PathLik
     root = Path(dataset["root"])
     opts = config_block(dataset.get("folder"), defaults("dataset", "folder"), "dataset.folder")
     image_size = int(dataset.get("image_size", defaults("dataset")["image_size"]))
-    (modality,) = dataset_modalities(dataset)  # the one name the conditional VAE embeds for this dataset
+    modality = dataset_modality(dataset)  # the one name the conditional VAE embeds for this dataset
     on_error = parse_on_error(dataset.get("on_error"))
     classes = folder_classes(root, opts["classes"])
     exclude = _compile(opts["exclude_pattern"] or None, "dataset.folder.exclude_pattern")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from catvae.io import JobFiles
+from catvae.vocabulary.layout import DATASET_FILES
 
 MANIFEST_COLUMNS = ["subject", "modality", "plane", "slice_index", "class", "tumor_voxels", "brain_fraction", "path"]
 DISCARDED_COLUMNS = ["subject", "modality", "plane", "slice_index", "class", "reason", "value"]
@@ -31,12 +32,12 @@ class DatasetFiles(JobFiles):
     skipped: Path
     slices: Path
 
-    DEFAULT_NAMES = {
-        "manifest": "manifest.csv",
-        "discarded": "discarded.csv",
-        "skipped": "skipped_subjects.csv",
-        "slices": "slices",
-    }
+    DEFAULT_NAMES = DATASET_FILES
+
+
+def dataset_modality(dataset: Any) -> str:
+    """The one modality name of a dataset without MRI sequences or per-file modalities: the dataset's name."""
+    return dataset.get("name", "image")
 
 
 def manifest_row(subject: str, modality: str, cls: str, rel_path: str) -> list[Any]:

@@ -21,12 +21,12 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from catvae.config import defaults
+from catvae.config import defaults, schema_enum
 from catvae.errors import CatvaeError
 from catvae.io import write_csv
 
-ON_ERROR = ("stop", "skip")
-NONFINITE = ("reject", "zero")
+ON_ERROR = schema_enum("dataset", "on_error")
+NONFINITE = schema_enum("dataset", "nonfinite")
 SKIPPED_COLUMNS = ["subject", "reason"]
 
 

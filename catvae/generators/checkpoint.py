@@ -19,13 +19,14 @@ import torch
 
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path
+from catvae.vocabulary.steps import SYNTHESIS_ONLY_KEYS
 
 FORMAT_VERSION = 1
 
 # Option keys that change neither the model nor the per-epoch trajectory, so a resume is allowed across them:
 # `epochs` (raising it continues a run; nothing in an epoch depends on the total), `checkpoint_every`, and
 # `context` and `sampling` (read only by synthesis).
-_NOT_FINGERPRINTED = ("epochs", "checkpoint_every", "context", "sampling")
+_NOT_FINGERPRINTED = ("epochs", "checkpoint_every", *SYNTHESIS_ONLY_KEYS)
 
 
 def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:

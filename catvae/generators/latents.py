@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from catvae.config import defaults, schema_enum
 from catvae.errors import CatvaeError
 from catvae.precision import to_device
 
@@ -26,9 +27,9 @@ EVAL_BATCH = 64
 #: A latent dimension is active when the variance of its encoder mean over the data exceeds this
 #: (Burda et al., "Importance weighted autoencoders", 2016).
 ACTIVE_THRESHOLD = 0.01
-SAMPLING_MODES = ("prior", "gmm")
-COVARIANCE_TYPES = ("full", "diag")
-DEFAULT_SAMPLING = {"mode": "prior", "components": 10, "covariance": "full"}
+SAMPLING_MODES = schema_enum("generators", "vae", "sampling", "mode")
+COVARIANCE_TYPES = schema_enum("generators", "vae", "sampling", "covariance")
+DEFAULT_SAMPLING = defaults("generators", "vae", "sampling")  # every generator block shares it
 
 
 @torch.no_grad()

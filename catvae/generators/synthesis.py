@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from catvae.config import schema_enum
 from catvae.data.images import load_images, save_png
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
 from catvae.errors import CatvaeError
@@ -28,11 +29,13 @@ from catvae.generators.conditioning import class_rows, encode_conditions, modali
 from catvae.generators.latents import LatentSampler, encode_means, sampling_options
 from catvae.io import JobFiles, write_csv, write_json
 from catvae.precision import to_device
-from catvae.registry import generator
+from catvae.registry import ALL_CLASSES, generator
+from catvae.vocabulary.arms import BALANCE
+from catvae.vocabulary.steps import LARGEST
 
 log = logging.getLogger("catvae.generators.synthesis")
 
-CONTEXT_MODES = ("zero", "mean", "sample")
+CONTEXT_MODES = schema_enum("generators", "catvae", "context")
 MANIFEST_COLUMNS = ["index", "class", "model", "path"]
 
 
@@ -48,7 +51,7 @@ def targets_for(n_real_train: int, target: int | str, *, majority: int | None = 
 def resolve_target(target: int | str, majority: int | None) -> int:
     """A target as a count: ints pass through, "balance" becomes the majority class's real training count."""
     if isinstance(target, str):
-        if target.strip().lower() == "balance":
+        if target.strip().lower() == BALANCE:
             if majority is None:
                 raise CatvaeError("synthesis target 'balance' needs the majority class count")
             return int(majority)
@@ -63,7 +66,7 @@ def resolve_target(target: int | str, majority: int | None) -> int:
 def tstr_count(tstr_images: int | Literal["largest"], targets: Sequence[int | str], majority: int) -> int:
     """Synthetic images per class the TSTR score trains on: `tstr_images`, or "largest" = the largest target
     ('balance' being the majority class's real training count)."""
-    if tstr_images == "largest":
+    if tstr_images == LARGEST:
         return max(resolve_target(t, majority) for t in targets)
     if isinstance(tstr_images, bool) or not isinstance(tstr_images, int) or tstr_images < 1:
         raise CatvaeError(f"config key 'quality.tstr_images' must be a positive integer or null, got {tstr_images!r}")
@@ -229,7 +232,7 @@ def check_class(payload: dict, class_name: str, checkpoint: str) -> None:
     if class_name not in payload["classes"]:
         raise CatvaeError(f"class {class_name!r} is not among the classes {payload['classes']} of {checkpoint}")
     group = payload.get("group")
-    if group not in (None, "all", class_name):
+    if group not in (None, ALL_CLASSES, class_name):
         raise CatvaeError(f"generator checkpoint {checkpoint} was trained on class {group!r}, not {class_name!r}")
 
 

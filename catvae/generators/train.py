@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from catvae.config import defaults
+from catvae.config import defaults, schema_enum
 from catvae.data.images import load_images
 from catvae.data.split import read_split
 from catvae.device import device_name, resolve_device, seed_everything, set_threads
@@ -53,10 +53,11 @@ from catvae.optim import build_adam
 from catvae.precision import amp_dtype as resolve_amp_dtype
 from catvae.precision import autocast, dtype_name, grad_scaler, to_device, use_channels_last
 from catvae.registry import generator
+from catvae.vocabulary.layout import GENERATOR_FILES
 
 log = logging.getLogger("catvae.generators.train")
 
-SELECTIONS = ("last", "best_val")
+SELECTIONS = schema_enum("generators", "vae", "selection")
 RESUME_FILE = "resume.pt"
 
 
@@ -68,15 +69,7 @@ class GeneratorFiles(JobFiles):
     history: Path
     stats: Path
 
-    DEFAULT_NAMES = {"checkpoint": "checkpoint.pt", "history": "history.csv", "stats": "train_stats.json"}
-
-
-def replicate_seed(seed: int, replicate: int) -> int:
-    """The seed of generator replicate `replicate` (training and synthesis): `seed + replicate`, so replicate 0 is
-    the single generator of a study without replicates."""
-    if replicate < 0:
-        raise CatvaeError(f"generator replicate must be >= 0, got {replicate}")
-    return int(seed) + int(replicate)
+    DEFAULT_NAMES = GENERATOR_FILES
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -31,11 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from catvae.config import schema_enum
 from catvae.errors import CatvaeError
 from catvae.models.dropout_attention import dropout_attention, run_blocks
 from catvae.models.encoder import glorot_uniform_, keras_dense_init_
 
-ATTENTION_MODES = ("faithful", "fused", "faithful-sdpa", "explicit")
+ATTENTION_MODES = schema_enum("generators", "catvae", "attention")
 
 
 def check_attention_mode(mode: str, key: str = "generators.catvae.attention") -> str:

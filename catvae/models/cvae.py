@@ -56,13 +56,16 @@ as it is not trained). Before the heads and the decoder's hidden layer were buil
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from catvae.config import defaults
 from catvae.errors import CatvaeError
+from catvae.models.options import GeneratorOptions, positive_int
 from catvae.models.vae import GenerativeModel, kl_per_image, reparameterize
 
 PERCEPTUAL_SEED = 0
@@ -307,3 +310,47 @@ class ConditionalVAE(GenerativeModel):
         with self._inference():
             cond, _, _ = self._condition(labels, modalities, n)
             return torch.sigmoid(self._decode_logits(z, cond))
+
+
+@dataclass(frozen=True)
+class CVAEOptions(GeneratorOptions):
+    """The conditional VAE's model keys: `latent_dim`, `class_embedding`, `modality_embedding`, `hidden`, `loss`
+    {mse, l1, perceptual, beta, gamma} and `beta_warmup` {start, epochs}."""
+
+    latent_dim: int
+    class_embedding: int
+    modality_embedding: int
+    hidden: int
+    loss_weights: dict
+    beta_warmup: dict
+
+    @classmethod
+    def from_block(cls, name: str, block: Mapping[str, Any]) -> "CVAEOptions":
+        if not isinstance(block["loss"], dict) or not isinstance(block["beta_warmup"], dict):
+            raise CatvaeError("config keys 'generators.cvae.loss' and 'generators.cvae.beta_warmup' must be mappings")
+        loss = {**defaults("generators", name, "loss"), **block["loss"]}
+        warmup = {**defaults("generators", name, "beta_warmup"), **block["beta_warmup"]}
+        weights = {k: float(loss[k]) for k in ("mse", "l1", "perceptual", "beta", "gamma") if k in loss}
+        for key, value in weights.items():
+            if value < 0:
+                raise CatvaeError(f"config key 'generators.cvae.loss.{key}' must be >= 0, got {value}")
+        schedule = {k: int(warmup[k]) for k in ("start", "epochs") if k in warmup}
+        if any(v < 0 for v in schedule.values()):
+            raise CatvaeError(f"config key 'generators.cvae.beta_warmup' values must be >= 0, got {schedule}")
+        return cls(name, **{key: positive_int(block, key, name)
+                            for key in ("latent_dim", "class_embedding", "modality_embedding", "hidden")},
+                   loss_weights=weights, beta_warmup=schedule)
+
+    def build(self, *, image_size: int, channels: int, n_classes: int = 1,
+              n_modalities: int = 1) -> ConditionalVAE:
+        if n_classes < 1 or n_modalities < 1:
+            raise CatvaeError(f"cvae needs at least one class and one modality, got {n_classes} and {n_modalities}")
+        return ConditionalVAE(
+            image_size=image_size, channels=channels, n_classes=n_classes, n_modalities=n_modalities,
+            latent_dim=self.latent_dim, class_embedding=self.class_embedding,
+            modality_embedding=self.modality_embedding, hidden=self.hidden,
+            loss_weights=dict(self.loss_weights), beta_warmup=dict(self.beta_warmup),
+        )
+
+
+ConditionalVAE.options_type = CVAEOptions

@@ -20,13 +20,15 @@ do not pay its import time.
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from catvae.errors import CatvaeError
+from catvae.models.options import GeneratorOptions, positive_int
 from catvae.models.vae import GenerativeModel
 
 #: Why the reconstruction metrics of a diffusion model are missing (quality.json's ``*_note``, the table's cell; the
@@ -110,3 +112,46 @@ class DiffusionModel(GenerativeModel):
 
     def encode_mu(self, x: Tensor, labels: Tensor | None = None, modalities: Tensor | None = None) -> Tensor:
         raise CatvaeError(f"{self.name} has no encoder: held-out reconstruction and latent means are undefined")
+
+
+@dataclass(frozen=True)
+class DDPMOptions(GeneratorOptions):
+    """The diffusion model's keys, each checked here (MONAI's own errors name no config key)."""
+
+    unet_channels: tuple
+    attention_levels: tuple
+    res_blocks: int
+    norm_groups: int
+    head_channels: int
+    train_timesteps: int
+    ddim_steps: int
+    schedule: str
+
+    @classmethod
+    def from_block(cls, name: str, block: Mapping[str, Any]) -> "DDPMOptions":
+        widths, levels = block["unet_channels"], block["attention_levels"]
+        if not isinstance(widths, (list, tuple)) or not widths:
+            raise CatvaeError(f"config key 'generators.{name}.unet_channels' must be a non-empty list, got {widths!r}")
+        for width in widths:
+            positive_int({"unet_channels": width}, "unet_channels", name)
+        if not isinstance(levels, (list, tuple)) or len(levels) != len(widths):
+            raise CatvaeError(
+                f"config key 'generators.{name}.attention_levels' must list one boolean per entry of 'unet_channels' "
+                f"({len(widths)}), got {levels!r}"
+            )
+        return cls(name, unet_channels=tuple(widths), attention_levels=tuple(levels),
+                   **{key: positive_int(block, key, name)
+                      for key in ("res_blocks", "norm_groups", "head_channels", "train_timesteps", "ddim_steps")},
+                   schedule=str(block["schedule"]))
+
+    def build(self, *, image_size: int, channels: int, n_classes: int = 1,
+              n_modalities: int = 1) -> DiffusionModel:
+        return DiffusionModel(
+            image_size=image_size, channels=channels, unet_channels=list(self.unet_channels),
+            attention_levels=list(self.attention_levels), res_blocks=self.res_blocks, norm_groups=self.norm_groups,
+            head_channels=self.head_channels, train_timesteps=self.train_timesteps, schedule=self.schedule,
+            ddim_steps=self.ddim_steps,
+        )
+
+
+DiffusionModel.options_type = DDPMOptions

@@ -9,7 +9,8 @@ restore the model's previous mode, so calling them mid-training is safe.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from catvae.errors import CatvaeError
 from catvae.models.attention import check_attention_mode
 from catvae.models.decoders import ConvDecoder
 from catvae.models.encoder import Encoder
+from catvae.models.options import GeneratorOptions, positive_int
 
 
 def kl_per_image(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -35,6 +37,8 @@ class GenerativeModel(nn.Module):
     """Base class: image geometry, latent size, input checks and the eval-mode inference wrapper."""
 
     name: str = ""
+    #: The class that reads the model's `generators.<name>` block and builds it (`catvae.models.options`).
+    options_type: ClassVar[type[GeneratorOptions]]
     uses_context: bool = False  # the decoder attends to encoder features: generation needs a context
     encodes: bool = True  # has an encoder (encode_mu, reconstruct); a diffusion model has none
 
@@ -239,3 +243,37 @@ class CatVAE(VAE):
             raise CatvaeError(f"catvae context must be [1 or {n}, {expected[0]}, {size}, {size}]; got {list(context.shape)}")
         # A shared context stays [1, ...]: the attention projects its keys/values once for all n images.
         return context.to(self.device)
+
+
+@dataclass(frozen=True)
+class VAEOptions(GeneratorOptions):
+    """The VAE's model keys: `latent_dim`."""
+
+    latent_dim: int
+
+    @classmethod
+    def from_block(cls, name: str, block: Mapping[str, Any]) -> "VAEOptions":
+        return cls(name, latent_dim=positive_int(block, "latent_dim", name))
+
+    def build(self, *, image_size: int, channels: int, n_classes: int = 1, n_modalities: int = 1) -> VAE:
+        return VAE(image_size=image_size, channels=channels, latent_dim=self.latent_dim)
+
+
+@dataclass(frozen=True)
+class CatVAEOptions(GeneratorOptions):
+    """The CAT-VAE's model keys: `latent_dim` and `attention` (one of ``ATTENTION_MODES``)."""
+
+    latent_dim: int
+    attention: str
+
+    @classmethod
+    def from_block(cls, name: str, block: Mapping[str, Any]) -> "CatVAEOptions":
+        mode = check_attention_mode(block["attention"])
+        return cls(name, latent_dim=positive_int(block, "latent_dim", name), attention=mode)
+
+    def build(self, *, image_size: int, channels: int, n_classes: int = 1, n_modalities: int = 1) -> CatVAE:
+        return CatVAE(image_size=image_size, channels=channels, latent_dim=self.latent_dim, attention=self.attention)
+
+
+VAE.options_type = VAEOptions
+CatVAE.options_type = CatVAEOptions

@@ -29,6 +29,7 @@ from catvae.errors import CatvaeError
 from catvae.report.figures import _save, plt
 from catvae.report.statistics import Interval, SubjectBootstrap
 from catvae.report.tables import MeanStd, label, order_arms
+from catvae.vocabulary.arms import Arm
 
 #: The paper's BraTS targets (Table 7), per class, real images included.
 PAPER_TARGETS: tuple[int, ...] = (830, 1000, 2000)
@@ -82,8 +83,8 @@ def _table_order(paper: Sequence[Mapping[str, Any]], method_order: Sequence[str]
     """The tables' arm order (catvae.report.tables.order_arms), a method's targets by their pool count, so that
     `balance` sits where its count puts it (first, on a cohort whose other targets exceed the majority)."""
     arms = order_arms(paper, method_order)
-    methods = list(dict.fromkeys(arm.split("@")[0] for arm in arms))
-    return sorted(arms, key=lambda a: (methods.index(a.split("@")[0]), ranks.get(a, -1)))
+    methods = list(dict.fromkeys(Arm.split(arm)[0] for arm in arms))
+    return sorted(arms, key=lambda a: (methods.index(Arm.split(a)[0]), ranks.get(a, -1)))
 
 
 def protocol_inflation_table(paper: Sequence[Mapping[str, Any]], bootstrap: SubjectBootstrap,

@@ -50,8 +50,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from catvae.config import defaults
 from catvae.errors import CatvaeError
 from catvae.registry import GENERATORS
+from catvae.vocabulary.arms import Arm, reference_arm, reference_labels
 
 log = logging.getLogger("catvae.report.statistics")
 
@@ -67,12 +69,7 @@ INTERVALS: dict[str, str] = {"two_level": "test subjects and training runs", "su
 #: Power at which the minimum detectable effect is stated.
 POWER = 0.8
 #: Reference methods of the paired comparisons (``evaluation.compare``) and how the tables name them.
-REFERENCES: dict[str, str] = {
-    "none": "real only",
-    "oversample": "random oversampling",
-    "classic": "classical augmentation",
-    **{name: spec.label for name, spec in GENERATORS.items()},
-}
+REFERENCES: dict[str, str] = reference_labels()
 
 
 @dataclass(frozen=True)
@@ -709,13 +706,13 @@ def load_runs(metrics: Sequence[Mapping], predictions: Sequence[str | os.PathLik
 
 
 def split_arm(arm: str) -> tuple[str, str | None]:
-    """``"vae@437"`` -> ``("vae", "437")``; ``"none"`` -> ``("none", None)``."""
-    method, _, target = arm.partition("@")
-    return method, (target or None)
+    """``"vae@437"`` -> ``("vae", "437")``; ``"none"`` -> ``("none", None)`` (:meth:`Arm.split`)."""
+    return Arm.split(arm)
 
 
-#: The default of ``evaluation.compare``: real only, random oversampling, and the VAE (the CAT-VAE paper's claim).
-DEFAULT_COMPARE: tuple[str, ...] = ("none", "oversample", "vae")
+#: The default of ``evaluation.compare`` (the schema's): real only, random oversampling, and the VAE (the CAT-VAE
+#: paper's claim).
+DEFAULT_COMPARE: tuple[str, ...] = tuple(defaults("evaluation")["compare"])
 
 
 def comparison_pairs(arms: Iterable[str], references: Sequence[str] = DEFAULT_COMPARE) -> list[tuple[str, str]]:
@@ -739,11 +736,11 @@ def comparison_pairs(arms: Iterable[str], references: Sequence[str] = DEFAULT_CO
                 if arm != "none" and "none" in arms:
                     pairs.append((arm, "none"))
                 continue
-            if target is None or method == reference or f"{reference}@{target}" not in arms:
+            if target is None or method == reference or reference_arm(arm, reference) not in arms:
                 continue
             if reference in GENERATORS and method not in GENERATORS:
                 continue
-            pairs.append((arm, f"{reference}@{target}"))
+            pairs.append((arm, reference_arm(arm, reference)))
     return pairs
 
 

@@ -32,24 +32,10 @@ import pandas as pd
 
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path, read_json
-from catvae.registry import GENERATORS
 from catvae.report.statistics import METRICS, POOLED, Interval, split_arm
+from catvae.vocabulary.arms import KINDS, method_kind, method_label
 
 log = logging.getLogger("catvae.report.tables")
-
-#: Methods that are baselines rather than generators; they sort after the generators.
-BASELINES: tuple[str, ...] = ("oversample", "classic")
-#: Real-only arms other than `none` (a changed loss, no extra images); they sort right after `none`.
-REAL_ONLY_METHODS: tuple[str, ...] = ("weighted",)
-
-#: How method / model ids are printed in the tables (ids not listed print as they are).
-METHOD_LABELS: dict[str, str] = {
-    "none": "None (real only)",
-    **{name: spec.label for name, spec in GENERATORS.items()},
-    "oversample": "Random oversampling",
-    "classic": "Classical augmentation",
-    "weighted": "Class-weighted loss",
-}
 
 #: SSIM / PSNR / MSE reconstruct through the latent code ("Reconstructed from" says what else the decoder got), so
 #: they compare across models. The CAT-VAE's reconstructions with the image's own encoder features (the
@@ -203,7 +189,7 @@ def _number(value: Any, key: str, where: str) -> float:
 
 def label(method: str) -> str:
     """The printed name of a method / model id."""
-    return METHOD_LABELS.get(method, method)
+    return method_label(method)
 
 
 # --------------------------------------------------------------------------------- generator quality
@@ -363,14 +349,7 @@ def _target_key(target: Any) -> tuple[int, float, str]:
 def arm_sort_key(method: str, target: Any, method_order: Sequence[str]) -> tuple:
     """The paper's row order: ``none`` and the other real-only arms, then generators (in `method_order`) by target,
     then the resampling baselines."""
-    if method == "none":
-        group = 0
-    elif method in REAL_ONLY_METHODS:
-        group = 1
-    elif method in BASELINES:
-        group = 3
-    else:
-        group = 2
+    group = KINDS.index(method_kind(method))
     rank = method_order.index(method) if method in method_order else len(method_order)
     return (group, rank, method, _target_key(target))
 

@@ -8,11 +8,11 @@ rule train_classifier:
         unpack(arm_synthetic),
         split=SPLIT,
     output:
-        **classifier_outputs(),
+        **L.classifier_files(),
     log:
-        f"{R}/logs/train_classifier/fold{{fold}}_{{arm}}_seed{{seed}}.log",
+        L.log("train_classifier/fold{fold}_{arm}_seed{seed}"),
     benchmark:
-        f"{R}/benchmarks/train_classifier/fold{{fold}}_{{arm}}_seed{{seed}}.tsv"
+        L.benchmark("train_classifier/fold{fold}_{arm}_seed{seed}")
     conda:
         ENV
     threads: 2
@@ -21,7 +21,7 @@ rule train_classifier:
         runtime=60,
         gpu=GPU,
     params:
-        options=classifier_options(),
+        options=steps.classifier_options(config),
         classes=CLASSES,
         config_name=config["config_name"],
         device=config["device"],

@@ -18,9 +18,15 @@ os.environ.update(
 )
 
 from catvae.config import check_config_files, check_dataset_root, validate_config
-from catvae.data.classes import dataset_classes, dataset_modalities
-from catvae.preflight import check_outputs_fit, check_study, study_arms
+from catvae.data.kinds import dataset_classes, dataset_kind, dataset_modalities
+from catvae.preflight import check_outputs_fit, check_study
 from catvae.registry import ALL_CLASSES, generator
+from catvae.vocabulary.arms import ARM_WILDCARD, study_arms
+from catvae.vocabulary.arms import arm_generator as _arm_generator
+from catvae.vocabulary.layout import LATENT_MODEL, PAPER_PROTOCOL, Layout
+from catvae.vocabulary.layout import arm_replicate as _arm_replicate
+from catvae.vocabulary.layout import classifier_runs, generator_runs, replicate_seed
+from catvae.vocabulary import steps
 
 # Validate once at start-up, fill every default, and stop with a message that names the bad key. `--config` values
 # are passed apart because Snakemake hands their nested scalars over as strings; the schema says what they are.
@@ -30,7 +36,8 @@ config.clear()
 config.update(_validated)
 
 DATASET = config["dataset"]
-R = f"{config['results']}/{DATASET['name']}"
+# Every result path comes from the layout (catvae/vocabulary/layout.py), under results/<dataset.name>/.
+L = Layout.of(config)
 ENV = "../../environment.yml"
 check_dataset_root(DATASET)
 CLASSES = dataset_classes(DATASET)
@@ -59,9 +66,9 @@ REPLICATES = list(range(config["generators"]["replicates"]))
 # P / (number of GPUs) jobs on each. The profiles add no GPU requests of their own (tests/test_workflow.py checks the
 # plan rule by rule).
 GPU = 0 if config["device"] == "cpu" else 1
-SPLIT = f"{R}/data/fold{{fold}}/split.csv"
+SPLIT = L.split()
 # Synthetic images per class the train-on-synthetic/test-on-real score uses ("largest" = the largest target).
-TSTR_IMAGES = config["quality"]["tstr_images"] or "largest"
+TSTR_IMAGES = steps.tstr_images(config)
 
 
 wildcard_constraints:
@@ -71,7 +78,7 @@ wildcard_constraints:
     seed=r"\d+",
     fold=r"\d+",
     rep=r"\d+",
-    arm=r"[A-Za-z]+(@[A-Za-z0-9]+)?",
+    arm=ARM_WILDCARD,
 
 
 def generator_group(model, cls):
@@ -79,24 +86,10 @@ def generator_group(model, cls):
     return generator(model).group_of(cls)
 
 
-# Generator keys read only at synthesis: changing them must not re-train (params trigger) or block a resume.
-SYNTHESIS_ONLY_KEYS = ("context", "sampling")
-
-
-def synthesis_option(key, default):
-    """A params function: the synthesis-only `key` of the wildcard generator's block; `default` where the model has no
-    such key (a diffusion model has no latent sampling) - one rule for the held-out and the paper-protocol synthesis.
-    """
-    return lambda w: config["generators"][w.model].get(key, default)
-
-
-def training_options(model):
-    """The `generators.<model>` block without the keys only synthesis reads."""
-    return {
-        k: v
-        for k, v in config["generators"][model].items()
-        if k not in SYNTHESIS_ONLY_KEYS
-    }
+def synthesis_option(key):
+    """A params function: the synthesis-only `key` of the wildcard generator's block (catvae.vocabulary.steps), one
+    rule for the held-out and the paper-protocol synthesis."""
+    return lambda w: steps.synthesis_option(config, w.model, key)
 
 
 def arms():
@@ -107,76 +100,57 @@ def arms():
 
 def arm_generator(arm):
     """The generator an arm draws synthetic images from, or None."""
-    method = arm.split("@")[0]
-    return method if method in MODELS else None
+    return _arm_generator(arm, MODELS)
 
 
 def arm_replicate(wildcards):
     """The generator replicate a generator arm draws from: classifier seed k uses replicate k mod replicates."""
     if arm_generator(wildcards.arm) is None:
         return None
-    return int(wildcards.seed) % len(REPLICATES)
+    return _arm_replicate(wildcards.seed, len(REPLICATES))
 
 
 def study_targets():
     """Everything `snakemake` builds by default: tables, figures, provenance."""
     targets = [
-        f"{R}/tables/classification.csv",
-        f"{R}/tables/comparisons.csv",
-        f"{R}/figures/effects.png",
-        f"{R}/figures/confusion_matrices.png",
-        f"{R}/figures/learning_curves.png",
-        f"{R}/provenance.json",
+        L.table("classification"),
+        L.table("comparisons"),
+        L.figure("effects"),
+        L.figure("confusion_matrices"),
+        L.figure("learning_curves"),
+        L.provenance(),
     ]
     if MODELS:
-        targets += [f"{R}/tables/generator_quality.csv", f"{R}/figures/samples.png"]
-    if "cvae" in MODELS:
-        targets.append(f"{R}/figures/cvae_latent_space.png")
+        targets += [L.table("generator_quality"), L.figure("samples")]
+    if LATENT_MODEL in MODELS:
+        targets.append(L.figure(f"{LATENT_MODEL}_latent_space"))
     if config["classifier"]["paper_protocol"]:
         targets += [
-            f"{R}/tables/classification_paper_protocol.csv",
-            f"{R}/tables/protocol_inflation.csv",
-            f"{R}/figures/protocol_inflation.png",
+            L.table("classification_paper_protocol"),
+            L.table("protocol_inflation"),
+            L.figure("protocol_inflation"),
         ]
     return targets
 
 
-def classifier_options():
-    """The `classifier` keys the CNN training reads (arms and TSTR alike)."""
-    keys = (
-        "image_size",
-        "channels",
-        "epochs",
-        "batch_size",
-        "lr",
-        "select",
-        "patience",
-        "amp",
-    )
-    return {k: config["classifier"][k] for k in keys}
-
-
-def generator_dir(fold, model, rep, group):
-    return f"{R}/generators/fold{fold}/{model}/rep{rep}/{group}"
-
-
-def synthetic_dir(fold, model, rep, cls):
-    return f"{R}/synthetic/fold{fold}/{model}/rep{rep}/{cls}"
-
-
 def extract_input(wildcards):
-    """The phantom cohort is a rule output; real datasets are read in place from dataset.root."""
-    return {"cohort": f"{R}/phantom"} if DATASET["kind"] == "phantom" else {}
+    """What extract reads (catvae.data.kinds): the phantom cohort (a rule output), dataset.root, or MedMNIST files."""
+    return dataset_kind(DATASET).inputs(DATASET, L.phantom())
+
+
+def inception_input(wildcards):
+    """The InceptionV3 weights FID/KID read, where quality.inception_weights names a file. A path with no file is not
+    an input: the job then records FID/KID as n/a with the path it did not find (the param), as a missing file never
+    stopped a study."""
+    weights = config["quality"]["inception_weights"]
+    return {"inception_weights": weights} if weights and Path(weights).is_file() else {}
 
 
 def trained_generator(wildcards):
     """The checkpoint and training statistics of the generator that makes class `cls` in this fold and replicate."""
     group = generator_group(wildcards.model, wildcards.cls)
-    folder = generator_dir(wildcards.fold, wildcards.model, wildcards.rep, group)
-    return {
-        "checkpoint": f"{folder}/checkpoint.pt",
-        "stats": f"{folder}/train_stats.json",
-    }
+    files = L.generator_files(wildcards.fold, wildcards.model, wildcards.rep, group)
+    return {"checkpoint": files["checkpoint"], "stats": files["stats"]}
 
 
 def generator_checkpoint(wildcards):
@@ -186,7 +160,9 @@ def generator_checkpoint(wildcards):
 def generator_manifests(wildcards):
     """Synthetic manifests (one per class) of one generator replicate in one fold."""
     return {
-        cls: f"{synthetic_dir(wildcards.fold, wildcards.model, wildcards.rep, cls)}/manifest.csv"
+        cls: L.synthetic_files(wildcards.fold, wildcards.model, wildcards.rep, cls)[
+            "manifest"
+        ]
         for cls in CLASSES
     }
 
@@ -199,30 +175,15 @@ def arm_synthetic(wildcards):
         return {}
     rep = arm_replicate(wildcards)
     return {
-        cls: f"{synthetic_dir(wildcards.fold, model, rep, cls)}/manifest.csv"
+        cls: L.synthetic_files(wildcards.fold, model, rep, cls)["manifest"]
         for cls in CLASSES
-    }
-
-
-def classifier_outputs():
-    folder = f"{R}/classifier/fold{{fold}}/{{arm}}/seed{{seed}}"
-    return {
-        "metrics": f"{folder}/metrics.json",
-        "history": f"{folder}/history.csv",
-        "predictions": f"{folder}/predictions.csv",
-        "confusion": f"{folder}/confusion.csv",
-        "confusion_png": f"{folder}/confusion.png",
-        "checkpoint": f"{folder}/checkpoint.pt",
-        "training_set": f"{folder}/training_set.csv",
     }
 
 
 def quality_files(wildcards=None):
     return [
-        f"{generator_dir(f, m, r, c)}/quality.json"
-        for f in FOLDS
-        for m in MODELS
-        for r in REPLICATES
+        L.quality(f, m, r, c)
+        for f, m, r in generator_runs(FOLDS, MODELS, REPLICATES)
         for c in CLASSES
     ]
 
@@ -231,24 +192,17 @@ def tstr_inputs(wildcards=None):
     """tstr.json and tstr_predictions.csv of every TSTR run, in the same order (one list of runs makes both): the
     subject bootstrap of the generator table pairs them by position and reads model, fold, replicate from the JSON.
     """
-    runs = [
-        f"{R}/generators/fold{f}/{m}/rep{r}"
-        for f in FOLDS
-        for m in MODELS
-        for r in REPLICATES
-    ]
+    runs = [L.tstr_files(*run) for run in generator_runs(FOLDS, MODELS, REPLICATES)]
     return {
-        "tstr": [f"{run}/tstr.json" for run in runs],
-        "tstr_predictions": [f"{run}/tstr_predictions.csv" for run in runs],
+        "tstr": [run["json"] for run in runs],
+        "tstr_predictions": [run["predictions"] for run in runs],
     }
 
 
 def metrics_files(name):
     return [
-        f"{R}/classifier/fold{f}/{a}/seed{s}/{name}"
-        for f in FOLDS
-        for a in arms()
-        for s in SEEDS
+        f"{L.classifier_dir(*run)}/{name}"
+        for run in classifier_runs(FOLDS, arms(), SEEDS)
     ]
 
 
@@ -263,13 +217,13 @@ def prediction_inputs(wildcards=None):
 
 
 # The reference's protocol (workflow/rules/paper_protocol.smk): its own folders, one table of every image.
-PP = "paper_protocol"
-PAPER_SPLIT = f"{R}/data/{PP}/split.csv"
+PP = PAPER_PROTOCOL
+PAPER_SPLIT = L.paper_split()
 
 
 def paper_generator_checkpoint(wildcards):
     group = generator_group(wildcards.model, wildcards.cls)
-    return f"{R}/generators/{PP}/{wildcards.model}/{group}/checkpoint.pt"
+    return L.paper_generator_files(wildcards.model, group)["checkpoint"]
 
 
 def paper_arm_synthetic(wildcards):
@@ -277,17 +231,11 @@ def paper_arm_synthetic(wildcards):
     model = arm_generator(wildcards.arm)
     if model is None:
         return {}
-    return {cls: f"{R}/synthetic/{PP}/{model}/{cls}/manifest.csv" for cls in CLASSES}
+    return {cls: L.paper_synthetic_files(model, cls)["manifest"] for cls in CLASSES}
 
 
 def paper_metrics_files(name="metrics_paper_protocol.json"):
-    return [f"{R}/classifier/{PP}/{a}/seed{s}/{name}" for a in arms() for s in SEEDS]
-
-
-def paper_generator_options(model):
-    """The model's training keys; with no validation images (every image trains) it keeps its last epoch and no
-    plateau schedule, which need them (docs/DEPARTURES.md)."""
-    return {**training_options(model), "selection": "last", "plateau": None}
+    return [f"{L.paper_classifier_dir(a, s)}/{name}" for a in arms() for s in SEEDS]
 
 
 TABLE_PARAMS = dict(

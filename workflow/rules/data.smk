@@ -4,11 +4,11 @@
 
 rule phantom:
     output:
-        directory(f"{R}/phantom"),
+        directory(L.phantom()),
     log:
-        f"{R}/logs/phantom.log",
+        L.log("phantom"),
     benchmark:
-        f"{R}/benchmarks/phantom.tsv"
+        L.benchmark("phantom")
     conda:
         ENV
     threads: 2
@@ -27,14 +27,14 @@ rule extract:
     input:
         unpack(extract_input),
     output:
-        manifest=f"{R}/data/manifest.csv",
-        discarded=f"{R}/data/discarded.csv",
-        skipped=f"{R}/data/skipped_subjects.csv",
-        slices=directory(f"{R}/data/slices"),
+        manifest=L.data("manifest"),
+        discarded=L.data("discarded"),
+        skipped=L.data("skipped"),
+        slices=directory(L.data("slices")),
     log:
-        f"{R}/logs/extract.log",
+        L.log("extract"),
     benchmark:
-        f"{R}/benchmarks/extract.tsv"
+        L.benchmark("extract")
     conda:
         ENV
     threads: 2
@@ -49,13 +49,13 @@ rule extract:
 
 rule split:
     input:
-        manifest=f"{R}/data/manifest.csv",
+        manifest=L.data("manifest"),
     output:
         split=SPLIT,
     log:
-        f"{R}/logs/split/fold{{fold}}.log",
+        L.log("split/fold{fold}"),
     benchmark:
-        f"{R}/benchmarks/split/fold{{fold}}.tsv"
+        L.benchmark("split/fold{fold}")
     conda:
         ENV
     threads: 1

@@ -7,13 +7,11 @@ rule train_generator:
     input:
         split=SPLIT,
     output:
-        checkpoint=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/checkpoint.pt",
-        history=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/history.csv",
-        stats=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{group}}/train_stats.json",
+        **L.generator_files(),
     log:
-        f"{R}/logs/train_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{group}}.log",
+        L.log("train_generator/fold{fold}_{model}_rep{rep}_{group}"),
     benchmark:
-        f"{R}/benchmarks/train_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{group}}.tsv"
+        L.benchmark("train_generator/fold{fold}_{model}_rep{rep}_{group}")
     conda:
         ENV
     threads: 2
@@ -22,7 +20,7 @@ rule train_generator:
         runtime=lambda w: 720 if config["generators"][w.model]["epochs"] > 100 else 120,
         gpu=GPU,
     params:
-        options=lambda w: training_options(w.model),
+        options=lambda w: steps.training_options(config, w.model),
         image_size=DATASET["image_size"],
         channels=DATASET["channels"],
         classes=CLASSES,
@@ -38,15 +36,13 @@ rule synthesise:
         checkpoint=generator_checkpoint,
         split=SPLIT,
     output:
-        manifest=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/manifest.csv",
-        info=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/info.json",
-        images=directory(
-            f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/images"
-        ),
+        manifest=L.synthetic_files()["manifest"],
+        info=L.synthetic_files()["info"],
+        images=directory(L.synthetic_files()["images"]),
     log:
-        f"{R}/logs/synthesise/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.log",
+        L.log("synthesise/fold{fold}_{model}_rep{rep}_{cls}"),
     benchmark:
-        f"{R}/benchmarks/synthesise/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.tsv"
+        L.benchmark("synthesise/fold{fold}_{model}_rep{rep}_{cls}")
     conda:
         ENV
     threads: 2
@@ -57,8 +53,8 @@ rule synthesise:
     params:
         targets=config["synthesis"]["targets"],
         tstr_images=TSTR_IMAGES,
-        context=synthesis_option("context", "mean"),
-        sampling=synthesis_option("sampling", {}),
+        context=synthesis_option("context"),
+        sampling=synthesis_option("sampling"),
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
         device=config["device"],
@@ -69,15 +65,16 @@ rule synthesise:
 rule evaluate_generator:
     input:
         unpack(trained_generator),
+        unpack(inception_input),
         split=SPLIT,
-        manifest=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/manifest.csv",
-        info=f"{R}/synthetic/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/info.json",
+        manifest=L.synthetic_files()["manifest"],
+        info=L.synthetic_files()["info"],
     output:
-        quality=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/{{cls}}/quality.json",
+        quality=L.quality(),
     log:
-        f"{R}/logs/evaluate_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.log",
+        L.log("evaluate_generator/fold{fold}_{model}_rep{rep}_{cls}"),
     benchmark:
-        f"{R}/benchmarks/evaluate_generator/fold{{fold}}_{{model}}_rep{{rep}}_{{cls}}.tsv"
+        L.benchmark("evaluate_generator/fold{fold}_{model}_rep{rep}_{cls}")
     conda:
         ENV
     threads: 2
@@ -86,6 +83,7 @@ rule evaluate_generator:
         runtime=60,
         gpu=GPU,
     params:
+        # the weights are read from the input; the param names a configured path with no file (FID/KID n/a)
         inception_weights=config["quality"]["inception_weights"],
         max_fid_images=config["quality"]["max_fid_images"],
         near_copy_ssim=config["quality"]["near_copy_ssim"],
@@ -103,12 +101,11 @@ rule tstr:
         unpack(generator_manifests),
         split=SPLIT,
     output:
-        json=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/tstr.json",
-        predictions=f"{R}/generators/fold{{fold}}/{{model}}/rep{{rep}}/tstr_predictions.csv",
+        **L.tstr_files(),
     log:
-        f"{R}/logs/tstr/fold{{fold}}_{{model}}_rep{{rep}}.log",
+        L.log("tstr/fold{fold}_{model}_rep{rep}"),
     benchmark:
-        f"{R}/benchmarks/tstr/fold{{fold}}_{{model}}_rep{{rep}}.tsv"
+        L.benchmark("tstr/fold{fold}_{model}_rep{rep}")
     conda:
         ENV
     threads: 2
@@ -117,7 +114,7 @@ rule tstr:
         runtime=60,
         gpu=GPU,
     params:
-        options=classifier_options(),
+        options=steps.classifier_options(config),
         classes=CLASSES,
         tstr_images=TSTR_IMAGES,
         select=config["quality"]["tstr_select"],
@@ -131,14 +128,16 @@ rule tstr:
 
 rule export_latents:
     input:
-        checkpoint=f"{R}/generators/fold{{fold}}/cvae/rep{{rep}}/all/checkpoint.pt",
+        checkpoint=L.generator_files(model=LATENT_MODEL, group=ALL_CLASSES)[
+            "checkpoint"
+        ],
         split=SPLIT,
     output:
-        f"{R}/generators/fold{{fold}}/cvae/rep{{rep}}/all/latents.npz",
+        L.latents(),
     log:
-        f"{R}/logs/export_latents/fold{{fold}}_rep{{rep}}.log",
+        L.log("export_latents/fold{fold}_rep{rep}"),
     benchmark:
-        f"{R}/benchmarks/export_latents/fold{{fold}}_rep{{rep}}.tsv"
+        L.benchmark("export_latents/fold{fold}_rep{rep}")
     conda:
         ENV
     threads: 2

@@ -13,13 +13,13 @@ localrules:
 
 rule paper_protocol_split:
     input:
-        f"{R}/data/fold0/split.csv",
+        L.split(0),
     output:
         PAPER_SPLIT,
     log:
-        f"{R}/logs/{PP}/split.log",
+        L.log(f"{PP}/split"),
     benchmark:
-        f"{R}/benchmarks/{PP}/split.tsv"
+        L.benchmark(f"{PP}/split")
     conda:
         ENV
     threads: 1
@@ -34,13 +34,11 @@ rule train_paper_generator:
     input:
         split=PAPER_SPLIT,
     output:
-        checkpoint=f"{R}/generators/{PP}/{{model}}/{{group}}/checkpoint.pt",
-        history=f"{R}/generators/{PP}/{{model}}/{{group}}/history.csv",
-        stats=f"{R}/generators/{PP}/{{model}}/{{group}}/train_stats.json",
+        **L.paper_generator_files(),
     log:
-        f"{R}/logs/{PP}/train_generator/{{model}}_{{group}}.log",
+        L.log(f"{PP}/train_generator/{{model}}_{{group}}"),
     benchmark:
-        f"{R}/benchmarks/{PP}/train_generator/{{model}}_{{group}}.tsv"
+        L.benchmark(f"{PP}/train_generator/{{model}}_{{group}}")
     conda:
         ENV
     threads: 2
@@ -49,7 +47,7 @@ rule train_paper_generator:
         runtime=lambda w: 720 if config["generators"][w.model]["epochs"] > 100 else 120,
         gpu=GPU,
     params:
-        options=lambda w: paper_generator_options(w.model),
+        options=lambda w: steps.paper_training_options(config, w.model),
         image_size=DATASET["image_size"],
         channels=DATASET["channels"],
         classes=CLASSES,
@@ -65,13 +63,13 @@ rule synthesise_paper:
         checkpoint=paper_generator_checkpoint,
         split=PAPER_SPLIT,
     output:
-        manifest=f"{R}/synthetic/{PP}/{{model}}/{{cls}}/manifest.csv",
-        info=f"{R}/synthetic/{PP}/{{model}}/{{cls}}/info.json",
-        images=directory(f"{R}/synthetic/{PP}/{{model}}/{{cls}}/images"),
+        manifest=L.paper_synthetic_files()["manifest"],
+        info=L.paper_synthetic_files()["info"],
+        images=directory(L.paper_synthetic_files()["images"]),
     log:
-        f"{R}/logs/{PP}/synthesise/{{model}}_{{cls}}.log",
+        L.log(f"{PP}/synthesise/{{model}}_{{cls}}"),
     benchmark:
-        f"{R}/benchmarks/{PP}/synthesise/{{model}}_{{cls}}.tsv"
+        L.benchmark(f"{PP}/synthesise/{{model}}_{{cls}}")
     conda:
         ENV
     threads: 2
@@ -82,8 +80,8 @@ rule synthesise_paper:
     params:
         targets=config["synthesis"]["targets"],
         tstr_images=None,
-        context=synthesis_option("context", "mean"),
-        sampling=synthesis_option("sampling", {}),
+        context=synthesis_option("context"),
+        sampling=synthesis_option("sampling"),
         seed=config["synthesis"]["seed"],
         batch_size=config["synthesis"]["batch_size"],
         device=config["device"],
@@ -96,13 +94,11 @@ rule paper_protocol_classifier:
         unpack(paper_arm_synthetic),
         split=PAPER_SPLIT,
     output:
-        metrics=f"{R}/classifier/{PP}/{{arm}}/seed{{seed}}/metrics_paper_protocol.json",
-        history=f"{R}/classifier/{PP}/{{arm}}/seed{{seed}}/history.csv",
-        training_set=f"{R}/classifier/{PP}/{{arm}}/seed{{seed}}/training_set.csv",
+        **L.paper_classifier_files(),
     log:
-        f"{R}/logs/{PP}/classifier/{{arm}}_seed{{seed}}.log",
+        L.log(f"{PP}/classifier/{{arm}}_seed{{seed}}"),
     benchmark:
-        f"{R}/benchmarks/{PP}/classifier/{{arm}}_seed{{seed}}.tsv"
+        L.benchmark(f"{PP}/classifier/{{arm}}_seed{{seed}}")
     conda:
         ENV
     threads: 2
@@ -111,7 +107,7 @@ rule paper_protocol_classifier:
         runtime=60,
         gpu=GPU,
     params:
-        options=classifier_options(),
+        options=steps.classifier_options(config),
         classes=CLASSES,
         paper_seed=config["classifier"]["paper_protocol_seed"],
         config_name=config["config_name"],
@@ -126,16 +122,16 @@ rule paper_protocol_table:
         paper_metrics_files(),
     output:
         csv=report(
-            f"{R}/tables/classification_paper_protocol.csv",
+            L.table("classification_paper_protocol"),
             caption="../report/paper_protocol.rst",
             category="Tables",
         ),
-        md=f"{R}/tables/classification_paper_protocol.md",
-        tex=f"{R}/tables/classification_paper_protocol.tex",
+        md=L.table("classification_paper_protocol", "md"),
+        tex=L.table("classification_paper_protocol", "tex"),
     log:
-        f"{R}/logs/tables/paper_protocol.log",
+        L.log("tables/paper_protocol"),
     benchmark:
-        f"{R}/benchmarks/tables/paper_protocol.tsv"
+        L.benchmark("tables/paper_protocol")
     conda:
         ENV
     threads: 1
@@ -155,21 +151,21 @@ rule protocol_inflation:
         paper=paper_metrics_files(),
     output:
         csv=report(
-            f"{R}/tables/protocol_inflation.csv",
+            L.table("protocol_inflation"),
             caption="../report/protocol_inflation.rst",
             category="Tables",
         ),
-        md=f"{R}/tables/protocol_inflation.md",
-        tex=f"{R}/tables/protocol_inflation.tex",
+        md=L.table("protocol_inflation", "md"),
+        tex=L.table("protocol_inflation", "tex"),
         png=report(
-            f"{R}/figures/protocol_inflation.png",
+            L.figure("protocol_inflation"),
             caption="../report/protocol_inflation.rst",
             category="Figures",
         ),
     log:
-        f"{R}/logs/tables/protocol_inflation.log",
+        L.log("tables/protocol_inflation"),
     benchmark:
-        f"{R}/benchmarks/tables/protocol_inflation.tsv"
+        L.benchmark("tables/protocol_inflation")
     conda:
         ENV
     threads: 1

@@ -21,16 +21,16 @@ rule generator_quality_table:
         quality=quality_files(),
     output:
         csv=report(
-            f"{R}/tables/generator_quality.csv",
+            L.table("generator_quality"),
             caption="../report/generator_quality.rst",
             category="Tables",
         ),
-        md=f"{R}/tables/generator_quality.md",
-        tex=f"{R}/tables/generator_quality.tex",
+        md=L.table("generator_quality", "md"),
+        tex=L.table("generator_quality", "tex"),
     log:
-        f"{R}/logs/tables/generator_quality.log",
+        L.log("tables/generator_quality"),
     benchmark:
-        f"{R}/benchmarks/tables/generator_quality.tsv"
+        L.benchmark("tables/generator_quality")
     conda:
         ENV
     threads: 1
@@ -40,7 +40,9 @@ rule generator_quality_table:
     params:
         **{
             **TABLE_PARAMS,
-            "seeds": [config["synthesis"]["seed"] + r for r in REPLICATES],
+            "seeds": [
+                replicate_seed(config["synthesis"]["seed"], r) for r in REPLICATES
+            ],
         },
         kind="generator_quality",
         # Generator replicate r is trained with seed synthesis.seed + r; the classifier seeds do not apply here.
@@ -54,16 +56,16 @@ rule classification_table:
         unpack(prediction_inputs),
     output:
         csv=report(
-            f"{R}/tables/classification.csv",
+            L.table("classification"),
             caption="../report/classification.rst",
             category="Tables",
         ),
-        md=f"{R}/tables/classification.md",
-        tex=f"{R}/tables/classification.tex",
+        md=L.table("classification", "md"),
+        tex=L.table("classification", "tex"),
     log:
-        f"{R}/logs/tables/classification.log",
+        L.log("tables/classification"),
     benchmark:
-        f"{R}/benchmarks/tables/classification.tsv"
+        L.benchmark("tables/classification")
     conda:
         ENV
     threads: 1
@@ -83,16 +85,16 @@ rule comparisons_table:
         unpack(prediction_inputs),
     output:
         csv=report(
-            f"{R}/tables/comparisons.csv",
+            L.table("comparisons"),
             caption="../report/comparisons.rst",
             category="Tables",
         ),
-        md=f"{R}/tables/comparisons.md",
-        tex=f"{R}/tables/comparisons.tex",
+        md=L.table("comparisons", "md"),
+        tex=L.table("comparisons", "tex"),
     log:
-        f"{R}/logs/tables/comparisons.log",
+        L.log("tables/comparisons"),
     benchmark:
-        f"{R}/benchmarks/tables/comparisons.tsv"
+        L.benchmark("tables/comparisons")
     conda:
         ENV
     threads: 1
@@ -113,14 +115,14 @@ rule confusion_figure:
         metrics_files("metrics.json"),
     output:
         report(
-            f"{R}/figures/confusion_matrices.png",
+            L.figure("confusion_matrices"),
             caption="../report/confusion.rst",
             category="Figures",
         ),
     log:
-        f"{R}/logs/figures/confusion_matrices.log",
+        L.log("figures/confusion_matrices"),
     benchmark:
-        f"{R}/benchmarks/figures/confusion_matrices.tsv"
+        L.benchmark("figures/confusion_matrices")
     conda:
         ENV
     threads: 1
@@ -136,14 +138,14 @@ rule effects_figure:
         unpack(prediction_inputs),
     output:
         report(
-            f"{R}/figures/effects.png",
+            L.figure("effects"),
             caption="../report/effects.rst",
             category="Figures",
         ),
     log:
-        f"{R}/logs/figures/effects.log",
+        L.log("figures/effects"),
     benchmark:
-        f"{R}/benchmarks/figures/effects.tsv"
+        L.benchmark("figures/effects")
     conda:
         ENV
     threads: 1
@@ -163,14 +165,14 @@ rule learning_curves_figure:
         metrics_files("history.csv"),
     output:
         report(
-            f"{R}/figures/learning_curves.png",
+            L.figure("learning_curves"),
             caption="../report/learning_curves.rst",
             category="Figures",
         ),
     log:
-        f"{R}/logs/figures/learning_curves.log",
+        L.log("figures/learning_curves"),
     benchmark:
-        f"{R}/benchmarks/figures/learning_curves.tsv"
+        L.benchmark("figures/learning_curves")
     conda:
         ENV
     threads: 1
@@ -187,22 +189,20 @@ rule learning_curves_figure:
 
 rule samples_figure:
     input:
-        split=SPLIT.format(fold=0),
+        split=L.split(0),
         synthetic=[
-            f"{synthetic_dir(0, m, 0, c)}/manifest.csv"
-            for m in MODELS
-            for c in CLASSES
+            L.synthetic_files(0, m, 0, c)["manifest"] for m in MODELS for c in CLASSES
         ],
     output:
         report(
-            f"{R}/figures/samples.png",
+            L.figure("samples"),
             caption="../report/samples.rst",
             category="Figures",
         ),
     log:
-        f"{R}/logs/figures/samples.log",
+        L.log("figures/samples"),
     benchmark:
-        f"{R}/benchmarks/figures/samples.tsv"
+        L.benchmark("figures/samples")
     conda:
         ENV
     threads: 1
@@ -221,17 +221,17 @@ rule samples_figure:
 
 rule latent_figure:
     input:
-        f"{R}/generators/fold0/cvae/rep0/all/latents.npz",
+        L.latents(0, 0),
     output:
         report(
-            f"{R}/figures/cvae_latent_space.png",
+            L.figure(f"{LATENT_MODEL}_latent_space"),
             caption="../report/latent.rst",
             category="Figures",
         ),
     log:
-        f"{R}/logs/figures/cvae_latent_space.log",
+        L.log("figures/cvae_latent_space"),
     benchmark:
-        f"{R}/benchmarks/figures/cvae_latent_space.tsv"
+        L.benchmark("figures/cvae_latent_space")
     conda:
         ENV
     threads: 1
@@ -244,17 +244,17 @@ rule latent_figure:
 
 rule provenance:
     input:
-        [t for t in study_targets() if not t.endswith("provenance.json")],
+        [t for t in study_targets() if t != L.provenance()],
     output:
         report(
-            f"{R}/provenance.json",
+            L.provenance(),
             caption="../report/provenance.rst",
             category="Provenance",
         ),
     log:
-        f"{R}/logs/provenance.log",
+        L.log("provenance"),
     benchmark:
-        f"{R}/benchmarks/provenance.tsv"
+        L.benchmark("provenance")
     conda:
         ENV
     threads: 1
@@ -273,11 +273,11 @@ rule provenance:
 # settings a run of F uses, in the format of `catvae validate-config --config F --show`.
 rule resolved_config:
     output:
-        f"{R}/config.resolved.yaml",
+        L.resolved_config(),
     log:
-        f"{R}/logs/resolved_config.log",
+        L.log("resolved_config"),
     benchmark:
-        f"{R}/benchmarks/resolved_config.tsv"
+        L.benchmark("resolved_config")
     conda:
         ENV
     threads: 1

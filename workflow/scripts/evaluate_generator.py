@@ -1,7 +1,7 @@
 """Snakemake adapter: quality figures of one generator replicate of one fold for one class."""
 
 from catvae.generators.evaluate import evaluate_generator
-from catvae.generators.train import replicate_seed
+from catvae.vocabulary.layout import replicate_seed
 from catvae.runner import run_step
 
 run_step(
@@ -12,7 +12,8 @@ run_step(
         snakemake.input.manifest,
         snakemake.output.quality,
         class_name=snakemake.wildcards.cls,
-        inception_weights=snakemake.params.inception_weights,
+        # the declared weights file, else the configured path with no file there (FID/KID n/a, saying where)
+        inception_weights=snakemake.input.get("inception_weights") or snakemake.params.inception_weights,
         max_fid_images=snakemake.params.max_fid_images,
         near_copy_ssim=snakemake.params.near_copy_ssim,
         diversity_pairs=snakemake.params.diversity_pairs,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from catvae.data.prepare import prepare_dataset
+from catvae.data.kinds import prepare_dataset
 from catvae.runner import run_step
 
 run_step(

@@ -1,6 +1,6 @@
 """Snakemake adapter: write the embedded BraTS-format phantom cohort."""
 
-from catvae.data.phantom import write_phantom_cohort
+from catvae.data.brats.phantom import write_phantom_cohort
 from catvae.runner import run_step
 
 run_step(

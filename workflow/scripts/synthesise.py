@@ -2,7 +2,7 @@
 and for the TSTR score, from one generator replicate of one fold; the rule names the manifest, info and images."""
 
 from catvae.generators.synthesis import SynthesisFiles, synthesise
-from catvae.generators.train import replicate_seed
+from catvae.vocabulary.layout import replicate_seed
 from catvae.runner import run_step
 
 run_step(

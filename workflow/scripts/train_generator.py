@@ -1,8 +1,9 @@
 """Snakemake adapter: train one generator replicate of one fold (per class for vae/catvae, over all classes for
 cvae); the rule names the checkpoint, history and statistics files."""
 
-from catvae.generators.train import GeneratorFiles, replicate_seed, train_generator
+from catvae.generators.train import GeneratorFiles, train_generator
 from catvae.runner import run_step
+from catvae.vocabulary.layout import replicate_seed
 
 run_step(
     snakemake,

@@ -2,7 +2,7 @@
 real test images (TSTR); the rule names tstr.json and the test predictions."""
 
 from catvae.classifier.tstr import run_tstr
-from catvae.generators.train import replicate_seed
+from catvae.vocabulary.layout import replicate_seed
 from catvae.runner import run_step
 
 run_step(

@@ -1,7 +1,7 @@
 """BraTS volumes -> labelled 2D PNG slices, ``manifest.csv``, ``discarded.csv`` and ``skipped_subjects.csv``.
 
 The ``brats`` and ``phantom`` dataset kinds (the phantom cohort is written in the BraTS layout); the other kinds
-have their own modules, and `catvae.data.prepare` picks one per ``dataset.kind``.
+have their own modules, and `catvae.data.kinds` picks one per ``dataset.kind``.
 
 Work is split by subject: each task loads one subject's mask and then one sequence at a time, so memory stays
 at a few volumes per worker whatever the cohort size, and subjects run in parallel processes
@@ -12,7 +12,7 @@ subject jobs then check what only the voxels show (mask labels from the configur
 an intensity range float64 can normalise). Every broken subject of the cohort is collected in this one pass and
 `catvae.data.policy` decides: stop listing all of them (``dataset.on_error: stop``, default), or leave them out and
 list them in ``skipped_subjects.csv`` (``skip``). Folders that do not hold a complete subject (a missing or
-off-naming file, see `catvae.data.brats`) are always skipped and listed, whatever the policy.
+off-naming file, see `catvae.data.brats.discover`) are always skipped and listed, whatever the policy.
 
 PNGs are written into a hidden temporary folder that replaces ``slices/`` only when every subject succeeded, and
 ``manifest.csv`` is written last and atomically: a crash never leaves a manifest that looks complete.
@@ -31,14 +31,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from catvae.config import config_block, defaults
-from catvae.data.brats import SubjectFiles, canonical_modalities, discover_brats, label_set
+from catvae.data.brats.discover import SubjectFiles, canonical_modalities, discover_brats, label_set
 from catvae.data.images import save_png, square_image
 from catvae.data.manifest import DatasetFiles
-from catvae.data.normalize import brain_mask, load_volume, normalization_params, normalize_volume
+from catvae.data.brats.normalize import brain_mask, load_volume, normalization_params, normalize_volume
 from catvae.data.policy import SkippedSubject, parse_nonfinite, parse_on_error, settle, write_skipped
 from catvae.data.publish import Filled, PreparedDataset, publish_slices
-from catvae.data.validate import header_problems, mask_problem, nonfinite_count
-from catvae.data.slicing import (
+from catvae.data.brats.validate import header_problems, mask_problem, nonfinite_count
+from catvae.data.brats.slicing import (
     NO_TUMOR,
     TUMOR,
     Selection,
@@ -53,7 +53,7 @@ from catvae.data.slicing import (
 )
 from catvae.errors import CatvaeError
 
-log = logging.getLogger("catvae.data.brats_extract")
+log = logging.getLogger("catvae.data.brats.extract")
 
 
 @dataclass(frozen=True)

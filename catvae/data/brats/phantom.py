@@ -27,20 +27,20 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
-from catvae.data.phantom_tumor import (
+from catvae.data.brats.discover import MODALITIES  # the four sequences of the BraTS layout the cohort is written in
+from catvae.data.brats.phantom_tumor import (
     TumorMaps,
     low_frequency_field,
     render_tumor,
     sample_tumor_spec,
 )
-from catvae.data.slicing import PLANE_AXES  # the slicer's plane -> axis convention, shared
+from catvae.data.brats.slicing import PLANE_AXES  # the slicer's plane -> axis convention, shared
 from catvae.errors import CatvaeError
 from catvae.io import atomic_path
 
-log = logging.getLogger("catvae.data.phantom")
+log = logging.getLogger("catvae.data.brats.phantom")
 
 BRATS_SHAPE: tuple[int, int, int] = (240, 240, 155)
-MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
 # BraTS volumes are 240 x 240 x 155 voxels of 1 mm; other shapes keep that field of view with larger voxels.
 _FOV_MM = np.array([240.0, 240.0, 155.0])
 _MIN_SIDE = 8  # as catvae/schemas/config.schema.yaml allows; below that there is no anatomy left

@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from catvae.data.brats import OVERRIDES_KEY, SubjectFiles
-from catvae.data.normalize import volume_shape
+from catvae.data.brats.discover import OVERRIDES_KEY, SubjectFiles
+from catvae.data.brats.normalize import volume_shape
 from catvae.errors import CatvaeError
 
 _MAX_LISTED = 8  # offending mask values shown in a reason

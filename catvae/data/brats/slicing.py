@@ -21,13 +21,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from catvae.config import config_block, defaults
+from catvae.config import config_block, defaults, schema_enum
 from catvae.errors import CatvaeError
 
 #: plane -> array axis of a BraTS (RAS-like) volume
 PLANE_AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 TUMOR, NO_TUMOR = "Tumor", "NoTumor"
-SELECTION_MODES = ("center", "all", "stride")
+SELECTION_MODES = schema_enum("dataset", "selection", "mode")
 
 
 @dataclass(frozen=True)

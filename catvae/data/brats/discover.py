@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 from catvae.data.policy import SkippedSubject
 from catvae.errors import CatvaeError
 
-log = logging.getLogger("catvae.data.brats")
+log = logging.getLogger("catvae.data.brats.discover")
 
 #: canonical sequence names, in the order manifests list them
 MODALITIES = ("flair", "t1", "t1ce", "t2")
