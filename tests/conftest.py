@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -59,6 +60,23 @@ def dry_run_jobs(workdir: Path, config_path: Path, *args: str) -> dict[str, int]
     proc = run_snakemake(workdir, config_path, "-n", "--quiet", "rules", *args)
     assert proc.returncode == 0, proc.stderr
     return job_counts(proc.stdout + proc.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _restore_catvae_logger():
+    """Steps called in-process (the CLI tests) route the `catvae` logger to a file or stderr, set its level and stop
+    propagation (catvae.logs.setup_logging); put it back after each test, so a later test's caplog sees what it
+    would see alone."""
+    logger = logging.getLogger("catvae")
+    saved = logger.level, list(logger.handlers), logger.propagate
+    yield
+    for handler in list(logger.handlers):
+        if handler not in saved[1]:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(saved[0])
+    logger.handlers[:] = saved[1]
+    logger.propagate = saved[2]
 
 
 @pytest.fixture(scope="session")
