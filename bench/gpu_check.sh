@@ -62,8 +62,8 @@ torch.version.cuda, 'capability', torch.cuda.get_device_capability() if torch.cu
     | tee -a "$out/machine.txt"
 
 if [ "$device" = cuda ]; then
-    step tests 100 "$py" -m pytest -m cuda -q -p no:cacheprovider tests/test_models.py tests/test_device.py \
-        tests/test_generator_training.py tests/test_classifier_train.py tests/test_dropout_attention.py
+    step tests 100 "$py" -m pytest -m cuda -q -p no:cacheprovider tests/models/test_vae.py tests/test_device.py \
+        tests/generators/test_train.py tests/classifier/test_train.py tests/models/test_dropout_attention.py
 fi
 gen=(bench/train_generators.py --device "$device" --presets "$preset" "${steps[@]}" --batch 64
      --variants vae,catvae-fused,catvae-faithful,catvae-explicit)

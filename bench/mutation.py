@@ -60,6 +60,8 @@ CORE: dict[str, list[str]] = {
     # synthetic deficits: how many images an arm or TSTR adds, and which
     "catvae/generators/synthesis.py": ["targets_for", "resolve_target", "tstr_count"],
     "catvae/classifier/arms.py": ["parse_arm", "build_training_set", "_resample", "synthetic_rows"],
+    # the arm names every stage reads (which method, which target, which generator, which reference)
+    "catvae/vocabulary/arms.py": ["Arm.parse", "Arm.split", "arm_generator", "reference_arm", "study_arms"],
     # the leakage guard
     "catvae/classifier/evaluate.py": ["check_no_leakage"],
     # TSTR: what it trains on (run_tstr around it trains, predicts and writes, through the functions above)
@@ -69,8 +71,12 @@ CORE: dict[str, list[str]] = {
 #: The fast unit tests that cover CORE: whole files, and of the files that also train models (classifier, TSTR,
 #: generators) only the tests that train nothing. A mutant is run against the listed tests that reach its function.
 TESTS: list[str] = [
-    "tests/test_statistics.py", "tests/test_statistics_properties.py", "tests/test_split.py", "tests/test_arms.py",
-    *(f"tests/test_classifier_train.py::{t}" for t in (
+    "tests/report/test_statistics.py", "tests/report/test_statistics_properties.py", "tests/data/test_split.py",
+    "tests/classifier/test_arms.py",
+    *(f"tests/vocabulary/test_vocabulary.py::{t}" for t in (
+        "test_an_arm_formats_back_to_its_name", "test_parse_types_the_target_and_split_keeps_the_text",
+        "test_kinds_labels_and_references", "test_study_arms")),
+    *(f"tests/classifier/test_train.py::{t}" for t in (
         "test_leakage_guard_rejects_a_test_subject_seen_in_training",
         "test_leakage_guard_rejects_a_synthetic_image_in_the_test_set",
         "test_leakage_guard_compares_subjects_images_and_every_synthetic_manifest",
@@ -78,15 +84,15 @@ TESTS: list[str] = [
         "test_select_epoch_prefers_balanced_accuracy_then_lower_loss_then_earlier",
         "test_select_epoch_breaks_ties_by_loss_then_epoch_whatever_the_row_order",
         "test_only_the_weighted_arm_weighs_its_loss_by_its_own_training_labels")),
-    *(f"tests/test_paper_protocol.py::{t}" for t in (
+    *(f"tests/classifier/test_paper_protocol.py::{t}" for t in (
         "test_keras_split_is_the_last_fifth_of_a_seeded_shuffle",
         "test_keras_validation_split_scores_the_floor_of_the_fraction",
         "test_keras_validation_split_refuses_an_empty_side")),
-    *(f"tests/test_synthesis.py::{t}" for t in (
+    *(f"tests/generators/test_synthesis.py::{t}" for t in (
         "test_targets_for", "test_resolve_target_accepts_counts_and_balance",
         "test_resolve_target_refuses_what_is_not_a_count",
         "test_tstr_count_is_the_largest_resolved_target_or_the_given_count")),
-    *(f"tests/test_tstr.py::{t}" for t in (
+    *(f"tests/classifier/test_tstr.py::{t}" for t in (
         "test_tstr_refuses_an_unknown_epoch_rule", "test_tstr_refuses_too_few_or_missing_synthetic_images",
         "test_training_table_is_the_manifests_prefix_sized_from_the_real_training_split")),
 ]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from catvae.config import check_dataset_root, coerce_command_line, load_config, validate_config
+from catvae.config import check_dataset_root, coerce_command_line, load_config, schema_enum, validate_config
 from catvae.errors import CatvaeError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ def test_shipped_configs_validate():
     assert paper["dataset"]["image_size"] == 128 and paper["dataset"]["channels"] == 3
     assert paper["generators"]["catvae"]["epochs"] == 500
     assert paper["classifier"]["image_size"] == 224 and paper["classifier"]["paper_protocol"] is True
-    assert paper["synthesis"]["targets"] == ["balance", 1000, 2000]  # Table 7 (tests/test_paper_protocol.py)
+    assert paper["synthesis"]["targets"] == ["balance", 1000, 2000]  # Table 7 (tests/classifier/test_paper_protocol.py)
     assert paper["generators"]["models"][-1] == "ddpm"  # the diffusion comparator (ours), sized for a GPU
     diffusion = load_config(REPO / "config" / "diffusion_phantom.yaml")
     assert diffusion["generators"]["models"] == ["vae", "ddpm"] and diffusion["dataset"]["image_size"] == 64
@@ -231,3 +231,10 @@ def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
     shipped = [REPO / "config" / name for name in ("config.yaml", "paper.yaml", "busi.yaml", "medmnist_cvae.yaml",
                                                             "table7_phantom.yaml", "diffusion_phantom.yaml")]
     check_config_files([*shipped, REPO / ".test" / "config" / "config.yaml"])
+
+
+def test_schema_enum_names_a_bad_key():
+    with pytest.raises(CatvaeError, match="'classifier.nope'"):
+        schema_enum("classifier", "nope")
+    with pytest.raises(CatvaeError, match="no enum"):
+        schema_enum("classifier", "epochs")

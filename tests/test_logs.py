@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from catvae.logs import PROGRESS, setup_logging
-from test_generator_training import make_split, train
+from generators.test_train import make_split, train
 
 
 def _console(capsys) -> list[str]:

@@ -1,7 +1,7 @@
 """Settings that would skew a study or cannot run are refused when the config is read, before any job.
 
 Duplicates that would be counted twice, more folds than subjects, outputs beyond the free disk; every problem of a
-file in one message. The workflow-level cases (`snakemake -n`) are in tests/test_command_line_config.py.
+file in one message. The workflow-level cases (`snakemake -n`) are in tests/workflow/test_command_line_config.py.
 """
 
 from __future__ import annotations

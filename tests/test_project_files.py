@@ -52,3 +52,34 @@ def test_workflow_catalog_file():
     assert stack["conda"] is True  # every rule names environment.yml (conda:), so --use-conda works
     assert set(catalog["usage"]["mandatory-flags"]) == {"desc", "flags"}
     assert catalog["usage"]["report"] is True
+
+
+def _modules() -> list[str]:
+    return sorted(p.relative_to(REPO).as_posix() for p in (REPO / "catvae").rglob("*.py")
+                  if p.name not in ("__init__.py", "__main__.py"))
+
+
+def test_architecture_lists_every_module():
+    """docs/ARCHITECTURE.md has a row for every module of the package (a new module needs one)."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    missing = [m for m in _modules() if f"`{m}`" not in text]
+    assert not missing, f"docs/ARCHITECTURE.md lists no row for {missing}"
+
+
+def test_unit_tests_are_found_from_the_module_name():
+    """tests/<package>/ mirrors catvae/<package>/: every test file of a package folder tests a module or aspect of that
+    package, named `test_<module>[_<aspect>].py` or `test_package.py` (rules that span the package), and every folder
+    under tests/ (the end-to-end `workflow/` and `cluster/` apart) is a package of catvae."""
+    packages = {p.relative_to(REPO / "catvae").as_posix() for p in (REPO / "catvae").rglob("*") if p.is_dir()
+                and (p / "__init__.py").is_file()}
+    end_to_end = {"workflow", "cluster"}
+    for folder in sorted(p for p in (REPO / "tests").rglob("*") if p.is_dir() and p.name != "__pycache__"):
+        name = folder.relative_to(REPO / "tests").as_posix()
+        if name.split("/")[0] in end_to_end:
+            continue
+        assert name in packages, f"tests/{name}/ mirrors no package catvae/{name}/"
+        modules = {p.stem for p in (REPO / "catvae" / name).glob("*.py")} | {"package"}
+        for test in folder.glob("test_*.py"):
+            stem = test.stem.removeprefix("test_")
+            assert any(stem == m or stem.startswith(m + "_") for m in modules), (
+                f"{test.relative_to(REPO)} names no module of catvae/{name}/")

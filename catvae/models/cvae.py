@@ -44,7 +44,7 @@ How the reference's text is read where it is ambiguous or silent:
   (epochs counted from 0); ``warmup_end`` is that epoch, at which training selects on validation loss.
 * **Eval-mode forward uses z = mu**, so validation losses are deterministic and draw no random numbers.
 
-**Parameter count** at 1x28x28, 21 classes, 3 modalities, latent 128 (``tests/test_models.py`` asserts each
+**Parameter count** at 1x28x28, 21 classes, 3 modalities, latent 128 (``tests/models/test_cvae.py`` asserts each
 line): encoder convs + BN 165,024; embeddings 2,880 (21x128 + 3x64); Linear 1,344->256 344,320; mu/logvar
 2 x 32,896 = 65,792; decoder Linear 320->256 82,176 and 256->1,152 296,064; deconvs + BN 164,641; class head
 128->128 (+BN) 16,768, 128->64 (+BN) 8,384, 64->21 1,365; modality head 128->64 (+BN) 8,384, 64->3 195.

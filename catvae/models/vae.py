@@ -183,7 +183,7 @@ class VAE(GenerativeModel):
         0.5x the VAE's and 0.8x the CAT-VAE's time per image of one 256-image decode); and oneDNN's NHWC
         transposed convolutions beat NCHW for the VAE. No layer mixes images, so every image's numbers are
         those of one whole-batch decode (bit for bit in this project's measurements at both presets;
-        ``tests/test_models.py`` checks them), and z is still drawn for all `n` at once.
+        ``tests/models/test_vae.py`` checks them), and z is still drawn for all `n` at once.
         """
         z = self.latents_for(n, latents, generator)
         on_cpu = z.device.type == "cpu"

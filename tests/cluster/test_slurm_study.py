@@ -219,7 +219,7 @@ def test_slurm_study_matches_local_run(slurm_cluster: SlurmCluster, tmp_path: Pa
     assert not rules & REPORT_RULES, f"report rules were submitted to SLURM: {rules & REPORT_RULES}"
     assert {"local:classification_table", "local:provenance"} <= set(jobs.values()), sorted(set(jobs.values()))
     for jid, slurm_id in submitted.items():
-        # the rules that run a torch model on config `device` (tests/test_workflow.py: GPU_RULES)
+        # the rules that run a torch model on config `device` (tests/workflow/test_workflow.py: GPU_RULES)
         wants_gpu = jobs[jid] in ("train_generator", "synthesise", "evaluate_generator", "export_latents",
                                   "train_classifier", "tstr")
         got = slurm_cluster.job_record(slurm_id).get("TresPerJob", "")

@@ -3,7 +3,7 @@
 Kept apart from `phantom.py` (anatomy, contrast, files) because this is the part whose statistics matter to
 the study: where tumours sit and how large they are decides how many central slices are `Tumor`, i.e. the
 class imbalance the whole study is about. BraTS 2020 gives 830 Tumor / 277 NoTumor central slices (75 %),
-and the defaults below are tuned to land near that (measured by `tests/test_phantom.py` and `bench/phantom.py`).
+and the defaults below are tuned to land near that (measured by `tests/data/brats/test_phantom.py` and `bench/phantom.py`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from catvae.data.kinds import dataset_classes, dataset_modalities
 from catvae.data.medmnist import medmnist_classes, medmnist_modalities, prepare_medmnist_dataset
 from catvae.errors import CatvaeError
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import REPO
 SIZES = {"train": 6, "val": 3, "test": 4}
 
 

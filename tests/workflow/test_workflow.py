@@ -12,7 +12,7 @@ import pytest
 
 from catvae.report.tables import label
 from conftest import dry_run_jobs as _dry_run_jobs
-from conftest import run_snakemake, write_config
+from conftest import REPO, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -276,7 +276,7 @@ def test_paper_preset_dry_run_lists_the_full_study(tmp_path):
 # The rules that run a torch model on config `device`; they, and only they, ask for a GPU (README, "On a cluster").
 GPU_RULES = {"train_generator", "synthesise", "evaluate_generator", "export_latents", "train_classifier", "tstr",
              "train_paper_generator", "synthesise_paper", "paper_protocol_classifier"}
-SLURM_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "slurm"
+SLURM_PROFILE = REPO / "profiles" / "slurm"
 GPUNODE_PROFILE = SLURM_PROFILE.parent / "gpunode"
 
 

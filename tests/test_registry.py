@@ -23,7 +23,7 @@ import yaml
 from conftest import REPO, TINY_CONFIG, job_counts, write_config
 
 TINY_MODULE = '''
-"""A tiny per-class generator that exists only in tests/test_extra_generator.py."""
+"""A tiny per-class generator that exists only in tests/test_registry.py."""
 from dataclasses import dataclass
 from typing import Any, Mapping
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_arms import CLASSES, LAYOUT, make_dataset
+from classifier.test_arms import CLASSES, LAYOUT, make_dataset
 
 from catvae.classifier.tstr import run_tstr, training_table
 from catvae.cli import main

@@ -12,7 +12,7 @@ import torch
 from catvae.errors import CatvaeError
 from catvae.generators.evaluate import evaluate_generator, export_latents
 from catvae.generators.synthesis import synthesise
-from test_generator_training import CLASSES, make_split, train
+from generators.test_train import CLASSES, make_split, train
 
 # The keys docs/ARCHITECTURE.md fixes for generators/<model>/<class>/quality.json.
 QUALITY_KEYS = {

@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 from helpers_nifti import SHAPE, brain, tumour_mask, write_nifti, write_subject
 from PIL import Image
 
@@ -362,7 +363,7 @@ def test_override_problems(tmp_path, caplog):
 def test_paper_config_carries_the_355_override():
     from catvae.config import load_config
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     ds = load_config(repo / "config" / "paper.yaml")["dataset"]
     assert ds["brats"]["overrides"] == OVERRIDE
 

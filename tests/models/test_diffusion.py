@@ -18,7 +18,7 @@ from catvae.metrics.diversity import ms_ssim_settings, pair_diversity
 from catvae.models import build_generator, count_parameters
 from catvae.models.diffusion import NO_ENCODER_NOTE
 from catvae.report.tables import DIVERSITY_COLUMNS, generator_quality_table
-from test_generator_training import CLASSES, SIZE, _crash_at, Crash, make_split
+from generators.test_train import CLASSES, SIZE, _crash_at, Crash, make_split
 
 torch.set_num_threads(1)
 

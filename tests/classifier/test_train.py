@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 import torch
 from helpers_cuda import forbid_enabled_autocast, requires_cuda
-from test_arms import CLASSES, make_dataset
+from classifier.test_arms import CLASSES, make_dataset
 from torch.utils.data import DataLoader, TensorDataset
 
 from catvae.classifier.arms import TrainingSet, build_training_set

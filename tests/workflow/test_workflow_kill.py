@@ -2,7 +2,7 @@
 killer would) resumes under `--rerun-incomplete` from its last resume checkpoint, to the very weights of a run that
 was never interrupted (CPU, bitwise).
 
-The in-process resume tests (tests/test_generator_training.py) raise an exception inside the training loop; this one
+The in-process resume tests (tests/generators/test_train.py) raise an exception inside the training loop; this one
 goes through everything a real kill touches: the process group dies at an arbitrary point, Snakemake's lock and
 incomplete-job markers stay behind, and the rerun deletes the job's declared outputs but must keep `.resume/`.
 """

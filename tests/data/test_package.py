@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent / "catvae" / "data"
+from conftest import REPO
+
+DATA = REPO / "catvae" / "data"
 #: Each dataset kind's code: the BraTS-layout package (brats and the phantom) and one module per other kind.
 KIND_MODULES = {"catvae.data.brats": DATA / "brats", "catvae.data.folder": DATA / "folder.py",
                 "catvae.data.medmnist": DATA / "medmnist.py"}

@@ -14,7 +14,7 @@ import torch
 from catvae.data.images import load_images
 from catvae.errors import CatvaeError
 from catvae.generators.synthesis import resolve_target, synthesise, targets_for, tstr_count
-from test_generator_training import make_split, train
+from generators.test_train import make_split, train
 
 N_TRAIN = {"NoTumor": 6, "Tumor": 9}  # make_split's default counts, 60% train
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
-from test_arms import CLASSES, make_dataset
+from classifier.test_arms import CLASSES, make_dataset
 
 from catvae.classifier.arms import build_training_set
 from catvae.classifier.paper_protocol import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from catvae.config import schema_enum
 from catvae.data.brats.discover import canonical_modalities, discover_brats
 from catvae.errors import CatvaeError
 from helpers_nifti import brain, write_nifti, write_subject
@@ -105,3 +106,11 @@ def test_missing_root_names_config_key(tmp_path):
 def test_bad_modalities_name_config_key(tmp_path, mods):
     with pytest.raises(CatvaeError, match="dataset.modalities"):
         discover_brats(tmp_path, mods)
+
+
+def test_the_brats_sequences_are_the_schema_enum():
+    """The four canonical sequences and the 2023 aliases are `dataset.modalities`' enum; the phantom writes the four."""
+    from catvae.data.brats import discover, phantom
+
+    assert set(discover.MODALITIES) | set(discover.ALIASES) == set(schema_enum("dataset", "modalities"))
+    assert phantom.MODALITIES is discover.MODALITIES

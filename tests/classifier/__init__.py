@@ -1,0 +1,1 @@
+"""Tests of catvae/classifier/ (one file per module, named after it)."""

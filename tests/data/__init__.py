@@ -1,0 +1,1 @@
+"""Tests of catvae/data/ (one file per module, named after it)."""

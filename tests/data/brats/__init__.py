@@ -1,0 +1,1 @@
+"""Tests of catvae/data/brats/ (one file per module, named after it)."""

@@ -1,0 +1,1 @@
+"""Tests of catvae/generators/ (one file per module, named after it)."""

@@ -1,0 +1,1 @@
+"""Tests of catvae/report/ (one file per module, named after it)."""

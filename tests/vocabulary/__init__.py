@@ -1,0 +1,1 @@
+"""Tests of catvae/vocabulary/ (one file per module, named after it)."""

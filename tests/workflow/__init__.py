@@ -1,0 +1,1 @@
+"""End-to-end tests: Snakemake runs the workflow (Snakefile, workflow/rules) on tiny studies; the README's commands as written."""
