@@ -72,10 +72,7 @@ CORE: dict[str, list[str]] = {
 #: generators) only the tests that train nothing. A mutant is run against the listed tests that reach its function.
 TESTS: list[str] = [
     "tests/report/test_statistics.py", "tests/report/test_statistics_properties.py", "tests/data/test_split.py",
-    "tests/classifier/test_arms.py",
-    *(f"tests/vocabulary/test_vocabulary.py::{t}" for t in (
-        "test_an_arm_formats_back_to_its_name", "test_parse_types_the_target_and_split_keeps_the_text",
-        "test_kinds_labels_and_references", "test_study_arms")),
+    "tests/classifier/test_arms.py", "tests/vocabulary/test_arms.py",
     *(f"tests/classifier/test_train.py::{t}" for t in (
         "test_leakage_guard_rejects_a_test_subject_seen_in_training",
         "test_leakage_guard_rejects_a_synthetic_image_in_the_test_set",
