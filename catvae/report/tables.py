@@ -43,9 +43,12 @@ log = logging.getLogger("catvae.report.tables")
 #: Weight-free diversity: mean MS-SSIM of random pairs of the class's synthetic images, and of its real training images
 #: (the yardstick: synthetic above real = less diverse than the data); lower = more diverse.
 DIVERSITY_COLUMNS: tuple[str, ...] = ("MS-SSIM synthetic pairs", "MS-SSIM real pairs")
+#: The cost columns: measured on the machine that ran the study (wall time, memory), so two runs of the same code and
+#: seeds differ in them and in nothing else (bench/compare_tables.py and the SLURM test compare the rest exactly).
+MEASURED_COLUMNS: tuple[str, ...] = ("Training time (s)", "Inference (ms/image)", "Peak memory (MB)")
 QUALITY_COLUMNS: tuple[str, ...] = (
     "Model", "Class", "Reconstructed from", "SSIM", "PSNR", "FID", "KID", "MSE", *DIVERSITY_COLUMNS,
-    "Training time (s)", "Inference (ms/image)", "Peak memory (MB)", "Device",
+    *MEASURED_COLUMNS, "Device",
 )
 OWN_FEATURE_COLUMNS: tuple[str, ...] = ("SSIM own features (bypass)", "PSNR own features (bypass)",
                                         "MSE own features (bypass)")

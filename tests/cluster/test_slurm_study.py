@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from catvae.report.tables import MEASURED_COLUMNS
+
 from .slurm_cluster import ClusterUnavailable, SlurmCluster, ensure_installed
 
 pytestmark = pytest.mark.cluster
@@ -157,7 +159,6 @@ def test_slurm_smoke(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
 
 
 # Table columns that measure the machine (wall time, memory), not the study: they differ between any two runs.
-MEASURED_COLUMNS = {"Training time (s)", "Inference (ms/image)", "Peak memory (MB)"}
 
 
 def cluster_study_config() -> dict:
