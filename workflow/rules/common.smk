@@ -63,7 +63,7 @@ REPLICATES = list(range(config["generators"]["replicates"]))
 # evaluate_generator, export_latents, train_classifier, tstr), none when `device` is cpu; every other rule needs CPUs
 # only. On a cluster executor that is a GPU of the job's own; on one machine a slot of the `gpu` pool
 # (`--resources gpu=P`, profiles/gpunode): the job pins itself to one visible GPU (catvae/gpu_slots.py), at most
-# P / (number of GPUs) jobs on each. The profiles add no GPU requests of their own (tests/test_workflow.py checks the
+# P / (number of GPUs) jobs on each. The profiles add no GPU requests of their own (tests/workflow/test_workflow.py checks the
 # plan rule by rule).
 GPU = 0 if config["device"] == "cpu" else 1
 SPLIT = L.split()
