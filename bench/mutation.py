@@ -44,7 +44,8 @@ CORE: dict[str, list[str]] = {
     # bootstrap, its intervals and p-values, Holm, the metrics each replicate recomputes
     "catvae/report/statistics.py": [
         "Interval.contains", "holm", "bootstrap_p_value", "balanced_accuracy_from_confusion",
-        "macro_f1_from_confusion", "_pair_counts", "_clusters", "_draw_subjects",
+        "macro_f1_from_confusion", "_pair_counts", "_clusters", "_draw_subjects", "_members", "_multiplicities",
+        "_coded_predictions", "_point_metrics", "_run_statistics", "_fold_metric", "_run_weights",
         "SubjectBootstrap._arm_statistics", "SubjectBootstrap.replicates", "SubjectBootstrap.compare",
         "SubjectBootstrap._interval",
     ],

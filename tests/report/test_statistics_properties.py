@@ -16,11 +16,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
+from catvae.errors import CatvaeError
 from catvae.report.statistics import (
     Run,
     SubjectBootstrap,
     balanced_accuracy_from_confusion,
     bootstrap_p_value,
+    _run_weights,
     holm,
     macro_f1_from_confusion,
 )
@@ -276,3 +278,52 @@ def test_an_interval_over_partly_undefined_replicates_says_how_many_were_dropped
     with caplog.at_level(logging.WARNING, logger="catvae.report.statistics"):
         boot.interval("none", "balanced_accuracy")
     assert not caplog.records
+
+
+# ------------------------------------------------------------------------------- bad prediction files, run weights
+
+def _frame(n: int = 4, **columns) -> pd.DataFrame:
+    frame = pd.DataFrame({"subject": [f"s{i}" for i in range(n)], "true": [CLASSES[i % 2] for i in range(n)],
+                          "prob_NoTumor": [0.4] * n, "prob_Tumor": [0.6] * n})
+    for name, values in columns.items():
+        frame[name] = values
+    return frame
+
+
+@pytest.mark.parametrize("frame, problem", [
+    (_frame().drop(columns=["prob_Tumor"]), "missing column(s) prob_Tumor"),
+    (_frame().iloc[:0], "no predictions"),
+    (_frame(subject=["s0", "", "s2", "s3"]), "empty subject id(s); the bootstrap resamples subjects"),
+    (_frame(subject=["s0", None, "s2", "s3"]), "empty subject id(s); the bootstrap resamples subjects"),
+    (_frame(n=6, true=["a", "b", "c", "d", "e", "f"]), "true class(es) ['a', 'b', 'c', 'd', 'e'] not in"),
+    (_frame(prob_Tumor=["0.6", "high", "0.6", "0.6"]), "non-numeric or missing probabilities"),
+])
+def test_a_bad_predictions_file_is_refused_naming_the_file_and_the_problem(frame, problem):
+    """Every refusal names the file the rows came from (or, without one, the arm, fold and seed) and says what is
+    wrong, as the project's errors must; a non-numeric probability is refused, not passed on as a ValueError."""
+    with pytest.raises(CatvaeError) as raised:
+        SubjectBootstrap([Run("none", frame, source="results/x/predictions.csv")], CLASSES, resamples=10)
+    assert str(raised.value).startswith(f"results/x/predictions.csv: {problem}"), str(raised.value)
+    with pytest.raises(CatvaeError, match=r"^predictions of arm none fold 1 seed 2: "):
+        SubjectBootstrap([Run("none", frame, fold=1, seed=2)], CLASSES, resamples=10)
+
+
+class _Fake:
+    def __init__(self, fold: int):
+        self.run = Run("a", pd.DataFrame(), fold=fold)
+
+
+def test_run_weights_are_rescaled_draw_counts_in_every_fold_with_two_or_more_runs():
+    """Per fold of R >= 2 runs, a resample's run weights are 1 + sqrt(R / (R - 1)) (n - 1) for draw counts n >= 0
+    that sum to R; a fold with one run keeps weight 1, whatever the order of the folds; `subjects` weighs 1."""
+    folds = [0, 1, 2]
+    runs = [_Fake(0), _Fake(1), _Fake(1), _Fake(1), _Fake(2), _Fake(2)]  # a one-run fold first
+    weights = _run_weights("a", runs, folds, 400, 0, "two_level")
+    assert weights.shape == (400, 6) and (weights[:, 0] == 1).all()
+    for members in ([1, 2, 3], [4, 5]):
+        r = len(members)
+        counts = (weights[:, members] - 1) / math.sqrt(r / (r - 1)) + 1
+        assert np.allclose(counts, np.round(counts)) and (np.round(counts) >= 0).all()
+        assert (np.round(counts).sum(axis=1) == r).all()
+        assert len({tuple(row) for row in np.round(counts)}) > 1  # drawn, not fixed
+    assert (_run_weights("a", runs, folds, 400, 0, "subjects") == 1).all()
