@@ -15,7 +15,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import jsonschema
 import yaml
@@ -71,18 +71,24 @@ def _read_schema(path: str) -> dict:
     return read_yaml(path)
 
 
-def defaults(*keys: str) -> dict:
-    """The schema's defaults for one config block, e.g. `defaults("generators", "cvae")`.
-
-    The schema is the only place a default is written down: library functions that can be called without a
-    validated config (tests, benchmarks, the CLI) merge their options over this, so the two can never drift apart.
-    """
+def _schema_of(keys: Sequence[str]) -> dict:
+    """The schema of one config key (`keys` the path to it); CatvaeError naming the first key the schema lacks."""
     schema = _read_schema(str(SCHEMA_PATH))
     for depth, key in enumerate(keys):
         try:
             schema = schema["properties"][key]
         except KeyError:
             raise CatvaeError(f"config key '{'.'.join(keys[: depth + 1])}' is not in the schema") from None
+    return schema
+
+
+def defaults(*keys: str) -> dict:
+    """The schema's defaults for one config block, e.g. `defaults("generators", "cvae")`.
+
+    The schema is the only place a default is written down: library functions that can be called without a
+    validated config (tests, benchmarks, the CLI) merge their options over this, so the two can never drift apart.
+    """
+    schema = _schema_of(keys)
     block: dict = {}
     for err in _Validator(schema).iter_errors(block):  # fills defaults as it walks; {} is always valid here
         raise CatvaeError(f"schema defaults of '{'.'.join(keys)}' do not validate: {err.message}")
@@ -92,12 +98,7 @@ def defaults(*keys: str) -> dict:
 def schema_enum(*keys: str) -> tuple:
     """The values the schema accepts for one key, e.g. `schema_enum("classifier", "baselines")` (a list's items'),
     so that code names a set of choices without writing it again."""
-    schema = _read_schema(str(SCHEMA_PATH))
-    for depth, key in enumerate(keys):
-        try:
-            schema = schema["properties"][key]
-        except KeyError:
-            raise CatvaeError(f"config key '{'.'.join(keys[: depth + 1])}' is not in the schema") from None
+    schema = _schema_of(keys)
     schema = schema.get("items", schema)
     if "enum" not in schema:
         raise CatvaeError(f"config key '{'.'.join(keys)}' has no enum in the schema")

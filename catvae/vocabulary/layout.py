@@ -75,6 +75,11 @@ def generator_runs(folds: Sequence[Any], models: Sequence[str], replicates: Sequ
     return ((f, m, r) for f in folds for m in models for r in replicates)
 
 
+def _in_folder(folder: str, names: Mapping[str, str]) -> dict[str, str]:
+    """A job folder's files: each named file of `names` under `folder`."""
+    return {name: f"{folder}/{file}" for name, file in names.items()}
+
+
 @dataclass(frozen=True)
 class Layout:
     """The results tree of one study: `root` is `results/<dataset.name>`."""
@@ -111,15 +116,13 @@ class Layout:
         return f"{self.generator_run(fold, model, rep)}/{group}"
 
     def generator_files(self, fold: Any = FOLD, model: str = MODEL, rep: Any = REP, group: str = GROUP) -> dict:
-        folder = self.generator_dir(fold, model, rep, group)
-        return {name: f"{folder}/{file}" for name, file in GENERATOR_FILES.items()}
+        return _in_folder(self.generator_dir(fold, model, rep, group), GENERATOR_FILES)
 
     def quality(self, fold: Any = FOLD, model: str = MODEL, rep: Any = REP, cls: str = CLS) -> str:
         return f"{self.generator_dir(fold, model, rep, cls)}/quality.json"
 
     def tstr_files(self, fold: Any = FOLD, model: str = MODEL, rep: Any = REP) -> dict:
-        folder = self.generator_run(fold, model, rep)
-        return {name: f"{folder}/{file}" for name, file in TSTR_FILES.items()}
+        return _in_folder(self.generator_run(fold, model, rep), TSTR_FILES)
 
     def latents(self, fold: Any = FOLD, rep: Any = REP) -> str:
         """The conditional VAE's encoder means of a fold's images (the latent figure)."""
@@ -129,8 +132,7 @@ class Layout:
         return f"{self.root}/synthetic/fold{fold}/{model}/rep{rep}/{cls}"
 
     def synthetic_files(self, fold: Any = FOLD, model: str = MODEL, rep: Any = REP, cls: str = CLS) -> dict:
-        folder = self.synthetic_dir(fold, model, rep, cls)
-        return {name: f"{folder}/{file}" for name, file in SYNTHETIC_FILES.items()}
+        return _in_folder(self.synthetic_dir(fold, model, rep, cls), SYNTHETIC_FILES)
 
     # ---------------------------------------------------------------------------------------------- classifier
 
@@ -138,8 +140,7 @@ class Layout:
         return f"{self.root}/classifier/fold{fold}/{arm}/seed{seed}"
 
     def classifier_files(self, fold: Any = FOLD, arm: str = ARM, seed: Any = SEED) -> dict:
-        folder = self.classifier_dir(fold, arm, seed)
-        return {name: f"{folder}/{file}" for name, file in CLASSIFIER_FILES.items()}
+        return _in_folder(self.classifier_dir(fold, arm, seed), CLASSIFIER_FILES)
 
     # ---------------------------------------------------------------------------------------- paper protocol
 
@@ -147,22 +148,19 @@ class Layout:
         return f"{self.root}/generators/{PAPER_PROTOCOL}/{model}/{group}"
 
     def paper_generator_files(self, model: str = MODEL, group: str = GROUP) -> dict:
-        folder = self.paper_generator_dir(model, group)
-        return {name: f"{folder}/{file}" for name, file in GENERATOR_FILES.items()}
+        return _in_folder(self.paper_generator_dir(model, group), GENERATOR_FILES)
 
     def paper_synthetic_dir(self, model: str = MODEL, cls: str = CLS) -> str:
         return f"{self.root}/synthetic/{PAPER_PROTOCOL}/{model}/{cls}"
 
     def paper_synthetic_files(self, model: str = MODEL, cls: str = CLS) -> dict:
-        folder = self.paper_synthetic_dir(model, cls)
-        return {name: f"{folder}/{file}" for name, file in SYNTHETIC_FILES.items()}
+        return _in_folder(self.paper_synthetic_dir(model, cls), SYNTHETIC_FILES)
 
     def paper_classifier_dir(self, arm: str = ARM, seed: Any = SEED) -> str:
         return f"{self.root}/classifier/{PAPER_PROTOCOL}/{arm}/seed{seed}"
 
     def paper_classifier_files(self, arm: str = ARM, seed: Any = SEED) -> dict:
-        folder = self.paper_classifier_dir(arm, seed)
-        return {name: f"{folder}/{file}" for name, file in PAPER_CLASSIFIER_FILES.items()}
+        return _in_folder(self.paper_classifier_dir(arm, seed), PAPER_CLASSIFIER_FILES)
 
     # -------------------------------------------------------------------------------------------------- report
 
